@@ -1,0 +1,41 @@
+# ftcli: `make demo` runs the embedded story offline, `make test` runs the tests; both install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= outputs/demo
+
+.PHONY: help install demo test test-fast lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev]
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install  ## offline: train on digits 0-4, transfer to 5-9 with 5 labels/class, compare strategies
+	$(BIN)/python -m ftcli.demo --out $(DEMO_DIR)
+
+test: install  ## the whole test suite (CPU, offline)
+	$(BIN)/python -m pytest -q
+
+test-fast: install  ## the tests without the slower end-to-end CLI runs
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install  ## ruff check and format check
+	$(BIN)/ruff check ftcli tests
+	$(BIN)/ruff format --check ftcli tests
+
+format: install  ## ruff format and autofix
+	$(BIN)/ruff format ftcli tests
+	$(BIN)/ruff check --fix ftcli tests
+
+clean:  ## remove build outputs, caches and run outputs (keeps .venv)
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache outputs multirun
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -1,0 +1,36 @@
+"""Errors a user can fix: the CLI prints them as a short message (no traceback) and exits 2."""
+
+from __future__ import annotations
+
+
+class FtcliError(Exception):
+    """Base of every user-facing error: what was wrong, and what to type instead."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ConfigError(FtcliError):
+    """A config value is unknown, of the wrong type or out of range."""
+
+
+class DataError(FtcliError):
+    """The dataset is missing, empty, mis-shaped or holds unreadable files."""
+
+
+class WeightsError(FtcliError):
+    """Weights or checkpoints cannot be found, downloaded or loaded."""
+
+
+def unknown_name(kind: str, name: object, valid: list[str], key: str | None = None) -> ConfigError:
+    """The error for a name that is not in a registry: it lists the valid names."""
+    shown = ", ".join(sorted(valid))
+    where = f" ({key}={name})" if key else ""
+    return ConfigError(f"Unknown {kind} '{name}'{where}.", f"Valid {kind} names: {shown}")

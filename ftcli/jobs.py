@@ -1,0 +1,81 @@
+"""How one Hydra job runs: user errors become a message and exit code 2, sweeps keep going.
+
+Hydra's basic launcher runs every job of a sweep in this process. A job that fails with a user
+error is reported at once and recorded here, the sweep goes on, and the dispatcher exits 2 at the
+end; a single run exits 2 straight away. ``FTCLI_DEBUG=1`` re-raises, to show the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ftcli import display
+from ftcli.errors import FtcliError
+
+# Filled by the jobs of a sweep that runs in this process, read by the dispatcher at the end.
+JOB_DIRS: list[Path] = []
+FAILURES: list[tuple[Path, str]] = []
+
+
+def debug() -> bool:
+    return os.environ.get("FTCLI_DEBUG", "") not in ("", "0")
+
+
+def run_guarded(job: Callable[[Any], float], cfg: Any) -> float:
+    """Run ``job(cfg)``; turn an FtcliError into a message (and exit 2 outside a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep:
+        JOB_DIRS.append(job_dir)
+    try:
+        return job(cfg)
+    except FtcliError as err:
+        if debug():
+            raise
+        display.error(err)
+        if not in_sweep:
+            sys.exit(err.exit_code)
+        FAILURES.append((job_dir, err.message))
+        return math.nan
+
+
+NOISE = ("litlogger", "TPU available", "exists and is not empty", "module(s) in eval mode", "LeafSpec")
+
+
+class _DropNoise(logging.Filter):
+    """Drops Lightning lines that say nothing about this run (adverts, absent hardware)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in NOISE)
+
+
+def quiet_lightning() -> None:
+    """Log each Lightning line once, through Hydra's handlers, without the known noise.
+
+    ``import lightning`` puts its own console handler on the ``lightning`` logger while also
+    propagating to the root logger that Hydra configured: every line would print twice.
+    The frozen-BatchNorm modules that the freeze plan keeps in eval mode are intentional.
+    """
+    import lightning  # noqa: F401  (its import adds the handler removed here)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropNoise) for f in handler.filters):
+            handler.addFilter(_DropNoise())
+    for text in NOISE:
+        warnings.filterwarnings("ignore", message=f".*{re.escape(text)}.*")

@@ -1,0 +1,50 @@
+"""A run's outcome as one JSON record (summary.json in its directory), read back for sweep tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports; every field is plain data."""
+
+    run_dir: str
+    model: str
+    strategy: str
+    recipe: str
+    data: str
+    weights: str
+    best_val_acc: float | None
+    test_acc: float | None
+    trainable_params: int
+    total_params: int
+    epochs: int
+    wall_seconds: float
+    images_per_second: float
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def write(self) -> Path:
+        """Write summary.json atomically (a crash never leaves half a file)."""
+        path = Path(self.run_dir) / SUMMARY_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, path)
+        return path
+
+
+def load(run_dir: Path) -> RunSummary | None:
+    """The summary of a run directory, or None if the run did not finish."""
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return RunSummary(**data)

@@ -1,0 +1,87 @@
+"""``ftcli train``: compose with Hydra, fit, test, write checkpoints and a summary.
+
+Run as a module (``python -m ftcli.train``) by the dispatcher, so Lightning's DDP launcher can
+re-run the same command line for the extra ranks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from ftcli import display, jobs
+from ftcli.paths import config_dir
+
+
+def train(cfg: DictConfig) -> float:
+    """One training run in Hydra's output directory; returns the best validation accuracy."""
+    # Heavy imports happen here, after Hydra configured logging, so Lightning logs through it once.
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+
+    from ftcli.blocks import count_parameters
+    from ftcli.build import prepare
+    from ftcli.module import FineTuneModule
+    from ftcli.summary import RunSummary
+    from ftcli.trainer import build_trainer
+
+    jobs.quiet_lightning()
+    started = time.perf_counter()
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("print_config", True):
+        display.show(display.config_tree(cfg))
+
+    prepared = prepare(cfg)
+    datamodule = prepared.datamodule
+    display.show(display.data_line(datamodule.describe()))
+    display.show(display.plan_table(prepared, float(cfg.optimizer.lr)))
+
+    module = FineTuneModule(
+        prepared.net, prepared.plan, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+    )
+    trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
+    trainer.fit(module, datamodule=datamodule)
+
+    best_path = checkpoint.best_model_path or None
+    test_acc = None
+    if datamodule.has_test:
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or "last", verbose=False)
+        test_acc = float(results[0]["test/acc"]) if results else None
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+
+    summary = RunSummary(
+        run_dir=str(run_dir),
+        model=str(cfg.model.name),
+        strategy=hydra_cfg.runtime.choices.get("strategy") or str(cfg.strategy.name),
+        recipe=hydra_cfg.runtime.choices.get("recipe") or str(cfg.recipe.name),
+        data=str(cfg.data.name),
+        weights=prepared.weights_label,
+        best_val_acc=best_val,
+        test_acc=test_acc,
+        trainable_params=count_parameters(prepared.net, trainable_only=True),
+        total_params=count_parameters(prepared.net),
+        epochs=throughput.epochs,
+        wall_seconds=time.perf_counter() - started,
+        images_per_second=throughput.images_per_second,
+        best_checkpoint=best_path,
+        last_checkpoint=checkpoint.last_model_path or None,
+        overrides=list(hydra_cfg.overrides.task),
+    )
+    if trainer.is_global_zero:
+        summary.write()
+        display.show(display.run_table(summary))
+    return best_val if best_val is not None else float("nan")
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float:
+    return jobs.run_guarded(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

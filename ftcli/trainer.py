@@ -1,0 +1,65 @@
+"""Build the Lightning Trainer from ``trainer=``: precision auto, checkpoints, CSV metrics, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from ftcli.callbacks import Throughput
+from ftcli.errors import ConfigError
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def resolve_precision(precision: Any, accelerator: str) -> Any:
+    """``auto``: bf16-mixed on GPUs that support it, 16-mixed on other GPUs, 32-true on CPU."""
+    if str(precision) != "auto":
+        return precision
+    on_gpu = torch.cuda.is_available() and str(accelerator) in ("auto", *GPU_ACCELERATORS)
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def build_trainer(
+    trainer_cfg: Mapping[str, Any], run_dir: Path
+) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
+    """A Trainer writing checkpoints/ and metrics.csv into the run directory."""
+    kwargs = dict(trainer_cfg)
+    accelerator = str(kwargs.get("accelerator", "auto"))
+    if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is visible.",
+            "Use trainer=default (GPU when there is one, else CPU) or trainer=cpu.",
+        )
+    kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), accelerator)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    throughput = Throughput()
+    callbacks: list[L.Callback] = [checkpoint, throughput]
+    if kwargs.get("enable_progress_bar", True):
+        callbacks.append(RichProgressBar(leave=True))
+    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    try:
+        trainer = L.Trainer(
+            **kwargs,
+            default_root_dir=str(run_dir),
+            callbacks=callbacks,
+            logger=logger,
+            enable_model_summary=False,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"Bad trainer option: {exc}.", "See the Lightning Trainer arguments.") from exc
+    return trainer, checkpoint, throughput
