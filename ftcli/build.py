@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +96,11 @@ def resolve_transform(data_cfg: DictConfig, source: weights_lib.WeightsSource, m
         side = int(size or DEFAULT_SIZE)
         base = TransformSpec(resize=side, crop=side, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     elif size:
-        base = TransformSpec(
-            resize=round(int(size) * base.resize / base.crop),
-            crop=int(size),
-            mean=base.mean,
-            std=base.std,
-            interpolation=base.interpolation,
-        )
+        base = replace(base, resize=round(int(size) * base.resize / base.crop), crop=int(size))
     if data_cfg.get("mean") is not None:
-        base.mean = tuple(float(v) for v in data_cfg.mean)
+        base = replace(base, mean=tuple(float(v) for v in data_cfg.mean))
     if data_cfg.get("std") is not None:
-        base.std = tuple(float(v) for v in data_cfg.std)
+        base = replace(base, std=tuple(float(v) for v in data_cfg.std))
     return base
 
 

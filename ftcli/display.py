@@ -127,6 +127,11 @@ def error(err: BaseException) -> None:
     """A user error: a short red message and its hint, no traceback."""
     message = getattr(err, "message", str(err))
     hint = getattr(err, "hint", None)
+    if "Original Traceback" in message:  # re-raised from a DataLoader worker: drop the worker's traceback
+        lines = message.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("ftcli.errors.")]
+        if starts:
+            message = "\n".join(lines[starts[-1] :]).split(": ", 1)[1]
     error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     if hint:
         error_console.print(hint, highlight=False, soft_wrap=True)
