@@ -39,6 +39,8 @@ def build_trainer(
             "Use trainer=default (GPU when there is one, else CPU) or trainer=cpu.",
         )
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), accelerator)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever still runs in fp32
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
