@@ -50,7 +50,7 @@ class Prepared:
             "transform": self.transform.to_dict(),
             "blocks": self.net.block_names,
             "data": {"name": str(cfg.data.name)},
-            "chained_from": self.source_meta.get("run_dir"),
+            "chained_from": self.weights_label if self.source_meta else None,
         }
 
 

@@ -16,21 +16,24 @@ class Throughput(L.Callback):
         self.train_seconds = 0.0
         self.epochs = 0
         self._epoch_start = 0.0
+        self._last_batch_end = 0.0
         self.fit_start = time.perf_counter()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self._last_batch_end = time.perf_counter()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self.images += len(batch[1])
+        self._last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.train_seconds += time.perf_counter() - self._epoch_start
+        # Lightning runs the epoch's validation before this hook: count up to the last train batch only.
+        self.train_seconds += self._last_batch_end - self._epoch_start
         self.epochs += 1
 
     @property

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     if command == "inspect":
         rest = [*rest, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled"]
-    return _run_hydra_app(f"ftcli.{command}", rest)
+    return _run_hydra_app(f"ftcli.{command}", overrides_first(rest))
 
 
 def _run_hydra_app(module: str, args: list[str]) -> int:
@@ -78,10 +78,13 @@ def _run_hydra_app(module: str, args: list[str]) -> int:
     if jobs.JOB_DIRS:
         _print_sweep(jobs.JOB_DIRS)
     if jobs.FAILURES:
+        from rich.markup import escape
+
         from ftcli import display
 
         for job_dir, message in jobs.FAILURES:
-            display.error_console.print(f"[red]failed[/red] {job_dir}: {message.splitlines()[0]}")
+            line = f"{job_dir}: {message.splitlines()[0]}"
+            display.error_console.print(f"[red]failed[/red] {escape(line)}", highlight=False, soft_wrap=True)
         display.error_console.print(f"{len(jobs.FAILURES)} of {len(jobs.JOB_DIRS)} jobs failed.")
         return 2
     return 0
@@ -94,6 +97,44 @@ def _print_sweep(job_dirs: list[Path]) -> None:
     if summaries:
         sweep_dir = Path(job_dirs[0]).parent
         display.show(display.sweep_table(summaries, f"sweep · {sweep_dir} · {len(summaries)} runs"))
+
+
+# Hydra flags that take a value; `--info` takes one only when it is one of Hydra's info topics.
+VALUE_FLAGS = (
+    "--config-dir",
+    "-cd",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+)
+INFO_TOPICS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+
+
+def overrides_first(args: list[str]) -> list[str]:
+    """All overrides, then all flags: Hydra's parser only takes overrides as one contiguous run.
+
+    So ``ftcli train model=resnet50 -m strategy=full,scratch`` works like ``-m`` written first.
+    """
+    overrides: list[str] = []
+    flags: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        takes_value = arg in VALUE_FLAGS or (
+            arg == "--info" and index + 1 < len(args) and args[index + 1] in INFO_TOPICS
+        )
+        if arg.startswith("-") and takes_value and index + 1 < len(args):
+            flags += [arg, args[index + 1]]
+            index += 2
+            continue
+        (flags if arg.startswith("-") else overrides).append(arg)
+        index += 1
+    return [*overrides, *flags]
 
 
 def user_config_dirs(args: list[str]) -> list[Path]:

@@ -804,7 +804,10 @@ def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+            plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+            # A mandatory value left unset (``???``, e.g. data.root) is missing, like null, so the
+            # module's own "data.root is required" check names it (not a folder called "???").
+            return {k: None if OmegaConf.is_missing(cfg, k) else v for k, v in plain.items()}
     except ImportError:  # pragma: no cover - omegaconf is a dependency
         pass
     if not isinstance(cfg, Mapping):

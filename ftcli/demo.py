@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "train",
         "-m",
         "experiment=digits_target",
-        f"model.weights={source.best_checkpoint}",
+        f"source_checkpoint={source.best_checkpoint}",
         f"data.per_class={args.per_class}",
         f"strategy={','.join(STRATEGIES)}",
         f"hydra.sweep.dir={out / 'target'}",

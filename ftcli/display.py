@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 console = Console()
@@ -41,11 +43,11 @@ def config_tree(cfg: Any) -> Tree:
 
 def _add(tree: Tree, key: str, value: Any) -> None:
     if isinstance(value, dict):
-        branch = tree.add(f"[bold cyan]{key}[/bold cyan]")
+        branch = tree.add(f"[bold cyan]{escape(key)}[/bold cyan]")
         for sub_key, sub_value in value.items():
             _add(branch, str(sub_key), sub_value)
     else:
-        tree.add(f"{key}: [green]{value}[/green]")
+        tree.add(f"{escape(key)}: [green]{escape(str(value))}[/green]")
 
 
 def plan_table(prepared: Any, base_lr: float) -> Table:
@@ -53,7 +55,7 @@ def plan_table(prepared: Any, base_lr: float) -> Table:
     from ftcli.blocks import count_parameters
 
     plan, net = prepared.plan, prepared.net
-    title = (
+    title = escape(
         f"{prepared.net.family} · strategy {plan.strategy} · recipe {prepared.surgery.recipe} · "
         f"weights: {prepared.weights_label}"
     )
@@ -74,10 +76,11 @@ def plan_table(prepared: Any, base_lr: float) -> Table:
     return table
 
 
-def data_line(describe: dict[str, Any]) -> str:
+def data_line(describe: dict[str, Any]) -> Text:
+    """One line about the data; plain Text, since class names (folder names, labels) are not markup."""
     classes = describe.get("classes", [])
     shown = ", ".join(map(str, classes[:10])) + (" ..." if len(classes) > 10 else "")
-    return (
+    return Text(
         f"data {describe.get('name')}: {len(classes)} classes [{shown}] · train {describe.get('train')} · "
         f"val {describe.get('val')} · test {describe.get('test') or '-'}"
     )
@@ -85,7 +88,7 @@ def data_line(describe: dict[str, Any]) -> str:
 
 def run_table(summary: Any) -> Table:
     """The end-of-run summary."""
-    table = Table(title=f"ftcli run · {summary.run_dir}", title_justify="left", show_header=False)
+    table = Table(title=escape(f"ftcli run · {summary.run_dir}"), title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value")
     rows = [
@@ -101,19 +104,22 @@ def run_table(summary: Any) -> Table:
         ("best checkpoint", str(summary.best_checkpoint)),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))
     return table
 
 
 def sweep_table(summaries: Iterable[Any], title: str) -> Table:
     """One row per job of a sweep: what differs, and how it did."""
-    table = Table(title=title, title_justify="left")
+    summaries = list(summaries)
+    # Overrides shared by every job (the fixed part of the command line) would repeat on each row.
+    shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
+    table = Table(title=escape(title), title_justify="left")
     for column in ("job", "overrides", "strategy", "trainable params", "val acc", "test acc", "time"):
         table.add_column(column, justify="right" if column not in ("overrides", "strategy") else "left")
     for summary in summaries:
         table.add_row(
             os.path.basename(summary.run_dir),
-            " ".join(summary.overrides),
+            Text(" ".join(o for o in summary.overrides if o not in shared)),
             summary.strategy,
             f"{summary.trainable_params:,}",
             _pct(summary.best_val_acc),
@@ -132,9 +138,11 @@ def error(err: BaseException) -> None:
         starts = [i for i, line in enumerate(lines) if line.startswith("ftcli.errors.")]
         if starts:
             message = "\n".join(lines[starts[-1] :]).split(": ", 1)[1]
-    error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    # Messages hold paths and overrides such as data.root=/x/[train] or data.classes=[5,6]: print them
+    # verbatim, never as rich markup (which would drop "[train]" and raise on "[/...]").
+    error_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        error_console.print(hint, highlight=False, soft_wrap=True)
+        error_console.print(hint, markup=False, highlight=False, soft_wrap=True)
     sys.stderr.flush()
 
 

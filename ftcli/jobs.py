@@ -17,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
 from ftcli import display
-from ftcli.errors import FtcliError
+from ftcli.errors import ConfigError, FtcliError
 
 # Filled by the jobs of a sweep that runs in this process, read by the dispatcher at the end.
 JOB_DIRS: list[Path] = []
@@ -40,7 +42,10 @@ def run_guarded(job: Callable[[Any], float], cfg: Any) -> float:
     if in_sweep:
         JOB_DIRS.append(job_dir)
     try:
-        return job(cfg)
+        try:
+            return job(cfg)
+        except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+            raise _missing_value(exc) from exc
     except FtcliError as err:
         if debug():
             raise
@@ -49,6 +54,18 @@ def run_guarded(job: Callable[[Any], float], cfg: Any) -> float:
             sys.exit(err.exit_code)
         FAILURES.append((job_dir, err.message))
         return math.nan
+
+
+def _missing_value(exc: Exception) -> ConfigError:
+    """A ``???`` value the run needs: name the key to set (the one the interpolation points at)."""
+    key = str(getattr(exc, "full_key", "") or "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    match = re.search(r"Missing mandatory value: ([\w.]+)", text)
+    missing = match.group(1) if match else key
+    where = f" (needed by {key})" if key and key != missing else ""
+    return ConfigError(
+        f"{missing} is required but not set{where}.", f"Set it on the command line: {missing}=..."
+    )
 
 
 NOISE = ("litlogger", "TPU available", "exists and is not empty", "module(s) in eval mode", "LeafSpec")

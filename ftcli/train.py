@@ -47,12 +47,15 @@ def train(cfg: DictConfig) -> float:
     trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
     trainer.fit(module, datamodule=datamodule)
 
+    # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
+    # as it was when best.ckpt was written, before last.ckpt existed (last_model_path would be "").
     best_path = checkpoint.best_model_path or None
+    last_path = checkpoint.last_model_path or None
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
     test_acc = None
     if datamodule.has_test:
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or "last", verbose=False)
         test_acc = float(results[0]["test/acc"]) if results else None
-    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
 
     summary = RunSummary(
         run_dir=str(run_dir),
@@ -69,7 +72,7 @@ def train(cfg: DictConfig) -> float:
         wall_seconds=time.perf_counter() - started,
         images_per_second=throughput.images_per_second,
         best_checkpoint=best_path,
-        last_checkpoint=checkpoint.last_model_path or None,
+        last_checkpoint=last_path,
         overrides=list(hydra_cfg.overrides.task),
     )
     if trainer.is_global_zero:

@@ -1,0 +1,339 @@
+"""The CLI as a user runs it: `ftcli train|inspect` as a subprocess, its run directories and its errors.
+
+Training runs are tiny (digits, 5 images per class, 32 px, one epoch, random init) and marked slow.
+Bad input must stop before training with exit code 2, a message naming the problem and what to
+type instead, and no Python traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+FAST = [
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "print_config=false",
+    "data.image_size=32",
+]
+DIGITS = ["data=digits", "data.per_class=5"]
+SOURCE_CLASSES = [0, 1, 2, 3, 4]
+TARGET_CLASSES = [5, 6, 7, 8, 9, 0, 1]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``ftcli <args>`` in a subprocess, offline, with its outputs under ``cwd``."""
+    # One intra-op thread: on a small shared CPU, torch's spinning threads slow a tiny run tenfold
+    # whenever another process holds a core; behaviour, not speed, is under test here.
+    quiet = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    full_env = {**os.environ, **quiet, **(env or {})}
+    full_env.pop("FTCLI_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ftcli.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def command(
+    name: str,
+    tmp_path: Path,
+    *overrides: str,
+    data: list[str] = DIGITS,
+    weights: str = "null",
+    multirun: bool = False,
+) -> list[str]:
+    """The arguments of a fast ``ftcli <name>`` whose run (or sweep) directory is under tmp_path."""
+    dirs = [f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    # Hydra's argparse takes the overrides as one positional list: flags must come before them.
+    flags = ["-m"] if multirun else []
+    return [name, *flags, *FAST, *data, f"model.weights={weights}", *dirs, *overrides]
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, output(result)[-3000:]
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 2, every fragment in the output, no traceback."""
+    text = output(result)
+    assert result.returncode == 2, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"
+
+
+def classes_override(classes: list[int]) -> str:
+    return f"data.classes=[{','.join(map(str, classes))}]"
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def make_image_tree(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 6) -> Path:
+    """``root/<class>/<i>.png``: tiny 16x16 images, a colour per class and image."""
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (16, 16), (40 * i, 120 * c, 200)).save(folder / f"{i}.png")
+    return root
+
+
+def imagefolder(root: Path) -> list[str]:
+    return ["data=imagefolder", f"data.root={root}"]
+
+
+# ---------------------------------------------------------------------------- training runs
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One training run on digits 0-4 (strategy last_layers), shared by the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp("source")
+    result = run_cli(*command("train", tmp_path, classes_override(SOURCE_CLASSES)), cwd=tmp_path)
+    assert_ok(result)
+    return tmp_path / "run"
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoints_metrics_summary_and_config(source_run: Path) -> None:
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "metrics.csv", ".hydra/config.yaml"):
+        assert (source_run / name).is_file(), f"{name} missing in {sorted(source_run.rglob('*'))}"
+
+    summary = json.loads((source_run / "summary.json").read_text())
+    assert 0.0 <= summary["test_acc"] <= 1.0
+    assert 0 < summary["trainable_params"] < summary["total_params"]  # last_layers freezes the stem
+    assert summary["strategy"] == "last_layers"
+    assert summary["best_checkpoint"] == str(source_run / "checkpoints" / "best.ckpt")
+    assert summary["last_checkpoint"] == str(source_run / "checkpoints" / "last.ckpt")
+
+    with open(source_run / "metrics.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert "val/acc" in header
+
+    config = OmegaConf.load(source_run / ".hydra" / "config.yaml")
+    assert list(config.data.classes) == SOURCE_CLASSES
+
+
+@pytest.mark.slow
+def test_checkpoint_loads_weights_only_and_describes_itself(source_run: Path) -> None:
+    checkpoint = load_checkpoint(source_run / "checkpoints" / "best.ckpt")
+
+    meta = checkpoint["ftcli"]
+    assert meta["class_names"] == [str(c) for c in SOURCE_CLASSES]
+    assert meta["num_classes"] == len(SOURCE_CLASSES)
+    assert meta["model"]["name"] == "resnet18"
+    assert meta["recipe"]["name"] == "linear"
+    assert meta["strategy"]["name"] == "last_layers"
+    assert meta["transform"]["crop"] == 32
+    assert checkpoint["state_dict"]["model.blocks.head.classifier.0.weight"].shape[0] == len(SOURCE_CLASSES)
+
+
+@pytest.mark.slow
+def test_chaining_starts_from_an_ftcli_checkpoint_with_new_classes(source_run: Path, tmp_path: Path) -> None:
+    source_ckpt = source_run / "checkpoints" / "best.ckpt"
+    result = run_cli(
+        *command(
+            "train",
+            tmp_path,
+            classes_override(TARGET_CLASSES),
+            "strategy=feature_extraction",
+            weights=str(source_ckpt),
+        ),
+        cwd=tmp_path,
+    )
+    assert_ok(result)
+
+    target = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    source = load_checkpoint(source_ckpt)
+    assert target["ftcli"]["num_classes"] == len(TARGET_CLASSES)
+    assert target["ftcli"]["class_names"] == [str(c) for c in TARGET_CLASSES]
+    assert target["state_dict"]["model.blocks.head.classifier.0.weight"].shape[0] == len(TARGET_CLASSES)
+    # feature_extraction freezes every backbone block (BatchNorm statistics included): they must
+    # still be the source run's tensors, bit for bit.
+    backbone = [k for k in source["state_dict"] if k.startswith("model.blocks.") and ".head." not in k]
+    assert any(k.startswith("model.blocks.stem") for k in backbone)
+    for key in backbone:
+        assert torch.equal(target["state_dict"][key], source["state_dict"][key]), key
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["weights"] == str(source_ckpt)
+
+
+@pytest.mark.slow
+def test_sweep_runs_one_job_per_strategy_and_prints_a_table(tmp_path: Path) -> None:
+    result = run_cli(
+        *command("train", tmp_path, "strategy=feature_extraction,full", multirun=True), cwd=tmp_path
+    )
+    assert_ok(result)
+
+    sweep = tmp_path / "sweep"
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    summaries = {}
+    for job in jobs:
+        assert (job / "checkpoints" / "best.ckpt").is_file()
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        summary = json.loads((job / "summary.json").read_text())
+        summaries[summary["strategy"]] = summary
+    assert set(summaries) == {"feature_extraction", "full"}
+    assert summaries["feature_extraction"]["trainable_params"] < summaries["full"]["trainable_params"]
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+    table = result.stdout[result.stdout.index("sweep ·") :]
+    assert "2 runs" in table
+    assert "print_config" not in table, "overrides shared by every job belong in no row"
+
+
+@pytest.mark.slow
+def test_inspect_prints_the_block_plan_and_writes_nothing(tmp_path: Path) -> None:
+    result = run_cli("inspect", *FAST, *DIGITS, "model.weights=null", "strategy=last_layers", cwd=tmp_path)
+    assert_ok(result)
+
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if cells and cells[0] in ("stem", "stage1", "stage2", "stage3", "stage4", "head"):
+            rows[cells[0]] = line
+    assert list(rows) == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    for block in ("stem", "stage1", "stage2", "stage3"):
+        assert "frozen" in rows[block] and "trainable" not in rows[block], rows[block]
+    for block in ("stage4", "head"):
+        assert "trainable" in rows[block], rows[block]
+    assert list(tmp_path.iterdir()) == [], "inspect must not write outputs/ (or anything) into the cwd"
+
+
+@pytest.mark.slow
+def test_image_that_fails_to_decode_during_training_stops_cleanly(tmp_path: Path) -> None:
+    # A valid PNG header with the pixel data cut off passes the header check and fails in a
+    # DataLoader worker: the error must still come out as a message naming the file.
+    root = make_image_tree(tmp_path / "images")
+    full = root / "cat" / "big.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(full)
+    full.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+
+    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
+
+    assert_user_error(result, str(full), "Cannot decode")
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model=resnet19", ["resnet19", "resnet18", "resnet50"]),
+        ("recipe=linaer", ["linaer", "linear", "mlp", "truncate"]),
+        ("strategy=fine", ["fine", "feature_extraction", "last_layers", "full"]),
+        ("data=mnist", ["mnist", "digits", "imagefolder", "csv"]),
+    ],
+    ids=["model", "recipe", "strategy", "data"],
+)
+def test_unknown_group_option_lists_the_valid_names(
+    tmp_path: Path, override: str, expected: list[str]
+) -> None:
+    result = run_cli(*command("train", tmp_path, override), cwd=tmp_path)
+
+    assert_user_error(result, f"Unknown {override.split('=')[0]}", *expected)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model_name_key_lists_the_valid_names(tmp_path: Path) -> None:
+    result = run_cli(*command("train", tmp_path, "model.name=resnet19"), cwd=tmp_path)
+
+    assert_user_error(result, "model.name=resnet19", "resnet18", "convnext_tiny")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("imagefolder", ["data.root is required", "data.root"]),
+        ("csv", ["data.manifest is required", "data.manifest=/path/to/labels.csv"]),
+    ],
+)
+def test_unset_mandatory_data_path_is_named(tmp_path: Path, data: str, expected: list[str]) -> None:
+    result = run_cli(*command("train", tmp_path, data=[f"data={data}"]), cwd=tmp_path)
+
+    assert_user_error(result, *expected)
+    assert "???" not in output(result)
+
+
+def test_missing_data_root_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    result = run_cli(*command("train", tmp_path, data=imagefolder(missing)), cwd=tmp_path)
+
+    assert_user_error(result, f"data.root={missing}", "does not exist", "one sub-folder per class")
+
+
+def test_class_folder_without_images_is_named(tmp_path: Path) -> None:
+    root = make_image_tree(tmp_path / "images")
+    (root / "empty").mkdir()
+    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
+
+    assert_user_error(result, str(root / "empty"), "holds no images", "remove the folder")
+
+
+def test_unreadable_image_is_named(tmp_path: Path) -> None:
+    # The class folder's "[raw]" would be eaten by rich markup if messages were not escaped.
+    root = make_image_tree(tmp_path / "images", classes=("cat", "dog [raw]"))
+    broken = root / "dog [raw]" / "notes.jpg"
+    broken.write_text("this is not a JPEG")
+    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
+
+    assert_user_error(result, str(broken), "unreadable", "data.on_bad_image=skip")
+
+
+def test_uncached_pretrained_weights_offline_name_the_cache(tmp_path: Path) -> None:
+    torch_home = tmp_path / "torch_home"
+    torch_home.mkdir()
+    result = run_cli(
+        *command("train", tmp_path, weights="DEFAULT"), cwd=tmp_path, env={"TORCH_HOME": str(torch_home)}
+    )
+
+    assert_user_error(result, str(torch_home / "hub" / "checkpoints"), "model.weights=null")
+
+
+def test_out_of_range_strategy_n_lists_the_blocks(tmp_path: Path) -> None:
+    result = run_cli(*command("train", tmp_path, "strategy=last_layers", "strategy.n=99"), cwd=tmp_path)
+
+    assert_user_error(result, "strategy.n=99", "stem", "stage4", "ftcli inspect")
+
+
+def test_unknown_command_lists_the_commands(tmp_path: Path) -> None:
+    result = run_cli("frobnicate", "model=resnet18", cwd=tmp_path)
+
+    assert_user_error(result, "frobnicate", "train", "inspect", "ls", "ftcli --help")
+
+
+def test_failing_sweep_jobs_exit_2_and_are_all_reported(tmp_path: Path) -> None:
+    first, second = tmp_path / "missing1", tmp_path / "missing2"
+    result = run_cli(
+        *command("train", tmp_path, data=["data=imagefolder", f"data.root={first},{second}"], multirun=True),
+        cwd=tmp_path,
+    )
+
+    assert_user_error(result, f"failed {tmp_path / 'sweep' / '0'}", f"failed {tmp_path / 'sweep' / '1'}")
+    assert_user_error(result, f"data.root={first}", f"data.root={second}", "2 of 2 jobs failed")
+    assert not list((tmp_path / "sweep").glob("*/summary.json"))
