@@ -9,7 +9,7 @@ global pooling after a truncated one) + ``hidden`` Linear layers with ``activati
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,12 +83,21 @@ def _validated(recipe: Mapping[str, Any], net: BlockNet) -> tuple[int, list[int]
             f"recipe.n={n} is out of range: {net.family} has {max_n} blocks after the stem.",
             f"Use an integer from 0 (keep all) to {max_n}.",
         )
-    hidden = list(recipe.get("hidden") or [])
-    if not all(isinstance(h, int) and h > 0 for h in hidden):
-        raise ConfigError(f"recipe.hidden={hidden} must be a list of positive integers, e.g. [256] or [].")
-    dropout = float(recipe.get("dropout", 0.0) or 0.0)
+    raw_hidden = recipe.get("hidden") or []
+    # a scalar (recipe.hidden=256 on the command line) or a string is not a list of widths
+    is_list = isinstance(raw_hidden, Sequence) and not isinstance(raw_hidden, str)
+    hidden = list(raw_hidden) if is_list else []
+    if not is_list or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+        raise ConfigError(
+            f"recipe.hidden={raw_hidden} must be a list of positive integers, e.g. [256] or []."
+        )
+    raw_dropout = recipe.get("dropout", 0.0) or 0.0
+    try:
+        dropout = float(raw_dropout)
+    except (TypeError, ValueError):
+        dropout = -1.0  # not a number: reported below
     if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"recipe.dropout={dropout} must be in [0, 1).")
+        raise ConfigError(f"recipe.dropout={raw_dropout} must be a number in [0, 1).")
     activation = str(recipe.get("activation", "relu"))
     if activation not in ACTIVATIONS:
         raise ConfigError(

@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny BlockNet built through the real pipeline, and composed Hydra configs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ftcli.backbones import build_torchvision, to_blocknet
+from ftcli.blocks import BlockNet
+from ftcli.paths import config_dir
+from ftcli.surgery import apply_recipe
+
+LINEAR_RECIPE = {"name": "linear", "n": 0, "hidden": [], "dropout": 0.0, "activation": "relu"}
+# What every composed test config needs: small offline data, random init, the CPU trainer.
+FAST_OVERRIDES = ["data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
+
+
+def make_net(
+    name: str = "resnet18",
+    recipe: Mapping[str, Any] | None = None,
+    num_classes: int = 3,
+    seed: int = 0,
+    **kwargs: Any,
+) -> BlockNet:
+    """A randomly initialised backbone, cut into blocks, with the recipe's new head on top."""
+    torch.manual_seed(seed)
+    model = build_torchvision(name, None, **kwargs)
+    net, block_map = to_blocknet(model, name)
+    apply_recipe(net, block_map, dict(recipe or LINEAR_RECIPE), num_classes)
+    return net
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """Run a module's tests on one intra-op thread, then restore the setting.
+
+    The tensors here are tiny; on a 2-core machine that is busy with other work, two OpenMP threads
+    make them ~10x slower than one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_net() -> Callable[..., BlockNet]:
+    """Factory for :func:`make_net` (resnet18 + a fresh linear head for 3 classes by default)."""
+    return make_net
+
+
+@pytest.fixture
+def compose_train() -> Callable[..., DictConfig]:
+    """Compose the shipped ``train`` config with FAST_OVERRIDES plus the given overrides."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("train", overrides=[*FAST_OVERRIDES, *overrides])
+
+    return _compose
