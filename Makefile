@@ -29,12 +29,12 @@ test-fast: install  ## the tests without the slower end-to-end CLI runs
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install  ## ruff check and format check
-	$(BIN)/ruff check ftcli tests
-	$(BIN)/ruff format --check ftcli tests
+	$(BIN)/ruff check ftcli tests bench
+	$(BIN)/ruff format --check ftcli tests bench
 
 format: install  ## ruff format and autofix
-	$(BIN)/ruff format ftcli tests
-	$(BIN)/ruff check --fix ftcli tests
+	$(BIN)/ruff format ftcli tests bench
+	$(BIN)/ruff check --fix ftcli tests bench
 
 clean:  ## remove build outputs, caches and run outputs (keeps .venv)
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache outputs multirun

@@ -337,3 +337,47 @@ def test_failing_sweep_jobs_exit_2_and_are_all_reported(tmp_path: Path) -> None:
     assert_user_error(result, f"failed {tmp_path / 'sweep' / '0'}", f"failed {tmp_path / 'sweep' / '1'}")
     assert_user_error(result, f"data.root={first}", f"data.root={second}", "2 of 2 jobs failed")
     assert not list((tmp_path / "sweep").glob("*/summary.json"))
+
+
+def write_user_configs(root: Path) -> Path:
+    """A --config-dir with a user strategy and recipe, as the README shows (no code)."""
+    (root / "strategy").mkdir(parents=True)
+    (root / "recipe").mkdir()
+    (root / "strategy" / "top2_slow.yaml").write_text(
+        "# Head and last two blocks, backbone at a tenth of the head's rate\n"
+        "name: last_layers\nn: 2\nbn: frozen\nbackbone_lr_mult: 0.1\npretrained: true\n"
+    )
+    (root / "recipe" / "wide_mlp.yaml").write_text(
+        "# Two hidden layers\nname: wide_mlp\nn: 0\nhidden: [32, 16]\ndropout: 0.1\nactivation: gelu\n"
+    )
+    return root
+
+
+def test_user_config_dir_adds_strategies_and_recipes(tmp_path: Path) -> None:
+    user = write_user_configs(tmp_path / "my_configs")
+    listed = run_cli("ls", "--config-dir", str(user), cwd=tmp_path)
+    assert_ok(listed)
+    assert "top2_slow" in listed.stdout and "wide_mlp" in listed.stdout
+    # overrides before and after the flag: the dispatcher hands Hydra one contiguous run of overrides
+    result = run_cli(
+        "inspect",
+        *FAST[:1],
+        "strategy=top2_slow",
+        "--config-dir",
+        str(user),
+        "recipe=wide_mlp",
+        *DIGITS,
+        "model.weights=null",
+        cwd=tmp_path,
+    )
+    assert_ok(result)
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
+    assert "frozen" in rows["stage2"] and "trainable" in rows["stage3"] and "trainable" in rows["stage4"]
+    assert "1.00e-04" in rows["stage4"] and "1.00e-03" in rows["head"]
+    assert "Linear(512->32)" in result.stdout and "GELU" in result.stdout
+
+
+def test_unknown_user_option_lists_builtin_and_user_names(tmp_path: Path) -> None:
+    user = write_user_configs(tmp_path / "my_configs")
+    result = run_cli("inspect", "--config-dir", str(user), "strategy=top3", cwd=tmp_path)
+    assert_user_error(result, "top3", "top2_slow", "last_layers")
