@@ -68,7 +68,14 @@ def _missing_value(exc: Exception) -> ConfigError:
     )
 
 
-NOISE = ("litlogger", "TPU available", "exists and is not empty", "module(s) in eval mode", "LeafSpec")
+NOISE = (
+    "litlogger",
+    "TPU available",
+    "exists and is not empty",
+    "module(s) in eval mode",
+    "LeafSpec",
+    "smaller than the logging interval",
+)
 
 
 class _DropNoise(logging.Filter):

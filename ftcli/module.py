@@ -53,7 +53,9 @@ class FineTuneModule(L.LightningModule):
         logits = self.model(x)
         loss = self.criterion(logits, y)
         self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+        )
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -69,7 +71,8 @@ class FineTuneModule(L.LightningModule):
         x, y = batch
         logits = self.model(x)
         metric(logits, y)
-        self.log(f"{stage}/loss", self.criterion(logits, y), on_step=False, on_epoch=True, batch_size=len(y))
+        loss = self.criterion(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self) -> Any:
