@@ -99,7 +99,7 @@ def run_table(summary: Any) -> Table:
         ("test accuracy", _pct(summary.test_acc)),
         ("trainable / total params", f"{summary.trainable_params:,} / {summary.total_params:,}"),
         ("epochs", str(summary.epochs)),
-        ("wall time", f"{summary.wall_seconds:.1f} s"),
+        ("fit / wall time", f"{summary.fit_seconds:.1f} s / {summary.wall_seconds:.1f} s"),
         ("train images/s", f"{summary.images_per_second:.1f}"),
         ("best checkpoint", str(summary.best_checkpoint)),
     ]
@@ -114,7 +114,7 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
     # Overrides shared by every job (the fixed part of the command line) would repeat on each row.
     shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
     table = Table(title=escape(title), title_justify="left")
-    for column in ("job", "overrides", "strategy", "trainable params", "val acc", "test acc", "time"):
+    for column in ("job", "overrides", "strategy", "trainable params", "val acc", "test acc", "fit time"):
         table.add_column(column, justify="right" if column not in ("overrides", "strategy") else "left")
     for summary in summaries:
         table.add_row(
@@ -124,7 +124,7 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
             f"{summary.trainable_params:,}",
             _pct(summary.best_val_acc),
             _pct(summary.test_acc),
-            f"{summary.wall_seconds:.1f} s",
+            f"{summary.fit_seconds:.1f} s",
         )
     return table
 

@@ -27,6 +27,7 @@ class RunSummary:
     total_params: int
     epochs: int
     wall_seconds: float
+    fit_seconds: float
     images_per_second: float
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None

@@ -45,7 +45,9 @@ def train(cfg: DictConfig) -> float:
         prepared.net, prepared.plan, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
     trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
+    fit_started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - fit_started
 
     # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
     # as it was when best.ckpt was written, before last.ckpt existed (last_model_path would be "").
@@ -70,6 +72,7 @@ def train(cfg: DictConfig) -> float:
         total_params=count_parameters(prepared.net),
         epochs=throughput.epochs,
         wall_seconds=time.perf_counter() - started,
+        fit_seconds=fit_seconds,
         images_per_second=throughput.images_per_second,
         best_checkpoint=best_path,
         last_checkpoint=last_path,
