@@ -43,6 +43,8 @@ class BlockMap:
     global_pool: nn.Module
     classifier: nn.Module
     input_size: int = DEFAULT_INPUT_SIZE
+    # True when the network only accepts input_size x input_size images (ViT's position embedding)
+    fixed_input: bool = False
 
     @property
     def block_names(self) -> list[str]:
@@ -217,6 +219,7 @@ def _vit(model: nn.Module) -> BlockMap:
         global_pool=_ClassToken(),
         classifier=model.heads,
         input_size=model.image_size,
+        fixed_input=True,
     )
 
 

@@ -15,6 +15,7 @@ from ftcli import weights as weights_lib
 from ftcli.backbones import build_torchvision, family_of, to_blocknet
 from ftcli.blocks import BlockNet
 from ftcli.data import ImageDataModule, build_datamodule
+from ftcli.errors import ConfigError
 from ftcli.strategies import FreezePlan, apply_plan, make_plan
 from ftcli.surgery import SurgeryReport, apply_recipe
 from ftcli.transforms import TransformSpec
@@ -70,6 +71,15 @@ def prepare(cfg: DictConfig) -> Prepared:
         weights_lib.ensure_enum_available(model_name, enum_member)
     model = build_torchvision(model_name, enum_member, **_plain(cfg.model.get("kwargs") or {}))
     net, block_map = to_blocknet(model, model_name)
+    if block_map.fixed_input and spec.crop != block_map.input_size:
+        side = block_map.input_size
+        alternative = (
+            f", or +model.kwargs.image_size={spec.crop} (random init only)" if source.kind == "none" else ""
+        )
+        raise ConfigError(
+            f"{model_name} takes {side}x{side} images, but the input would be {spec.crop}x{spec.crop}.",
+            f"Set data.image_size={side}{alternative}.",
+        )
     name_map = weights_lib.source_name_map(model, net)
     surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
     if loaded is not None:

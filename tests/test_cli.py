@@ -381,3 +381,10 @@ def test_unknown_user_option_lists_builtin_and_user_names(tmp_path: Path) -> Non
     user = write_user_configs(tmp_path / "my_configs")
     result = run_cli("inspect", "--config-dir", str(user), "strategy=top3", cwd=tmp_path)
     assert_user_error(result, "top3", "top2_slow", "last_layers")
+
+
+def test_vit_with_the_wrong_input_size_says_which_size(tmp_path: Path) -> None:
+    result = run_cli(
+        "inspect", "model=vit_b_16", "model.weights=null", *DIGITS, "data.image_size=32", cwd=tmp_path
+    )
+    assert_user_error(result, "224x224", "data.image_size=224", "+model.kwargs.image_size=32")
