@@ -6,13 +6,13 @@ covered without editing this file.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
@@ -70,19 +70,6 @@ def _blank_hydra_interpolations(value: Any) -> Any:
     if isinstance(value, str) and "${hydra:" in value:
         return "<hydra>"
     return value
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FTCLI_OFFLINE": "1", "COLUMNS": "120"}
-    env.pop("FTCLI_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ftcli.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_every_group_has_options() -> None:

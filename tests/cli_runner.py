@@ -1,0 +1,25 @@
+"""Run ``ftcli`` the way a user does: a subprocess, offline, outputs under a given folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``ftcli <args>`` in a subprocess, offline, with its outputs under ``cwd``."""
+    # One intra-op thread: on a small shared CPU, torch's spinning threads slow a tiny run tenfold
+    # whenever another process holds a core; behaviour, not speed, is under test here.
+    quiet = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    full_env = {**os.environ, **quiet, **(env or {})}
+    full_env.pop("FTCLI_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ftcli.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
