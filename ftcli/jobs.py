@@ -13,7 +13,8 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,59 @@ def run_guarded(job: Callable[[Any], float], cfg: Any) -> float:
             sys.exit(err.exit_code)
         FAILURES.append((job_dir, err.message))
         return math.nan
+
+
+def pin_sweep_job_command_line() -> None:
+    """In a sweep, make ``sys.argv`` this job's own command line, and its run dir the job's dir.
+
+    Lightning's DDP launcher starts the extra ranks by re-running ``sys.argv`` with
+    ``hydra.run.dir=<HydraConfig run.dir>``. Left alone, each rank would re-launch the whole sweep
+    (``-m`` and every comma-separated value) into an unrelated directory.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    keep: list[str] = []
+    args = sys.argv[1:]
+    for index, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and index + 1 < len(args):
+            keep += [arg, args[index + 1]]
+        elif arg.startswith("--config-dir="):
+            keep.append(arg)
+    sys.argv = [sys.argv[0], *keep, *hydra_cfg.overrides.task]
+    OmegaConf.set_readonly(hydra_cfg, False)
+    with open_dict(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+
+
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def distributed_scope() -> Iterator[None]:
+    """Leave no DDP state behind a job: the next job of a sweep (same process) starts clean.
+
+    Lightning's launcher writes LOCAL_RANK and friends into this process's environment and keeps
+    the process group; the next job would take both as "already launched" and wait for ranks that
+    have exited.
+    """
+    saved = {name: os.environ.get(name) for name in DDP_ENV}
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _missing_value(exc: Exception) -> ConfigError:

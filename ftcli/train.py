@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ftcli import display, jobs
 from ftcli.paths import config_dir
@@ -33,6 +33,9 @@ def train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if display.is_rank_zero():
+        # .hydra/config.yaml keeps interpolations; this is the config exactly as the run used it
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     if cfg.get("print_config", True):
         display.show(display.config_tree(cfg))
 
@@ -44,20 +47,24 @@ def train(cfg: DictConfig) -> float:
     module = FineTuneModule(
         prepared.net, prepared.plan, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
-    trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
-    fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - fit_started
+    jobs.pin_sweep_job_command_line()
+    with jobs.distributed_scope():
+        trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
+        fit_started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        fit_seconds = time.perf_counter() - fit_started
 
-    # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
-    # as it was when best.ckpt was written, before last.ckpt existed (last_model_path would be "").
-    best_path = checkpoint.best_model_path or None
-    last_path = checkpoint.last_model_path or None
-    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
-    test_acc = None
-    if datamodule.has_test:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or "last", verbose=False)
-        test_acc = float(results[0]["test/acc"]) if results else None
+        # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
+        # as it was when best.ckpt was written, before last.ckpt existed (last_model_path would be "").
+        best_path = checkpoint.best_model_path or None
+        last_path = checkpoint.last_model_path or None
+        best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+        test_acc = None
+        if datamodule.has_test:
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
+            )
+            test_acc = float(results[0]["test/acc"]) if results else None
 
     summary = RunSummary(
         run_dir=str(run_dir),

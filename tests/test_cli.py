@@ -189,6 +189,26 @@ def test_sweep_runs_one_job_per_strategy_and_prints_a_table(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_ddp_sweep_runs_each_job_once_with_two_cpu_ranks(tmp_path: Path) -> None:
+    """Lightning re-runs the command line for rank 1: it must re-run the job, never the sweep."""
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    args = command("train", tmp_path, *ddp, "strategy=feature_extraction,full", multirun=True)
+    result = run_cli(*args, cwd=tmp_path)
+    assert_ok(result)
+
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    assert output(result).count("Launching 2 jobs") == 1
+    for job in jobs:
+        job_dir = tmp_path / "sweep" / job
+        assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+        assert (job_dir / "summary.json").is_file()
+        assert (job_dir / "train_ddp_process_1.log").is_file(), "rank 1 ran inside the job's directory"
+    assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 2
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
 def test_inspect_prints_the_block_plan_and_writes_nothing(tmp_path: Path) -> None:
     result = run_cli("inspect", *FAST, *DIGITS, "model.weights=null", "strategy=last_layers", cwd=tmp_path)
     assert_ok(result)
