@@ -129,6 +129,7 @@ NOISE = (
     "module(s) in eval mode",
     "LeafSpec",
     "smaller than the logging interval",
+    "was configured so 100%",
 )
 
 
