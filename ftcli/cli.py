@@ -11,7 +11,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from ftcli.paths import GROUPS, config_dir
+from ftcli.paths import GROUPS, config_dir, config_dir_flags
 
 COMMANDS = {
     "train": "compose with Hydra, fit, test, write checkpoints and a summary",
@@ -138,13 +138,12 @@ def overrides_first(args: list[str]) -> list[str]:
 
 
 def user_config_dirs(args: list[str]) -> list[Path]:
-    """The ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR`` folders among the arguments."""
+    """The folders that ``--config-dir`` flags add to the config search path."""
     dirs = []
-    for index, arg in enumerate(args):
-        if arg in ("--config-dir", "-cd") and index + 1 < len(args):
-            dirs.append(Path(args[index + 1]).expanduser())
-        elif arg.startswith("--config-dir="):
-            dirs.append(Path(arg.split("=", 1)[1]).expanduser())
+    tokens = iter(config_dir_flags(args))
+    for token in tokens:
+        value = token.split("=", 1)[1] if token.startswith("--config-dir=") else next(tokens)
+        dirs.append(Path(value).expanduser())
     return dirs
 
 

@@ -22,6 +22,7 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 
 from ftcli import display
 from ftcli.errors import ConfigError, FtcliError
+from ftcli.paths import config_dir_flags
 
 # Filled by the jobs of a sweep that runs in this process, read by the dispatcher at the end.
 JOB_DIRS: list[Path] = []
@@ -71,14 +72,7 @@ def pin_sweep_job_command_line() -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return
-    keep: list[str] = []
-    args = sys.argv[1:]
-    for index, arg in enumerate(args):
-        if arg in ("--config-dir", "-cd") and index + 1 < len(args):
-            keep += [arg, args[index + 1]]
-        elif arg.startswith("--config-dir="):
-            keep.append(arg)
-    sys.argv = [sys.argv[0], *keep, *hydra_cfg.overrides.task]
+    sys.argv = [sys.argv[0], *config_dir_flags(sys.argv[1:]), *hydra_cfg.overrides.task]
     OmegaConf.set_readonly(hydra_cfg, False)
     with open_dict(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
