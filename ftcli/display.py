@@ -114,13 +114,15 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
     # Overrides shared by every job (the fixed part of the command line) would repeat on each row.
     shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
     table = Table(title=escape(title), title_justify="left")
-    for column in ("job", "overrides", "strategy", "trainable params", "val acc", "test acc", "fit time"):
-        table.add_column(column, justify="right" if column not in ("overrides", "strategy") else "left")
+    table.add_column("job", justify="right")
+    table.add_column("what differs", overflow="fold", ratio=1)
+    for column in ("trainable", "val acc", "test acc", "fit time"):
+        table.add_column(column, justify="right", no_wrap=True)
     for summary in summaries:
+        differs = [o for o in summary.overrides if o not in shared] or [f"strategy={summary.strategy}"]
         table.add_row(
             os.path.basename(summary.run_dir),
-            Text(" ".join(o for o in summary.overrides if o not in shared)),
-            summary.strategy,
+            Text("\n".join(differs)),
             f"{summary.trainable_params:,}",
             _pct(summary.best_val_acc),
             _pct(summary.test_acc),
