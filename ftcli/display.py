@@ -113,7 +113,7 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
     summaries = list(summaries)
     # Overrides shared by every job (the fixed part of the command line) would repeat on each row.
     shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=escape(title), title_justify="left", expand=True)
     table.add_column("job", justify="right")
     table.add_column("what differs", overflow="fold", ratio=1)
     for column in ("trainable", "val acc", "test acc", "fit time"):
