@@ -17,10 +17,6 @@ class Throughput(L.Callback):
         self.epochs = 0
         self._epoch_start = 0.0
         self._last_batch_end = 0.0
-        self.fit_start = time.perf_counter()
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.fit_start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = self._last_batch_end = time.perf_counter()

@@ -133,7 +133,7 @@ def is_ftcli_checkpoint(loaded: dict[str, Any]) -> bool:
     return isinstance(loaded.get(CHECKPOINT_KEY), dict) and "state_dict" in loaded
 
 
-def backbone_state(loaded: dict[str, Any], net: BlockNet, name_map: dict[str, str]) -> dict[str, Any]:
+def backbone_state(loaded: dict[str, Any], name_map: dict[str, str]) -> dict[str, Any]:
     """The backbone part of a loaded file in BlockNet names; the old head is always dropped."""
     state = loaded.get("state_dict", loaded) if isinstance(loaded.get("state_dict"), dict) else loaded
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -151,7 +151,7 @@ def load_backbone(net: BlockNet, loaded: dict[str, Any], path: Path, name_map: d
     Every parameter and buffer of the kept blocks must be in the file with the same shape; otherwise
     the file belongs to another architecture and the run stops rather than train half-random weights.
     """
-    state = backbone_state(loaded, net, name_map)
+    state = backbone_state(loaded, name_map)
     expected = {k: v for k, v in net.state_dict().items() if not k.startswith(f"blocks.{HEAD}.")}
     missing = [k for k in expected if k not in state]
     mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
