@@ -16,7 +16,7 @@ from ftcli.backbones import build_torchvision, family_of, to_blocknet
 from ftcli.blocks import BlockNet
 from ftcli.data import ImageDataModule, build_datamodule
 from ftcli.errors import ConfigError
-from ftcli.strategies import FreezePlan, apply_plan, make_plan
+from ftcli.strategies import FreezePlan, Schedule, apply_plan, make_schedule
 from ftcli.surgery import SurgeryReport, apply_recipe
 from ftcli.transforms import TransformSpec
 
@@ -30,12 +30,17 @@ class Prepared:
     """Everything a run needs before the Trainer exists."""
 
     net: BlockNet
-    plan: FreezePlan
+    schedule: Schedule
     surgery: SurgeryReport
     datamodule: ImageDataModule
     transform: TransformSpec
     weights_label: str
     source_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> FreezePlan:
+        """The first phase's plan: what the network looks like when training starts."""
+        return self.schedule.first
 
     def checkpoint_meta(self, cfg: DictConfig) -> dict[str, Any]:
         """The self-description stored in every checkpoint (plain types: loads with weights_only)."""
@@ -84,10 +89,10 @@ def prepare(cfg: DictConfig) -> Prepared:
     surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
     if loaded is not None:
         weights_lib.load_backbone(net, loaded, Path(source.value), name_map)
-    plan = make_plan(cfg.strategy, net)
-    apply_plan(net, plan)
+    schedule = make_schedule(cfg.strategy, net)
+    apply_plan(net, schedule.first)
     label = source.label if pretrained else "random init (strategy ignores weights)"
-    return Prepared(net, plan, surgery, datamodule, spec, label, source_meta)
+    return Prepared(net, schedule, surgery, datamodule, spec, label, source_meta)
 
 
 def resolve_transform(data_cfg: DictConfig, source: weights_lib.WeightsSource, meta: dict) -> TransformSpec:

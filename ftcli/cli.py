@@ -15,7 +15,8 @@ from ftcli.paths import GROUPS, config_dir, config_dir_flags
 
 COMMANDS = {
     "train": "compose with Hydra, fit, test, write checkpoints and a summary",
-    "inspect": "dry run: what train would build, freeze and optimise (same overrides as train)",
+    "inspect": "dry run: what train would build, freeze and optimise (same overrides as train);\n"
+    "           `inspect ckpt=PATH`: where a checkpoint stands (epoch, phase, classes)",
     "ls": "every option of every config group, one line each (--config-dir DIR adds yours)",
 }
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
         display.error(err)
         return err.exit_code
+    if command == "inspect" and any(arg.startswith("ckpt=") for arg in rest):
+        return _inspect_checkpoint(rest)
     if command == "inspect":
         rest = [*rest, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled"]
     return _run_hydra_app(f"ftcli.{command}", overrides_first(rest))
@@ -87,6 +90,23 @@ def _run_hydra_app(module: str, args: list[str]) -> int:
             display.error_console.print(f"[red]failed[/red] {escape(line)}", highlight=False, soft_wrap=True)
         display.error_console.print(f"{len(jobs.FAILURES)} of {len(jobs.JOB_DIRS)} jobs failed.")
         return 2
+    return 0
+
+
+def _inspect_checkpoint(args: list[str]) -> int:
+    from ftcli import display, jobs
+    from ftcli.errors import ConfigError, FtcliError
+    from ftcli.inspect import inspect_checkpoint
+
+    try:
+        if len(args) != 1:
+            raise ConfigError("`ftcli inspect ckpt=PATH` takes the checkpoint path and nothing else.")
+        inspect_checkpoint(Path(args[0].split("=", 1)[1]).expanduser())
+    except FtcliError as err:
+        if jobs.debug():
+            raise
+        display.error(err)
+        return err.exit_code
     return 0
 
 

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import seed_everything
 from PIL import Image, ImageDraw
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ftcli.errors import ConfigError, DataError, unknown_name
 from ftcli.transforms import TransformSpec, eval_transform, train_transform, validate_augment
@@ -127,6 +128,28 @@ class ArrayDataset(Dataset):
 # ---------------------------------------------------------------------------- base module
 
 
+class EpochShuffle(RandomSampler):
+    """Shuffles by (seed, epoch) and, when an epoch's iteration starts, seeds every RNG for that epoch.
+
+    Lightning builds the first iterator of a fit (and of a resumed fit) before any epoch hook runs,
+    so the epoch is read from the trainer here, where the iteration begins. Shuffling, augmentation
+    (in this process) and dropout then depend on the epoch alone: a run resumed from a checkpoint
+    draws what the uninterrupted run drew. A subclass of RandomSampler, so DDP still swaps in a
+    DistributedSampler.
+    """
+
+    def __init__(self, data_source: Sized, seed: int, epoch: Callable[[], int]) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        epoch_seed = self.seed + 1000 * self.epoch()
+        seed_everything(epoch_seed, workers=True, verbose=False)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
 class ImageDataModule(L.LightningDataModule):
     """Common config keys, loaders and description; subclasses provide the splits."""
 
@@ -179,18 +202,20 @@ class ImageDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """A DataLoader over one split; shuffling uses a generator seeded by ``seed``."""
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        """A DataLoader over one split; shuffled batches are drawn by (seed, epoch), see EpochShuffle."""
+        dataset = self.dataset(split)
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=EpochShuffle(dataset, self.seed, self._epoch) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             drop_last=False,
         )
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches."""

@@ -51,29 +51,65 @@ def _add(tree: Tree, key: str, value: Any) -> None:
 
 
 def plan_table(prepared: Any, base_lr: float) -> Table:
-    """Per block: parameters, trainable or frozen, learning rate, BatchNorm mode; totals last."""
+    """Per block: parameters and, in each phase, trainable or frozen at which rate; totals last."""
     from ftcli.blocks import count_parameters
 
-    plan, net = prepared.plan, prepared.net
+    schedule, net = prepared.schedule, prepared.net
+    single = len(schedule.phases) == 1
     title = escape(
-        f"{prepared.net.family} · strategy {plan.strategy} · recipe {prepared.surgery.recipe} · "
+        f"{net.family} · strategy {schedule.strategy} · recipe {prepared.surgery.recipe} · "
         f"weights: {prepared.weights_label}"
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("block", "params", "state", "lr", "bn", "autograd"):
-        table.add_column(column, justify="right" if column in ("params", "lr") else "left")
-    total = trainable = 0
-    for index, block in enumerate(plan.blocks):
-        params = count_parameters(net.blocks[block.name])
-        total += params
-        trainable += params if block.trainable else 0
-        state = "[green]trainable[/green]" if block.trainable else "[blue]frozen[/blue]"
-        lr = f"{base_lr * block.lr_mult:.2e}" if block.trainable else "0"
-        grad = "no_grad" if index < plan.no_grad_prefix else "yes"
-        table.add_row(block.name, f"{params:,}", state, lr, block.bn, grad)
+    caption = (
+        None if single else "cells: learning rate of a trainable block · bn: only BatchNorm affine trains"
+    )
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("block", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    for phase in schedule.phases:
+        header = "state · lr" if single else f"{phase.index + 1}: {phase.label}\n{phase.describe()}"
+        table.add_column(escape(header))
+    table.add_column("bn")
+    params = {name: count_parameters(net.blocks[name]) for name in net.block_names}
+    for index, name in enumerate(net.block_names):
+        cells = [
+            _phase_cell(phase.blocks[index], base_lr, index < phase.no_grad_prefix, single)
+            for phase in schedule.phases
+        ]
+        table.add_row(name, f"{params[name]:,}", *cells, schedule.first.blocks[index].bn)
     table.add_section()
-    table.add_row("total", f"{total:,}", f"{trainable:,} trainable", "", "", "")
+    totals = [f"{sum(params[b.name] for b in p.blocks if b.trainable):,}" for p in schedule.phases]
+    if single:
+        totals = [f"{totals[0]} trainable"]
+    table.add_row("total" if single else "trainable", f"{sum(params.values()):,}", *totals, "")
     return table
+
+
+def _phase_cell(block: Any, base_lr: float, no_grad: bool, verbose: bool) -> str:
+    """One block in one phase: ``trainable 1.00e-03``, ``frozen (bn affine 1.00e-03)``, ``frozen``."""
+    if not verbose:  # one column per phase: keep cells short
+        if block.trainable:
+            return f"[green]{base_lr * block.lr_mult:.1e}[/green]"
+        if block.bn == "affine":
+            return f"[cyan]bn {base_lr * block.lr_mult:.1e}[/cyan]"
+        return "[blue]frozen[/blue]"
+    lr = f"{base_lr * block.lr_mult:.2e}"
+    if block.trainable:
+        return f"[green]trainable[/green] {lr}"
+    if block.bn == "affine":
+        return f"[blue]frozen[/blue] [cyan](bn affine {lr})[/cyan]"
+    return "[blue]frozen[/blue]" + (" · no_grad" if no_grad else "")
+
+
+def schedule_notes(schedule: Any, max_epochs: int | None) -> list[str]:
+    """Warnings about a schedule under this run's length: phases that would never start."""
+    if not max_epochs or max_epochs < 0:
+        return []
+    return [
+        f"phase {p.index + 1} ({p.label}) starts at epoch {p.start_epoch}, "
+        f"but trainer.max_epochs={max_epochs}: it never runs"
+        for p in schedule.unreached(max_epochs)
+    ]
 
 
 def data_line(describe: dict[str, Any]) -> Text:

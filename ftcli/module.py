@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ftcli.blocks import BlockNet
 from ftcli.errors import ConfigError, unknown_name
-from ftcli.strategies import FreezePlan, apply_plan, param_groups
+from ftcli.strategies import FreezePlan, Schedule, apply_plan, param_groups
 from ftcli.weights import CHECKPOINT_KEY
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -21,19 +21,26 @@ SCHEDULERS = ("cosine", "none")
 
 
 class FineTuneModule(L.LightningModule):
-    """Trains a BlockNet under a FreezePlan; checkpoints carry the run's self-description."""
+    """Trains a BlockNet through a strategy's phases; checkpoints carry the run's self-description.
+
+    The phase follows the epoch (``on_train_epoch_start``), so a resumed run lands in the phase its
+    checkpoint was in without any state of its own. Each param group's learning rate is
+    ``lr x multiplier(block, phase) x schedule(step)``, computed by one LambdaLR per group: the
+    multipliers change at a phase boundary, the warmup/cosine curve runs on across it.
+    """
 
     def __init__(
         self,
         net: BlockNet,
-        plan: FreezePlan,
+        schedule: Schedule,
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any],
         meta: Mapping[str, Any],
     ) -> None:
         super().__init__()
         self.model = net
-        self.plan = plan
+        self.schedule = schedule
+        self.phase_index = 0
         self.optimizer_cfg = dict(optimizer)
         self.scheduler_cfg = dict(scheduler)
         self.meta = dict(meta)
@@ -43,7 +50,47 @@ class FineTuneModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         _check_names(self.optimizer_cfg, self.scheduler_cfg)
-        apply_plan(self.model, plan)
+        apply_plan(self.model, self.plan)
+
+    @property
+    def plan(self) -> FreezePlan:
+        """The phase in force."""
+        return self.schedule.phases[self.phase_index]
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and len(self.schedule.phases) > 1 and self.trainer.world_size > 1:
+            # DDP registers gradient hooks only on parameters that require grad when it wraps the model:
+            # mark everything a later phase trains, and let on_train_start put the phase back.
+            for name in self.model.block_names:
+                if any(phase.lr_mult(name) > 0 for phase in self.schedule.phases):
+                    self.model.blocks[name].requires_grad_(True)
+
+    def on_train_start(self) -> None:
+        self.enter_phase(self.schedule.phase_index(self.current_epoch))
+
+    def on_train_epoch_start(self) -> None:
+        index = self.schedule.phase_index(self.current_epoch)
+        if index != self.phase_index:
+            phase = self.schedule.phases[index]
+            trainable = ", ".join(phase.trainable_blocks)
+            self.print(
+                f"phase {index + 1}/{len(self.schedule.phases)} ({phase.label}) from epoch "
+                f"{self.current_epoch}: training {trainable}"
+            )
+        self.enter_phase(index)
+
+    def enter_phase(self, index: int) -> None:
+        """Apply phase ``index``: requires_grad, no-grad prefix, BN modes, and the groups' rates now."""
+        self.phase_index = index
+        apply_plan(self.model, self.plan)
+        if self._trainer is None or not self.trainer.lr_scheduler_configs:
+            return
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        for group, base, rate in zip(
+            scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * rate(scheduler.last_epoch)
+            group["lr_mult"] = self.plan.lr_mult(group["name"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -96,14 +143,26 @@ class FineTuneModule(L.LightningModule):
                 weight_decay=float(cfg.get("weight_decay", 0.0)),
             )
         if self.scheduler_cfg["name"] == "none":
-            return optimizer
-        schedule = warmup_cosine(
-            total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
-            warmup_steps=self._warmup_steps(),
-            min_ratio=float(self.scheduler_cfg.get("min_lr_ratio", 0.0)),
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+            curve = constant
+        else:
+            curve = warmup_cosine(
+                total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
+                warmup_steps=self._warmup_steps(),
+                min_ratio=float(self.scheduler_cfg.get("min_lr_ratio", 0.0)),
+            )
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr  # the multipliers live in the lambdas, so every group starts from lr
+        rates = [self._group_rate(group["name"], curve) for group in optimizer.param_groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rates)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _group_rate(self, name: str, curve: Callable[[int], float]) -> Callable[[int], float]:
+        """The factor on lr for one block's group: its multiplier in the phase in force x the curve."""
+
+        def rate(step: int) -> float:
+            return self.plan.lr_mult(name) * curve(step)
+
+        return rate
 
     def _warmup_steps(self) -> int:
         epochs = float(self.scheduler_cfg.get("warmup_epochs", 0) or 0)
@@ -111,7 +170,38 @@ class FineTuneModule(L.LightningModule):
         return int(epochs / max_epochs * self.trainer.estimated_stepping_batches)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = dict(self.meta)
+        phase = {
+            "index": self.phase_index,
+            "count": len(self.schedule.phases),
+            "label": self.plan.label,
+            "trainable": self.plan.trainable_blocks,
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+        }
+        checkpoint[CHECKPOINT_KEY] = {
+            **self.meta,
+            "schedule": schedule_summary(self.schedule),
+            "phase": phase,
+        }
+
+
+def schedule_summary(schedule: Schedule) -> list[dict[str, Any]]:
+    """The phases as plain data (checkpoints load with weights_only, so no dataclasses)."""
+    return [
+        {
+            "label": phase.label,
+            "start_epoch": phase.start_epoch,
+            "epochs": phase.epochs,
+            "trainable": phase.trainable_blocks,
+            "lr_mult": {b.name: b.lr_mult for b in phase.blocks},
+        }
+        for phase in schedule.phases
+    ]
+
+
+def constant(step: int) -> float:
+    """``scheduler=none``: the rate stays at lr (times the phase multipliers)."""
+    return 1.0
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:

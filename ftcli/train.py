@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli import display, jobs
+from ftcli import display, jobs, resume
 from ftcli.paths import config_dir
 
 
@@ -43,15 +43,26 @@ def train(cfg: DictConfig) -> float:
     datamodule = prepared.datamodule
     display.show(display.data_line(datamodule.describe()))
     display.show(display.plan_table(prepared, float(cfg.optimizer.lr)))
+    for note in display.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
+        display.show(f"[yellow]note[/yellow]: {note}")
+    resume_point = resume.resolve(
+        cfg.get("resume"), cfg, run_dir, prepared.net.block_names, datamodule.num_classes
+    )
+    if resume_point is not None:
+        display.show(resume_point.describe())
 
     module = FineTuneModule(
-        prepared.net, prepared.plan, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
     jobs.pin_sweep_job_command_line()
     with jobs.distributed_scope():
-        trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
+        trainer, checkpoint, throughput = build_trainer(
+            cfg.trainer, run_dir, multi_phase=len(prepared.schedule.phases) > 1
+        )
         fit_started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=resume_point.path if resume_point is not None else None
+        )
         fit_seconds = time.perf_counter() - fit_started
 
         # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state

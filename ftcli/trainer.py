@@ -27,11 +27,39 @@ def resolve_precision(precision: Any, accelerator: str) -> Any:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+class BestAndLast(ModelCheckpoint):
+    """``best.ckpt`` by val/acc, and ``last.ckpt`` after every validation.
+
+    Lightning 2.6 refreshes last.ckpt only when best.ckpt was written in the same step; resume
+    needs the newest state whether or not it was the best.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
+
+    def _save_last_if_not_saved(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 def build_trainer(
-    trainer_cfg: Mapping[str, Any], run_dir: Path
+    trainer_cfg: Mapping[str, Any], run_dir: Path, multi_phase: bool = False
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
-    """A Trainer writing checkpoints/ and metrics.csv into the run directory."""
+    """A Trainer writing checkpoints/ and metrics.csv into the run directory.
+
+    With several phases under DDP, parameters frozen in one phase train in another: DDP must be
+    told that some parameters get no gradient in some steps.
+    """
     kwargs = dict(trainer_cfg)
+    if multi_phase and str(kwargs.get("strategy")) == "ddp":
+        kwargs["strategy"] = "ddp_find_unused_parameters_true"
     accelerator = str(kwargs.get("accelerator", "auto"))
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
@@ -41,7 +69,7 @@ def build_trainer(
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), accelerator)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever still runs in fp32
-    checkpoint = ModelCheckpoint(
+    checkpoint = BestAndLast(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor="val/acc",

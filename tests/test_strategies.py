@@ -13,7 +13,7 @@ from ftcli.blocks import HEAD, BlockNet
 from ftcli.build import prepare
 from ftcli.errors import ConfigError
 from ftcli.module import FineTuneModule
-from ftcli.strategies import STRATEGIES, BlockPlan, FreezePlan, apply_plan, make_plan, param_groups
+from ftcli.strategies import STRATEGIES, BlockPlan, FreezePlan, Schedule, apply_plan, make_plan, param_groups
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -215,7 +215,10 @@ def test_frozen_middle_block_still_passes_gradients_to_earlier_blocks(tiny_net) 
 def test_frozen_bn_stays_in_eval_mode_when_train_is_called_again(tiny_net) -> None:
     net = tiny_net("resnet18")
     plan = planned(net, {"name": "last_layers", "n": 1, "bn": "frozen"})
-    module = FineTuneModule(net, plan, {"name": "adamw", "lr": 1e-3}, {"name": "none"}, {"num_classes": 3})
+    schedule = Schedule("last_layers", True, (plan,))
+    module = FineTuneModule(
+        net, schedule, {"name": "adamw", "lr": 1e-3}, {"name": "none"}, {"num_classes": 3}
+    )
     for _ in range(2):  # Lightning calls train() at the start of every epoch, eval() for validation
         module.eval()
         module.train()
@@ -358,8 +361,10 @@ def test_inspect_trainable_set_equals_what_a_real_step_changes(compose_train, st
 
     # what `ftcli train` runs: the module's own optimizer (scheduler=none needs no Trainer)
     num_classes = prepared.datamodule.num_classes
-    module = FineTuneModule(net, plan, cfg.optimizer, cfg.scheduler, {"num_classes": num_classes})
-    optimizer = module.configure_optimizers()
+    module = FineTuneModule(
+        net, prepared.schedule, cfg.optimizer, cfg.scheduler, {"num_classes": num_classes}
+    )
+    optimizer = module.configure_optimizers()["optimizer"]
     assert [g["name"] for g in optimizer.param_groups] == net.block_names
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     module.train()

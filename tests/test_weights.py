@@ -18,7 +18,7 @@ from ftcli.blocks import HEAD, BlockNet
 from ftcli.build import prepare
 from ftcli.errors import WeightsError
 from ftcli.module import FineTuneModule
-from ftcli.strategies import make_plan
+from ftcli.strategies import make_schedule
 from ftcli.surgery import apply_recipe
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -202,9 +202,9 @@ def ftcli_checkpoint(path: Path, source: torch.nn.Module, num_classes: int = 10)
     """Save a checkpoint shaped like one from `ftcli train`: Lightning state_dict + ftcli metadata."""
     net, block_map = to_blocknet(source, "resnet18")
     apply_recipe(net, block_map, LINEAR, num_classes)
-    plan = make_plan({"name": "full"}, net)
+    schedule = make_schedule({"name": "full"}, net)
     meta = {"model": {"name": "resnet18"}, "num_classes": num_classes, "run_dir": "/runs/cars"}
-    module = FineTuneModule(net, plan, {"name": "adamw", "lr": 1e-3}, {"name": "none"}, meta)
+    module = FineTuneModule(net, schedule, {"name": "adamw", "lr": 1e-3}, {"name": "none"}, meta)
     torch.save({"epoch": 3, "state_dict": module.state_dict(), weights.CHECKPOINT_KEY: meta}, path)
     return meta
 
