@@ -193,6 +193,12 @@ def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
     backbone = net.backbone_names
     if cfg.get("phases"):
         specs = [_phase_from_config(raw, i, backbone) for i, raw in enumerate(_as_list(cfg["phases"]))]
+        for index, spec in enumerate(specs[:-1]):
+            if spec.epochs is None:
+                raise ConfigError(
+                    f"strategy.phases[{index}].epochs is required: only the last phase runs to the end.",
+                    f"Set it, e.g. strategy.phases[{index}].epochs=2 in your strategy file.",
+                )
     elif name in STRATEGIES:
         specs = STRATEGIES[name](backbone, cfg)
     else:
