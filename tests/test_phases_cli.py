@@ -1,0 +1,164 @@
+"""Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cli_runner import run_cli
+
+FAST = [
+    "trainer=cpu",
+    "trainer.enable_progress_bar=false",
+    "print_config=false",
+    "data=digits",
+    "data.image_size=16",
+    "model.weights=null",
+]
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, output(result)[-3000:]
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.slow
+def test_sweep_over_phased_and_plain_strategies_runs_to_completion(tmp_path: Path) -> None:
+    args = [
+        "train",
+        "-m",
+        *FAST,
+        "data.per_class=5",
+        "trainer.max_epochs=4",  # lp_ft probes 3 epochs by default, then fine-tunes
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "strategy=gradual,lp_ft,full",
+    ]
+    result = run_cli(*args, cwd=tmp_path)
+    assert_ok(result)
+    summaries = {}
+    for job in sorted((tmp_path / "sweep").iterdir()):
+        if job.is_dir():
+            summary = json.loads((job / "summary.json").read_text())
+            summaries[summary["strategy"]] = summary
+            meta = load(job / "checkpoints" / "last.ckpt")["ftcli"]
+            assert meta["phase"]["epoch"] == 3
+            assert (
+                meta["phase"]["index"] == meta["phase"]["count"] - 1
+                if summary["strategy"] == "lp_ft"
+                else True
+            )
+    assert set(summaries) == {"gradual", "lp_ft", "full"}
+    assert all(s["epochs"] == 4 for s in summaries.values())
+    assert "phase 2/6 (+ stage4) from epoch 1" in result.stdout  # gradual announced its phase change
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(tmp_path: Path) -> None:
+    args = [*FAST, "strategy=gradual", "data.per_class=30", "data.num_workers=0", "trainer.max_epochs=5"]
+    whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
+    whole_dir.mkdir()
+    killed_dir.mkdir()
+    assert_ok(run_cli("train", *args, cwd=whole_dir))
+
+    env = {**os.environ, "FTCLI_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftcli.cli", "train", *args],
+        cwd=killed_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        reached = wait_for_last_checkpoint(killed_dir, min_epoch=1, process=process)
+        assert process.poll() is None, "the run finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert reached < 4
+
+    resumed = run_cli("train", *args, "resume=last", cwd=killed_dir)
+    assert_ok(resumed)
+    assert "resuming from" in resumed.stdout
+    runs = sorted((killed_dir / "outputs").glob("*/*/"))
+    assert len(runs) == 2, "the resumed run writes its own directory; the killed one is only read"
+    whole_ckpt = next((whole_dir / "outputs").glob("*/*/checkpoints/last.ckpt"))
+    resumed_ckpt = runs[-1] / "checkpoints" / "last.ckpt"
+    whole_state, resumed_state = load(whole_ckpt)["state_dict"], load(resumed_ckpt)["state_dict"]
+    assert load(resumed_ckpt)["epoch"] == load(whole_ckpt)["epoch"] == 4
+    for key, value in whole_state.items():
+        assert torch.allclose(value.float(), resumed_state[key].float(), atol=1e-6), key
+
+
+def wait_for_last_checkpoint(run_root: Path, min_epoch: int, process: subprocess.Popen) -> int:
+    """Poll until a complete last.ckpt of at least ``min_epoch`` exists; return its epoch."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        for path in (run_root / "outputs").glob("*/*/checkpoints/last.ckpt"):
+            try:
+                epoch = int(load(path)["epoch"])
+            except Exception:  # being written: try again
+                continue
+            if epoch >= min_epoch:
+                return epoch
+        time.sleep(0.1)
+    raise AssertionError("no last.ckpt appeared in time")
+
+
+@pytest.mark.slow
+def test_inspect_a_checkpoint_shows_the_phase_it_reached(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [*FAST, "strategy=lp_ft", "strategy.probe_epochs=1", "data.per_class=3", "trainer.max_epochs=2"]
+    assert_ok(run_cli("train", *args, f"hydra.run.dir={run}", cwd=tmp_path))
+    result = run_cli("inspect", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
+    assert_ok(result)
+    assert "epoch 1" in result.stdout
+    assert "2/2 (fine-tune all)" in result.stdout
+    assert "<- here" in result.stdout and "linear probe" in result.stdout
+
+    missing = run_cli("inspect", f"ckpt={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in output(missing)
+
+
+@pytest.mark.slow
+def test_resume_errors_are_clear(tmp_path: Path) -> None:
+    nowhere = run_cli("train", *FAST, "data.per_class=3", f"resume={tmp_path / 'gone.ckpt'}", cwd=tmp_path)
+    assert nowhere.returncode == 2 and "no checkpoint at" in nowhere.stderr
+    assert "Traceback" not in output(nowhere)
+    nothing = run_cli("train", *FAST, "data.per_class=3", "resume=last", cwd=tmp_path)
+    assert nothing.returncode == 2 and "resume=last" in nothing.stderr
+    assert "Traceback" not in output(nothing)
+
+
+def test_user_strategy_with_phases_from_config_dir(tmp_path: Path) -> None:
+    strategies = tmp_path / "mine" / "strategy"
+    strategies.mkdir(parents=True)
+    (strategies / "probe_then_top.yaml").write_text(
+        "# probe two epochs, then the top two blocks at a tenth of the rate\n"
+        "name: probe_then_top\n"
+        "bn: frozen\n"
+        "phases:\n"
+        "  - {epochs: 2, train: head, label: probe}\n"
+        "  - {train: 'last:2', lr_mult: 0.1, label: top two}\n"
+    )
+    result = run_cli(
+        "inspect", "--config-dir", str(tmp_path / "mine"), *FAST, "strategy=probe_then_top", cwd=tmp_path
+    )
+    assert_ok(result)
+    assert "1: probe" in result.stdout and "2: top two" in result.stdout
+    assert "epochs 2-end" in result.stdout
