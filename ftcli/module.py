@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -44,13 +44,19 @@ class FineTuneModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         _check_names(self.optimizer_cfg, self.scheduler_cfg)
         apply_plan(self.model, plan)
+        # Set by ftcli.features when batches hold cached features of the frozen blocks, not images:
+        # maps them to logits. forward() always takes images.
+        self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_tail(x) if self.input_tail is not None else self.model(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         loss = self.criterion(logits, y)
         self.train_acc(logits, y)
         self.log(
@@ -69,7 +75,7 @@ class FineTuneModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metric: MulticlassAccuracy
     ) -> None:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         metric(logits, y)
         loss = self.criterion(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)

@@ -22,6 +22,7 @@ def train(cfg: DictConfig) -> float:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
 
+    from ftcli import features, perf
     from ftcli.blocks import count_parameters
     from ftcli.build import prepare
     from ftcli.module import FineTuneModule
@@ -47,6 +48,8 @@ def train(cfg: DictConfig) -> float:
     module = FineTuneModule(
         prepared.net, prepared.plan, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
+    datamodule = features.attach(prepared, cfg, module)  # cached frozen-block features when eligible
+    perf.tune(module, cfg.trainer, prepared.datamodule.num_workers)
     jobs.pin_sweep_job_command_line()
     with jobs.distributed_scope():
         trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)

@@ -15,6 +15,8 @@ from ftcli.callbacks import Throughput
 from ftcli.errors import ConfigError
 
 GPU_ACCELERATORS = ("gpu", "cuda")
+# Redraw the progress bar every few steps, not every step (each redraw costs host time).
+PROGRESS_REFRESH_STEPS = 5
 
 
 def resolve_precision(precision: Any, accelerator: str) -> Any:
@@ -32,6 +34,7 @@ def build_trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/ and metrics.csv into the run directory."""
     kwargs = dict(trainer_cfg)
+    kwargs.pop("compile", None)  # ftcli's own switch (ftcli.perf), not a Trainer argument
     accelerator = str(kwargs.get("accelerator", "auto"))
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
@@ -52,7 +55,7 @@ def build_trainer(
     throughput = Throughput()
     callbacks: list[L.Callback] = [checkpoint, throughput]
     if kwargs.get("enable_progress_bar", True):
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
     logger = CSVLogger(save_dir=str(run_dir), name="", version="")
     try:
         trainer = L.Trainer(
