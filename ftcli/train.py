@@ -87,6 +87,9 @@ def train(cfg: DictConfig) -> float:
         best_checkpoint=best_path,
         last_checkpoint=last_path,
         overrides=list(hydra_cfg.overrides.task),
+        steady_images_per_second=throughput.steady_images_per_second,
+        epoch_seconds=throughput.epoch_seconds,
+        first_step_done=throughput.first_step_done,
     )
     if trainer.is_global_zero:
         summary.write()
