@@ -72,9 +72,7 @@ def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net:
         assert features.cache_eligible(make_plan(strategy, net), None) == (False, "")
 
 
-def test_cached_and_live_feature_extraction_agree(
-    fe_cfg: DictConfig, tmp_path: Path
-) -> None:
+def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: Path) -> None:
     live, _, live_acc = fit(fe_cfg, cache=False, tmp_path=tmp_path / "live")
     cached, _, cached_acc = fit(fe_cfg, cache=True, tmp_path=tmp_path / "cached")
     assert cached.input_tail is not None and live.input_tail is None
