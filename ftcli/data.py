@@ -83,26 +83,34 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         ) from None  # short: it may cross a DataLoader worker boundary as formatted text
 
 
+def _load_or_none(path: str) -> Image.Image | None:
+    try:
+        return load_image(path)
+    except DataError:
+        return None
+
+
 class FileDataset(Dataset):
     """Images read from disk on demand, or decoded once and kept (:meth:`preload`) when they fit."""
 
     def __init__(self, samples: Sequence[Sample], transform: Callable) -> None:
         self.samples = list(samples)
         self.transform = transform
-        self.decoded: list[Image.Image] | None = None
+        # None entries failed to decode: __getitem__ reads them again and raises, naming the file.
+        self.decoded: list[Image.Image | None] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        img = self.decoded[index] if self.decoded is not None else load_image(path)
-        return self.transform(img), label
+        img = self.decoded[index] if self.decoded is not None else None
+        return self.transform(img if img is not None else load_image(path)), label
 
     def preload(self, threads: int) -> None:
         """Decode every image now, so later epochs never touch the disk or the decoder again."""
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes outside the GIL
-            self.decoded = list(pool.map(load_image, [path for path, _ in self.samples]))
+            self.decoded = list(pool.map(_load_or_none, [path for path, _ in self.samples]))
 
     def decoded_bytes_estimate(self, sample: int = 64) -> int:
         """Memory the decoded images would take, from the headers of up to ``sample`` files."""
