@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
 
-.PHONY: help install demo test test-fast lint format clean
+.PHONY: help install demo test test-fast bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: install  ## the whole test suite (CPU, offline)
 
 test-fast: install  ## the tests without the slower end-to-end CLI runs
 	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check ftcli tests bench

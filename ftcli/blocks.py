@@ -45,12 +45,27 @@ class BlockNet(nn.Module):
         return [name for name in self.blocks if name != HEAD]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x, 0)
+
+    def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks ``start..head`` on ``x``, the output of the first ``start`` blocks.
+
+        ``start=0`` is the whole network; a run fed cached features (ftcli.features) starts later.
+        """
         for index, block in enumerate(self.blocks.values()):
+            if index < start:
+                continue
             if index < self.no_grad_prefix:
                 with torch.no_grad():
                     x = block(x)
             else:
                 x = block(x)
+        return x
+
+    def forward_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """Run only the first ``stop`` blocks (what a feature cache stores)."""
+        for block in list(self.blocks.values())[:stop]:
+            x = block(x)
         return x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

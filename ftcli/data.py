@@ -84,19 +84,53 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         ) from None  # short: it may cross a DataLoader worker boundary as formatted text
 
 
+def _load_or_none(path: str) -> Image.Image | None:
+    try:
+        return load_image(path)
+    except DataError:
+        return None
+
+
 class FileDataset(Dataset):
-    """Images read from disk on demand: (path, label) pairs -> (tensor, label)."""
+    """Images read from disk on demand, or decoded once and kept (:meth:`preload`) when they fit."""
 
     def __init__(self, samples: Sequence[Sample], transform: Callable) -> None:
         self.samples = list(samples)
         self.transform = transform
+        # None entries failed to decode: __getitem__ reads them again and raises, naming the file.
+        self.decoded: list[Image.Image | None] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        return self.transform(load_image(path)), label
+        img = self.decoded[index] if self.decoded is not None else None
+        return self.transform(img if img is not None else load_image(path)), label
+
+    def preload(self, threads: int) -> None:
+        """Decode every image now, so later epochs never touch the disk or the decoder again."""
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes outside the GIL
+            self.decoded = list(pool.map(_load_or_none, [path for path, _ in self.samples]))
+
+    def decoded_bytes_estimate(self, sample: int = 64) -> int:
+        """Memory the decoded images would take, from the headers of up to ``sample`` files."""
+        if not self.samples:
+            return 0
+        step = max(1, len(self.samples) // sample)
+        sizes = []
+        for path, _ in self.samples[::step][:sample]:
+            with Image.open(path) as img:
+                sizes.append(img.size[0] * img.size[1] * len(img.getbands()))
+        return int(sum(sizes) / len(sizes) * len(self.samples))
+
+    def fingerprint(self) -> str:
+        """Identity of the files and labels (path, size, mtime): a feature-cache key part."""
+        digest = hashlib.sha256()
+        for path, label in self.samples:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
 
     @property
     def targets(self) -> list[int]:
@@ -123,6 +157,13 @@ class ArrayDataset(Dataset):
     def targets(self) -> list[int]:
         """Every sample's label, in order."""
         return [int(x) for x in self.labels]
+
+    def fingerprint(self) -> str:
+        """Identity of the pixels and labels: a feature-cache key part."""
+        digest = hashlib.sha256(str(self.images.shape).encode())
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(np.ascontiguousarray(self.labels).tobytes())
+        return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- base module
@@ -165,6 +206,8 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers = _num_workers(cfg.get("num_workers", "auto"), self.in_memory)
         self.augment = validate_augment(cfg.get("augment"))
         self.on_bad_image = _choice(cfg, "on_bad_image", ("error", "skip"), "error")
+        self.cache_images = _auto_flag(cfg, "cache_images")
+        self.image_cache_bytes = _int_option(cfg, "image_cache_mb", 1024, minimum=0) * 2**20
         self.class_names: list[str] = []
         self.has_test = False
         self.bad_images: list[str] = []
@@ -385,7 +428,19 @@ class FileDataModule(ImageDataModule):
                     "Replace the unreadable files listed in bad_images.",
                 )
             datasets[split] = FileDataset(kept, transforms[split])
+        self._maybe_preload(list(datasets.values()))  # type: ignore[arg-type]
         return datasets
+
+    def _maybe_preload(self, datasets: list[FileDataset]) -> None:
+        """``data.cache_images``: decode each image once when they fit in ``data.image_cache_mb``."""
+        if self.cache_images is False:
+            return
+        if self.cache_images == "auto":
+            needed = sum(ds.decoded_bytes_estimate() for ds in datasets)
+            if needed > self.image_cache_bytes:
+                return
+        for ds in datasets:
+            ds.preload(threads=min(8, os.cpu_count() or 1))
 
     def prepare_data(self) -> None:
         """Nothing to download; scanning happens in the constructor or :meth:`setup`."""
@@ -894,6 +949,18 @@ def _choice(cfg: Mapping[str, Any], key: str, valid: Sequence[str], default: str
     if value not in valid:
         raise ConfigError(f"data.{key}={value!r} is not allowed.", f"Use one of: {', '.join(valid)}")
     return str(value)
+
+
+def _auto_flag(cfg: Mapping[str, Any], key: str) -> str | bool:
+    """A switch that is ``auto``, true or false (YAML booleans or their spelling)."""
+    value = cfg.get(key, "auto")
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"data.{key}={value!r} is not allowed.", "Use one of: auto, true, false")
 
 
 def _fractions(cfg: Mapping[str, Any], val_default: float, test_default: float) -> tuple[float, float]:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ftcli import perf
 from ftcli.blocks import BlockNet
 from ftcli.errors import ConfigError, unknown_name
 from ftcli.strategies import FreezePlan, Schedule, apply_plan, param_groups
@@ -51,6 +52,12 @@ class FineTuneModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         _check_names(self.optimizer_cfg, self.scheduler_cfg)
         apply_plan(self.model, self.plan)
+        # Set by ftcli.features when batches hold cached features of the frozen blocks, not images:
+        # maps them to logits. forward() always takes images.
+        self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_tail(x) if self.input_tail is not None else self.model(x)
 
     @property
     def plan(self) -> FreezePlan:
@@ -81,8 +88,11 @@ class FineTuneModule(L.LightningModule):
 
     def enter_phase(self, index: int) -> None:
         """Apply phase ``index``: requires_grad, no-grad prefix, BN modes, and the groups' rates now."""
+        changed = index != self.phase_index
         self.phase_index = index
         apply_plan(self.model, self.plan)
+        if changed:
+            perf.recompile(self)  # a compiled graph would keep the old requires_grad (DESIGN.md, traps)
         if self._trainer is None or not self.trainer.lr_scheduler_configs:
             return
         scheduler = self.trainer.lr_scheduler_configs[0].scheduler
@@ -97,7 +107,7 @@ class FineTuneModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         loss = self.criterion(logits, y)
         self.train_acc(logits, y)
         self.log(
@@ -116,7 +126,7 @@ class FineTuneModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metric: MulticlassAccuracy
     ) -> None:
         x, y = batch
-        logits = self.model(x)
+        logits = self._logits(x)
         metric(logits, y)
         loss = self.criterion(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)

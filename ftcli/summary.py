@@ -32,6 +32,11 @@ class RunSummary:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     overrides: list[str] = field(default_factory=list)
+    # Speed detail (``make bench``): images/s without the warm-up epoch, training seconds per epoch,
+    # and the wall-clock time (time.time()) at which the first training step ended.
+    steady_images_per_second: float | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
+    first_step_done: float | None = None
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""
@@ -48,4 +53,5 @@ def load(run_dir: Path) -> RunSummary | None:
     if not path.is_file():
         return None
     data: dict[str, Any] = json.loads(path.read_text())
-    return RunSummary(**data)
+    known = set(RunSummary.__dataclass_fields__)
+    return RunSummary(**{k: v for k, v in data.items() if k in known})

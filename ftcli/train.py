@@ -22,6 +22,7 @@ def train(cfg: DictConfig) -> float:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
 
+    from ftcli import features, perf
     from ftcli.blocks import count_parameters
     from ftcli.build import prepare
     from ftcli.module import FineTuneModule
@@ -54,6 +55,8 @@ def train(cfg: DictConfig) -> float:
     module = FineTuneModule(
         prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
+    datamodule = features.attach(prepared, cfg, module)  # cached frozen-block features when eligible
+    perf.tune(module, cfg.trainer, prepared.datamodule.num_workers)
     jobs.pin_sweep_job_command_line()
     with jobs.distributed_scope():
         trainer, checkpoint, throughput = build_trainer(
@@ -95,6 +98,9 @@ def train(cfg: DictConfig) -> float:
         best_checkpoint=best_path,
         last_checkpoint=last_path,
         overrides=list(hydra_cfg.overrides.task),
+        steady_images_per_second=throughput.steady_images_per_second,
+        epoch_seconds=throughput.epoch_seconds,
+        first_step_done=throughput.first_step_done,
     )
     if trainer.is_global_zero:
         summary.write()

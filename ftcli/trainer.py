@@ -15,6 +15,8 @@ from ftcli.callbacks import Throughput
 from ftcli.errors import ConfigError
 
 GPU_ACCELERATORS = ("gpu", "cuda")
+# Redraw the progress bar every few steps, not every step (each redraw costs host time).
+PROGRESS_REFRESH_STEPS = 5
 
 
 def resolve_precision(precision: Any, accelerator: str) -> Any:
@@ -58,6 +60,7 @@ def build_trainer(
     told that some parameters get no gradient in some steps.
     """
     kwargs = dict(trainer_cfg)
+    kwargs.pop("compile", None)  # ftcli's own switch (ftcli.perf), not a Trainer argument
     if multi_phase and str(kwargs.get("strategy")) == "ddp":
         kwargs["strategy"] = "ddp_find_unused_parameters_true"
     accelerator = str(kwargs.get("accelerator", "auto"))
@@ -80,7 +83,7 @@ def build_trainer(
     throughput = Throughput()
     callbacks: list[L.Callback] = [checkpoint, throughput]
     if kwargs.get("enable_progress_bar", True):
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
     logger = CSVLogger(save_dir=str(run_dir), name="", version="")
     try:
         trainer = L.Trainer(

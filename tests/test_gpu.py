@@ -76,3 +76,55 @@ def test_cli_trains_on_gpu_with_auto_precision(tmp_path: Path) -> None:
     assert summary["test_acc"] is not None
     log = (run_dir / "train.log").read_text()
     assert "GPU available: True" in log
+
+
+def test_gpu_runs_use_channels_last_and_cudnn_autotuning() -> None:
+    from ftcli import perf
+
+    torch.backends.cudnn.benchmark = False
+    net, _ = _resnet18_blocknet()
+    net = net.cuda()
+    perf.tune(net, {"accelerator": "auto"})
+    assert torch.backends.cudnn.benchmark
+    conv = net.blocks["stem"][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compiled_network_recompiles_when_the_trainable_set_changes() -> None:
+    from ftcli import perf
+
+    net, _ = _resnet18_blocknet()
+    net = net.cuda().train()
+    apply_plan(net, make_plan({"name": "feature_extraction"}, net))
+    perf.compile_model(net)
+    assert perf.is_compiled(net)
+    x = torch.randn(4, 3, 64, 64, device="cuda")
+    net(x).sum().backward()
+    assert net.blocks["stem"][0].weight.grad is None
+    apply_plan(net, make_plan({"name": "full"}, net))  # a phase change: everything trains now
+    perf.recompile(net)
+    net(x).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_feature_cache_computes_on_the_gpu(tmp_path: Path) -> None:
+    from ftcli import features
+
+    net, _ = _resnet18_blocknet()
+    dataset = torch.utils.data.TensorDataset(torch.randn(10, 3, 64, 64), torch.arange(10) % 5)
+    cut = features.cut_of(net)
+    on_gpu, labels = features.compute(net, cut, dataset, 4, 0, torch.device("cuda"))
+    on_cpu, _ = features.compute(net, cut, dataset, 4, 0, torch.device("cpu"))
+    assert on_gpu.device.type == "cpu" and next(net.parameters()).device.type == "cpu"
+    assert torch.allclose(on_gpu, on_cpu, atol=1e-2)
+    assert torch.equal(labels, torch.arange(10) % 5)
+
+
+def _resnet18_blocknet():
+    torch.manual_seed(0)
+    model = build_torchvision("resnet18", None)
+    net, block_map = to_blocknet(model, "resnet18")
+    apply_recipe(net, block_map, {"name": "linear", "n": 0, "hidden": []}, num_classes=5)
+    plan = make_plan({"name": "feature_extraction"}, net)
+    apply_plan(net, plan)
+    return net, plan

@@ -1,0 +1,212 @@
+"""Feature caching for frozen backbones, and the frozen prefix doing no autograd work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from cli_runner import run_cli
+from omegaconf import DictConfig
+
+from ftcli import features
+from ftcli.blocks import HEAD
+from ftcli.build import prepare
+from ftcli.module import FineTuneModule
+from ftcli.strategies import apply_plan, make_schedule
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+CPU = torch.device("cpu")
+
+
+def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, object, float]:
+    """Prepare and fit like ``ftcli train`` (same seed), with or without the feature cache."""
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    prepared = prepare(cfg)
+    module = FineTuneModule(
+        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+    )
+    datamodule = prepared.datamodule
+    if cache:
+        datamodule, report = features.maybe_cached(
+            datamodule,
+            prepared.net,
+            prepared.schedule,
+            {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path / "cache")},
+            CPU,
+            lambda tail: setattr(module, "input_tail", tail),
+        )
+        assert report is not None and report.used, report
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, datamodule=datamodule)
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/acc"]
+    return module, prepared, float(val)
+
+
+@pytest.fixture
+def fe_cfg(compose_train: Callable[..., DictConfig]) -> DictConfig:
+    return compose_train("strategy=feature_extraction", "data.per_class=10", "optimizer.lr=0.01")
+
+
+def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net: Callable) -> None:
+    net = tiny_net()
+    schedule = make_schedule({"name": "feature_extraction"}, net)
+    assert features.cache_eligible(schedule, None) == (True, "")
+    ok, reason = features.cache_eligible(schedule, {"hflip": True})
+    assert not ok and "data.augment" in reason
+    for bn in ("train", "affine"):
+        fe_bn = make_schedule({"name": "feature_extraction", "bn": bn}, net)
+        ok, reason = features.cache_eligible(fe_bn, None)
+        assert not ok and f"strategy.bn={bn}" in reason
+    strategies = [
+        {"name": "last_layers", "n": 1},
+        {"name": "full"},
+        {"name": "first_layers", "n": 2},
+        {"name": "lp_ft"},  # its probe phase trains only the head, but the next phase trains everything
+        {"name": "gradual"},
+    ]
+    for strategy in strategies:
+        assert features.cache_eligible(make_schedule(strategy, net), None) == (False, "")
+
+
+def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: Path) -> None:
+    live, _, live_acc = fit(fe_cfg, cache=False, tmp_path=tmp_path / "live")
+    cached, _, cached_acc = fit(fe_cfg, cache=True, tmp_path=tmp_path / "cached")
+    assert cached.input_tail is not None and live.input_tail is None
+    assert cached_acc == pytest.approx(live_acc, abs=1e-6)
+    for (name, a), b in zip(live.model.state_dict().items(), cached.model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_checkpoint_of_a_cached_run_holds_the_whole_model(fe_cfg: DictConfig, tmp_path: Path) -> None:
+    module, prepared, _ = fit(fe_cfg, cache=True, tmp_path=tmp_path)
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": module.state_dict()}, path)
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert {k.split(".")[2] for k in state if k.startswith("model.blocks.")} == set(prepared.net.block_names)
+
+    fresh = prepare(fe_cfg).net  # same architecture, untrained head
+    fresh.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    fresh.eval()
+    module.model.eval()
+    images = torch.stack([prepared.datamodule.dataset("val")[i][0] for i in range(16)])
+    with torch.no_grad():
+        on_images = fresh(images)
+        via_features = module.input_tail(features.cut_of(fresh).prefix(fresh, images))
+    assert torch.allclose(on_images, module.model(images), atol=1e-5)
+    assert torch.equal(on_images.argmax(1), via_features.argmax(1))
+
+
+def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, tmp_path: Path) -> None:
+    prepared = prepare(fe_cfg)
+    settings = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
+
+    def run(p: object) -> features.CacheReport:
+        _, report = features.maybe_cached(
+            p.datamodule,
+            p.net,
+            p.schedule,
+            settings,
+            CPU,
+            lambda tail: None,  # type: ignore[attr-defined]
+        )
+        assert report is not None
+        return report
+
+    first = run(prepared)
+    assert (first.computed, first.loaded) == (3, 0)
+    assert not list(tmp_path.glob(".tmp-*")), "a temporary file was left behind"
+    assert (run(prepared).computed, run(prepared).loaded) == (0, 3)
+
+    with torch.no_grad():
+        prepared.net.blocks["stem"][0].weight.add_(0.01)  # other weights: other features
+    assert run(prepared).computed == 3
+
+    ds = prepared.datamodule.dataset("val")
+    key = features.cache_key(prepared.net, features.cut_of(prepared.net), ds, CPU)
+    other = prepare(_with(fe_cfg, "data.image_size", 40))
+    other_ds = other.datamodule.dataset("val")
+    assert features.cache_key(prepared.net, features.cut_of(prepared.net), other_ds, CPU) != key
+
+
+def test_cache_switch_and_fallback_reasons(fe_cfg: DictConfig, tmp_path: Path) -> None:
+    prepared = prepare(fe_cfg)
+    base = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
+    dm, report = features.maybe_cached(
+        prepared.datamodule, prepared.net, prepared.schedule, {**base, "cache_features": False}, CPU, print
+    )
+    assert dm is prepared.datamodule and report is None
+    dm, report = features.maybe_cached(
+        prepared.datamodule, prepared.net, prepared.schedule, {**base, "augment": {"hflip": True}}, CPU, print
+    )
+    assert dm is prepared.datamodule and report is not None and not report.used
+    assert "data.augment" in report.line()
+    assert not list(tmp_path.iterdir())
+
+
+def test_frozen_prefix_gets_no_gradients(tiny_net: Callable) -> None:
+    net = tiny_net()
+    plan = make_schedule({"name": "last_layers", "n": 1}, net).first
+    apply_plan(net, plan)
+    net.train()
+    loss = net(torch.randn(2, 3, 32, 32)).sum()
+    assert loss.requires_grad
+    loss.backward()
+    for name, param in net.named_parameters():
+        block = name.split(".")[1]
+        if block in plan.trainable_blocks:
+            assert param.grad is not None, name
+        else:
+            assert param.grad is None, name
+
+
+def test_forward_from_matches_forward(tiny_net: Callable) -> None:
+    net = tiny_net().eval()
+    x = torch.randn(2, 3, 32, 32)
+    stop = len(net.block_names) - 1
+    with torch.no_grad():
+        assert torch.allclose(net.forward_from(net.forward_until(x, stop), stop), net(x), atol=1e-6)
+        assert torch.allclose(net.forward_from(net.forward_until(x, 2), 2), net(x), atol=1e-6)
+    assert net.block_names[stop] == HEAD
+
+
+@pytest.mark.slow
+def test_cli_reuses_the_cache_and_says_why_when_it_cannot(tmp_path: Path) -> None:
+    common = [
+        "train",
+        "model.weights=null",
+        "strategy=feature_extraction",
+        "data.per_class=5",
+        "trainer.max_epochs=1",
+        "print_config=false",
+        "trainer.enable_progress_bar=false",
+        f"data.feature_cache_dir={tmp_path / 'cache'}",
+    ]
+    first = run_cli(*common, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "feature cache: on" in first.stdout and "3 computed" in first.stdout
+    second = run_cli(*common, f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
+    assert "3 split(s) loaded" in second.stdout
+    third = run_cli(*common, "data.augment.hflip=true", f"hydra.run.dir={tmp_path / 'c'}", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert "feature cache: off (data.augment is on" in " ".join(third.stdout.split())
+
+
+def _with(cfg: DictConfig, key: str, value: object) -> DictConfig:
+    from omegaconf import OmegaConf
+
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    OmegaConf.update(copy, key, value)
+    return copy
