@@ -22,6 +22,7 @@ def train(cfg: DictConfig) -> float:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
 
+    from ftcli import plots
     from ftcli.blocks import count_parameters
     from ftcli.build import prepare
     from ftcli.module import FineTuneModule
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> float:
     )
     jobs.pin_sweep_job_command_line()
     with jobs.distributed_scope():
-        trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir)
+        trainer, checkpoint, throughput = build_trainer(cfg.trainer, run_dir, cfg.get("logger"))
         fit_started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         fit_seconds = time.perf_counter() - fit_started
@@ -88,6 +89,9 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         summary.write()
         display.show(display.run_table(summary))
+        curves = plots.training_curves(run_dir / "metrics.csv", title=f"{summary.model} · {summary.strategy}")
+        if curves is not None:
+            display.show(f"training curves: {curves}")
     return best_val if best_val is not None else float("nan")
 
 
