@@ -125,7 +125,7 @@ def data_config(base: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, 
         key = name.lstrip("+")[len("data.") :]
         if name.lstrip("+") == "data":
             continue
-        if not name.startswith("+") and OmegaConf.select(config, key, default=_ABSENT) is _ABSENT:
+        if not name.startswith("+") and not _has_key(OmegaConf.to_container(config, resolve=False), key):
             raise ConfigError(
                 f"data.{key} is not a key of data={config.get('name')}.",
                 f"Valid keys: {', '.join(f'data.{k}' for k in config)}; add a new one as +data.{key}=...",
@@ -145,7 +145,13 @@ def data_config(base: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, 
     return dict(plain)  # type: ignore[arg-type]
 
 
-_ABSENT = object()
+def _has_key(node: Any, dotted: str) -> bool:
+    """Whether a plain nested dict has ``a.b.c`` (a ``???`` value counts as present)."""
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def natural_key(path: str | os.PathLike[str]) -> list[Any]:
