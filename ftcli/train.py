@@ -21,6 +21,7 @@ def train(cfg: DictConfig) -> float:
     # Heavy imports happen here, after Hydra configured logging, so Lightning logs through it once.
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
+    from rich.text import Text
 
     from ftcli import plots
     from ftcli.blocks import count_parameters
@@ -91,7 +92,7 @@ def train(cfg: DictConfig) -> float:
         display.show(display.run_table(summary))
         curves = plots.training_curves(run_dir / "metrics.csv", title=f"{summary.model} · {summary.strategy}")
         if curves is not None:
-            display.show(f"training curves: {curves}")
+            display.show(Text(f"training curves: {curves}"))  # a path, not rich markup
     return best_val if best_val is not None else float("nan")
 
 
