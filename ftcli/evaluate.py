@@ -61,9 +61,9 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
 
     model = trained.load(path)
     stored = model.meta.get("data") or {}
-    data_cfg = data_config(
-        stored if len(stored) > 1 else {"name": stored.get("name", "digits")}, data_overrides
-    )
+    if len(stored) <= 1:  # a checkpoint from before ftcli stored the whole data config: the group's defaults
+        data_overrides = [f"data={stored.get('name', 'digits')}", *data_overrides]
+    data_cfg = data_config(stored, data_overrides)
     if options["batch_size"] is not None:
         data_cfg["batch_size"] = options["batch_size"]
     seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
