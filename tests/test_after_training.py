@@ -247,6 +247,9 @@ def test_onnx_export_reproduces_pytorch_with_a_dynamic_batch(checkpoint: Path, t
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit:FutureWarning"
+)  # deprecated upstream, still the format asked for
 def test_torchscript_export_reproduces_pytorch(checkpoint: Path, tmp_path: Path) -> None:
     result = run_cli("export", f"ckpt={checkpoint}", "format=torchscript", f"out={tmp_path}", cwd=tmp_path)
     assert_ok(result)
