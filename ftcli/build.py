@@ -55,7 +55,9 @@ class Prepared:
             "strategy": _plain(cfg.strategy),
             "transform": self.transform.to_dict(),
             "blocks": self.net.block_names,
-            "data": {"name": str(cfg.data.name)},
+            # the whole data config and the seed: eval rebuilds the same splits from the checkpoint alone
+            "data": _plain(cfg.data),
+            "seed": int(cfg.seed),
             "chained_from": self.weights_label if self.source_meta else None,
         }
 

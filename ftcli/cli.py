@@ -18,12 +18,23 @@ COMMANDS = {
     "inspect": "dry run: what train would build, freeze and optimise (same overrides as train);\n"
     "           `inspect ckpt=PATH`: where a checkpoint stands (epoch, phase, classes)",
     "ls": "every option of every config group, one line each (--config-dir DIR adds yours)",
+    "eval": "metrics of a checkpoint on a split: accuracy, F1, per class, confusion matrix",
+    "predict": "classify images (folder, glob or file) with a checkpoint -> predictions.csv",
+    "export": "a checkpoint as ONNX or TorchScript, checked against PyTorch, with its preprocessing",
+    "report": "compare finished runs (a sweep folder, run folders): table, CSV, bar chart",
+}
+# Commands that read a finished run back: plain key=value parsers (ftcli.options), not Hydra apps.
+READERS = {
+    "eval": "ftcli.evaluate",
+    "predict": "ftcli.predict",
+    "export": "ftcli.export",
+    "report": "ftcli.report",
 }
 
 HELP = """\
 ftcli: fine-tune and transfer pretrained vision networks from composable configs.
 
-usage: ftcli <command> [group=option ...] [key=value ...] [hydra flags]
+usage: ftcli <command> [group=option ...] [key=value ...] [hydra flags]   (ftcli <command> --help)
 
 commands:
 {commands}
@@ -37,6 +48,10 @@ examples:
   ftcli inspect model=convnext_tiny strategy=first_layers strategy.n=2
   ftcli train --cfg job           # print the composed config and exit
   ftcli train --config-dir ./my_configs strategy=my_strategy
+  ftcli eval ckpt=outputs/<date>/<time>/checkpoints/best.ckpt
+  ftcli predict ckpt=.../best.ckpt inputs=photos/ topk=3
+  ftcli export ckpt=.../best.ckpt format=onnx
+  ftcli report multirun/<date>/<time> sort=test_acc
 
 Hydra flags: -m/--multirun, --cfg job|hydra|all, --info, --config-dir DIR, --help (per command).
 Errors print a short message and exit 2; FTCLI_DEBUG=1 shows the traceback.
@@ -52,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "ls":
         return _ls(rest)
+    if command in READERS:
+        return _run_reader(READERS[command], rest)
     if command not in ("train", "inspect"):
         print(f"error: unknown command '{command}'. Valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         print("Run `ftcli --help` for usage.", file=sys.stderr)
@@ -70,6 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     if command == "inspect":
         rest = [*rest, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled"]
     return _run_hydra_app(f"ftcli.{command}", overrides_first(rest))
+
+
+def _run_reader(module: str, args: list[str]) -> int:
+    """Run a reader command's ``main(args)``; a user error becomes a short message and its exit code."""
+    import importlib
+
+    from ftcli import display
+    from ftcli.errors import FtcliError
+    from ftcli.jobs import debug
+
+    try:
+        return importlib.import_module(module).main(args)
+    except FtcliError as err:
+        if debug():
+            raise
+        display.error(err)
+        return err.exit_code
 
 
 def _run_hydra_app(module: str, args: list[str]) -> int:

@@ -3,7 +3,7 @@
 1. Task A: train resnet18 from scratch on handwritten digits 0-4 (every label); keep its checkpoint.
 2. Task B: digits 5-9 with only 5 labelled images per class, starting from task A's checkpoint,
    as a Hydra sweep over the strategies scratch, feature_extraction, last_layers and full.
-3. One comparison table: strategy, trainable parameters, test accuracy, time.
+3. One comparison table (``ftcli report``): strategy, trainable parameters, accuracy, time.
 
 Every step is the real CLI run as a subprocess, so the demo shows exactly what a user would type.
 """
@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from ftcli import summary
 
-STRATEGIES = ("scratch", "feature_extraction", "last_layers", "full")
+STRATEGIES = ("scratch", "feature_extraction", "last_layers", "full", "lp_ft", "gradual")
 console = Console()
 
 
@@ -65,20 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     console.rule("[bold]3/3 comparison")
-    runs = [summary.load(path) for path in sorted((out / "target").iterdir()) if path.is_dir()]
-    table = Table(
-        title=f"task B: digits 5-9, {args.per_class} labelled images per class", title_justify="left"
-    )
-    for column in ("strategy", "trainable params", "test accuracy", "fit time"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
-    for run in sorted((r for r in runs if r is not None), key=lambda r: STRATEGIES.index(r.strategy)):
-        table.add_row(
-            run.strategy,
-            f"{run.trainable_params:,}",
-            f"{100 * (run.test_acc or 0):.1f}%",
-            f"{run.fit_seconds:.1f} s",
-        )
-    console.print(table)
+    ftcli("report", str(out / "target"))  # the table, report.csv and report.png (ftcli.report)
     console.print(
         f"task A (digits 0-4, all labels) test accuracy: {100 * (source.test_acc or 0):.1f}% · "
         f"outputs: {out} · demo time {time.perf_counter() - started:.0f} s"

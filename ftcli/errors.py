@@ -29,6 +29,12 @@ class WeightsError(FtcliError):
     """Weights or checkpoints cannot be found, downloaded or loaded."""
 
 
+class ExportError(FtcliError):
+    """An export failed or does not reproduce PyTorch's outputs: not the user's input, so exit 1."""
+
+    exit_code = 1
+
+
 def unknown_name(kind: str, name: object, valid: list[str], key: str | None = None) -> ConfigError:
     """The error for a name that is not in a registry: it lists the valid names."""
     shown = ", ".join(sorted(valid))

@@ -21,8 +21,9 @@ def train(cfg: DictConfig) -> float:
     # Heavy imports happen here, after Hydra configured logging, so Lightning logs through it once.
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
+    from rich.text import Text
 
-    from ftcli import features, perf
+    from ftcli import features, perf, plots
     from ftcli.blocks import count_parameters
     from ftcli.build import prepare
     from ftcli.module import FineTuneModule
@@ -60,7 +61,7 @@ def train(cfg: DictConfig) -> float:
     jobs.pin_sweep_job_command_line()
     with jobs.distributed_scope():
         trainer, checkpoint, throughput = build_trainer(
-            cfg.trainer, run_dir, multi_phase=len(prepared.schedule.phases) > 1
+            cfg.trainer, run_dir, cfg.get("logger"), multi_phase=len(prepared.schedule.phases) > 1
         )
         fit_started = time.perf_counter()
         trainer.fit(
@@ -105,6 +106,9 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         summary.write()
         display.show(display.run_table(summary))
+        curves = plots.training_curves(run_dir / "metrics.csv", title=f"{summary.model} · {summary.strategy}")
+        if curves is not None:
+            display.show(Text(f"training curves: {curves}"))  # a path, not rich markup
     return best_val if best_val is not None else float("nan")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from ftcli.callbacks import Throughput
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, unknown_name
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 # Redraw the progress bar every few steps, not every step (each redraw costs host time).
 PROGRESS_REFRESH_STEPS = 5
+LOGGERS = ("csv", "tensorboard")
 
 
 def resolve_precision(precision: Any, accelerator: str) -> Any:
@@ -51,10 +53,39 @@ class BestAndLast(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+def build_loggers(logger_cfg: Mapping[str, Any] | None, run_dir: Path) -> list[Any]:
+    """``logger=csv`` (default): metrics.csv; ``logger=tensorboard``: TensorBoard events as well.
+
+    metrics.csv is always written: the training curves PNG and the summaries read it.
+    """
+    name = str((logger_cfg or {}).get("name", "csv"))
+    if name not in LOGGERS:
+        raise unknown_name("logger", name, list(LOGGERS), key="logger.name")
+    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    if name == "tensorboard":
+        if (
+            importlib.util.find_spec("tensorboard") is None
+            and importlib.util.find_spec("tensorboardX") is None
+        ):
+            raise ConfigError(
+                "logger=tensorboard needs the tensorboard package.",
+                "Install it with: pip install 'ftcli[tensorboard]'   (or use logger=csv)",
+            )
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(
+            TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+        )
+    return loggers
+
+
 def build_trainer(
-    trainer_cfg: Mapping[str, Any], run_dir: Path, multi_phase: bool = False
+    trainer_cfg: Mapping[str, Any],
+    run_dir: Path,
+    logger_cfg: Mapping[str, Any] | None = None,
+    multi_phase: bool = False,
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
-    """A Trainer writing checkpoints/ and metrics.csv into the run directory.
+    """A Trainer writing checkpoints/, metrics.csv (and TensorBoard events if asked) into the run dir.
 
     With several phases under DDP, parameters frozen in one phase train in another: DDP must be
     told that some parameters get no gradient in some steps.
@@ -84,7 +115,7 @@ def build_trainer(
     callbacks: list[L.Callback] = [checkpoint, throughput]
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
-    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+    logger = build_loggers(logger_cfg, run_dir)
     try:
         trainer = L.Trainer(
             **kwargs,

@@ -133,13 +133,21 @@ def is_ftcli_checkpoint(loaded: dict[str, Any]) -> bool:
     return isinstance(loaded.get(CHECKPOINT_KEY), dict) and "state_dict" in loaded
 
 
+def model_state(loaded: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """An ftcli checkpoint's network tensors in BlockNet names, head included (chaining, eval, export)."""
+    state = loaded.get("state_dict", {})
+    prefix = "model."
+    return {
+        k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)
+    }
+
+
 def backbone_state(loaded: dict[str, Any], name_map: dict[str, str]) -> dict[str, Any]:
     """The backbone part of a loaded file in BlockNet names; the old head is always dropped."""
     state = loaded.get("state_dict", loaded) if isinstance(loaded.get("state_dict"), dict) else loaded
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if is_ftcli_checkpoint(loaded):
-        prefix = "model."
-        tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        tensors = model_state(loaded)
     elif any(k in name_map for k in tensors):
         tensors = {name_map[k]: v for k, v in tensors.items() if k in name_map}
     return {k: v for k, v in tensors.items() if not k.startswith(f"blocks.{HEAD}.")}
