@@ -2,7 +2,7 @@
 
 1. Task A: train resnet18 from scratch on handwritten digits 0-4 (every label); keep its checkpoint.
 2. Task B: digits 5-9 with only 5 labelled images per class, starting from task A's checkpoint,
-   as a Hydra sweep over the strategies scratch, feature_extraction, last_layers and full.
+   as a Hydra sweep over the strategies scratch, feature_extraction, last_layers, full, lp_ft, gradual.
 3. One comparison table (``ftcli report``): strategy, trainable parameters, accuracy, time.
 
 Every step is the real CLI run as a subprocess, so the demo shows exactly what a user would type.
