@@ -32,6 +32,8 @@ class RunSummary:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     overrides: list[str] = field(default_factory=list)
+    # unreadable image files left out under data.on_bad_image=skip
+    skipped_images: list[str] = field(default_factory=list)
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""

@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> float:
         best_checkpoint=best_path,
         last_checkpoint=last_path,
         overrides=list(hydra_cfg.overrides.task),
+        skipped_images=list(datamodule.bad_images),
     )
     if trainer.is_global_zero:
         summary.write()

@@ -8,11 +8,15 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from ftcli.callbacks import Throughput
+from ftcli.checkpointing import AtomicCheckpointIO
+from ftcli.divergence import StopOnNonFinite
 from ftcli.errors import ConfigError
+from ftcli.trainer_checks import check_trainer_options
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 
@@ -32,6 +36,7 @@ def build_trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/ and metrics.csv into the run directory."""
     kwargs = dict(trainer_cfg)
+    check_trainer_options(kwargs)
     accelerator = str(kwargs.get("accelerator", "auto"))
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
@@ -50,7 +55,7 @@ def build_trainer(
         auto_insert_metric_name=False,
     )
     throughput = Throughput()
-    callbacks: list[L.Callback] = [checkpoint, throughput]
+    callbacks: list[L.Callback] = [checkpoint, throughput, StopOnNonFinite()]
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(leave=True))
     logger = CSVLogger(save_dir=str(run_dir), name="", version="")
@@ -61,7 +66,8 @@ def build_trainer(
             callbacks=callbacks,
             logger=logger,
             enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()],
         )
-    except TypeError as exc:
+    except (TypeError, ValueError, MisconfigurationException) as exc:
         raise ConfigError(f"Bad trainer option: {exc}.", "See the Lightning Trainer arguments.") from exc
     return trainer, checkpoint, throughput

@@ -21,6 +21,7 @@ from torch import nn
 
 from ftcli.blocks import HEAD, BlockNet
 from ftcli.errors import WeightsError
+from ftcli.safe_config import check_targets
 
 CHECKPOINT_KEY = "ftcli"
 
@@ -106,7 +107,9 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():
+        # The weights-only unpickler names a GLOBAL when the file asks for a class or function (code);
+        # random bytes, text or another format fail on an unknown opcode instead.
+        if "weights only load failed" not in str(exc).lower() or "global" not in str(exc).lower():
             raise _unreadable(path, exc) from exc
         raise WeightsError(
             f"Refused to load {path}: it holds objects other than tensors and plain data, "
@@ -117,6 +120,9 @@ def read_file(path: Path) -> dict[str, Any]:
         raise _unreadable(path, exc) from exc
     if not isinstance(loaded, dict):
         raise WeightsError(f"{path} holds a {type(loaded).__name__}, not a state_dict or checkpoint.")
+    check_targets(
+        checkpoint_meta(loaded), str(path)
+    )  # stored config is data: no _target_ outside the allowlist
     return loaded
 
 
@@ -159,7 +165,7 @@ def load_backbone(net: BlockNet, loaded: dict[str, Any], path: Path, name_map: d
         matched = len(expected) - len(missing) - len(mismatched)
         example = (mismatched or missing)[0]
         raise WeightsError(
-            f"{path} does not fit {net.family} '{_model_label(loaded)}' backbone: {matched}/{len(expected)} "
+            f"{path} does not fit the {net.family} backbone{_model_label(loaded)}: {matched}/{len(expected)} "
             f"tensors match ({len(missing)} missing, {len(mismatched)} of another shape, e.g. {example}).",
             "Is it a checkpoint of a different architecture? Set model.name to the model it was trained as.",
         )
@@ -173,10 +179,9 @@ def checkpoint_meta(loaded: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _model_label(loaded: dict[str, Any]) -> str:
-    meta = loaded.get(CHECKPOINT_KEY)
-    if isinstance(meta, dict):
-        return str(meta.get("model", {}).get("name", "?"))
-    return "?"
+    """`` (the file holds a <model.name>)`` for an ftcli checkpoint; other files do not say."""
+    model = checkpoint_meta(loaded).get("model")
+    return f" (the file holds a {model['name']})" if isinstance(model, dict) and model.get("name") else ""
 
 
 def source_name_map(model: nn.Module, net: BlockNet) -> dict[str, str]:
