@@ -205,7 +205,24 @@ def test_ddp_sweep_runs_each_job_once_with_two_cpu_ranks(tmp_path: Path) -> None
         assert (job_dir / "summary.json").is_file()
         assert (job_dir / "train_ddp_process_1.log").is_file(), "rank 1 ran inside the job's directory"
     assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 2
+    assert result.stdout.count("ftcli run ·") == 2, "one summary per job, printed by rank 0 only"
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
+def test_ddp_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(tmp_path: Path) -> None:
+    """Two CPU ranks (gloo) in the default, timestamped run dir: rank 1 joins rank 0's directory."""
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    result = run_cli("train", *FAST, *DIGITS, "model.weights=null", *ddp, cwd=tmp_path)
+    assert_ok(result)
+
+    runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert (run / "summary.json").is_file() and (run / "train_ddp_process_1.log").is_file()
+    assert result.stdout.count("ftcli run ·") == 1
+    assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 1
 
 
 @pytest.mark.slow
@@ -241,6 +258,23 @@ def test_image_that_fails_to_decode_during_training_stops_cleanly(tmp_path: Path
 
 
 # ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.slow
+def test_skipped_images_are_counted_and_reported_at_the_end(tmp_path: Path) -> None:
+    root = make_image_tree(tmp_path / "images")
+    bad = [root / "cat" / "notes.jpg", root / "dog" / "cut.png"]
+    bad[0].write_text("not a JPEG")
+    bad[1].write_bytes(b"\x89PNG\r\n")
+    result = run_cli(
+        *command("train", tmp_path, "data.on_bad_image=skip", data=imagefolder(root)), cwd=tmp_path
+    )
+    assert_ok(result)
+
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert sorted(summary["skipped_images"]) == sorted(map(str, bad))
+    table = result.stdout[result.stdout.index("ftcli run ·") :]
+    assert "skipped images" in table and "2 unreadable (data.on_bad_image=skip)" in table
 
 
 # One table of bad command lines (names, types, data, weights, outputs): tests/test_bad_inputs.py
