@@ -9,6 +9,7 @@ Imports no torch: it runs in the dispatcher.
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 from ftcli.errors import ConfigError, FtcliError
 
@@ -32,7 +33,8 @@ def usage_error(exc: BaseException) -> FtcliError | None:
 def _raised_by_hydra(exc: BaseException) -> bool:
     """A ValueError/TypeError raised inside Hydra itself, e.g. for ``-m`` together with ``--cfg``."""
     frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and isinstance(exc, (ValueError, TypeError)) and "/hydra/" in frames[-1].filename
+    in_hydra = bool(frames) and "hydra" in Path(frames[-1].filename).parts
+    return in_hydra and isinstance(exc, (ValueError, TypeError))
 
 
 def _short(exc: BaseException) -> str:
