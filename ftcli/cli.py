@@ -7,6 +7,7 @@ same command line for extra ranks.
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -85,7 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "inspect" and any(arg.startswith("ckpt=") for arg in rest):
         return _inspect_checkpoint(rest)
     if command == "inspect":
-        rest = [*rest, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled"]
+        rest = [
+            *rest,
+            "hydra.output_subdir=null",
+            "hydra.run.dir=.",
+            "hydra/job_logging=disabled",
+            "~hydra.callbacks.run_dir_guard",  # inspect writes nothing, wherever it runs
+        ]
     return _run_hydra_app(f"ftcli.{command}", overrides_first(rest))
 
 
@@ -111,7 +118,20 @@ def _run_hydra_app(module: str, args: list[str]) -> int:
     from ftcli import jobs
 
     sys.argv = [module, *args]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    # Hydra then raises its own errors (bad overrides, clashing flags) instead of printing and exiting 1.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except Exception as exc:
+        from ftcli.usage import usage_error
+
+        err = usage_error(exc)
+        if err is None or jobs.debug():
+            raise
+        from ftcli import display
+
+        display.error(err)
+        return err.exit_code
     if jobs.JOB_DIRS:
         _print_sweep(jobs.JOB_DIRS)
     if jobs.FAILURES:

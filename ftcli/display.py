@@ -139,6 +139,11 @@ def run_table(summary: Any) -> Table:
         ("train images/s", f"{summary.images_per_second:.1f}"),
         ("best checkpoint", str(summary.best_checkpoint)),
     ]
+    skipped = getattr(summary, "skipped_images", None)
+    if skipped:
+        rows.append(
+            ("skipped images", f"{len(skipped)} unreadable (data.on_bad_image=skip), first: {skipped[0]}")
+        )
     for name, value in rows:
         table.add_row(name, Text(value))
     return table

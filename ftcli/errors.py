@@ -26,7 +26,15 @@ class DataError(FtcliError):
 
 
 class WeightsError(FtcliError):
-    """Weights or checkpoints cannot be found, downloaded or loaded."""
+    """Weights or checkpoints cannot be found, downloaded or loaded (or would run code if loaded)."""
+
+
+class OutputError(FtcliError):
+    """The run directory cannot be written, or already holds an earlier run that must not be overwritten."""
+
+
+class DivergedError(FtcliError):
+    """Training produced a NaN or infinite loss (or weights); nothing after that point was saved."""
 
 
 class ExportError(FtcliError):

@@ -347,7 +347,9 @@ def _as_list(value: Any) -> list[Any]:
 
 def _block_count(cfg: Mapping[str, Any], backbone: list[str], default: int) -> int:
     n = cfg.get("n", default)
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(backbone):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise ConfigError(f"strategy.n={n!r} must be a whole number of blocks, e.g. strategy.n=2.")
+    if not 0 <= n <= len(backbone):
         raise ConfigError(
             f"strategy.n={n} is out of range: this network has {len(backbone)} blocks before the head "
             f"({', '.join(backbone)}).",

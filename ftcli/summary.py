@@ -37,6 +37,8 @@ class RunSummary:
     steady_images_per_second: float | None = None
     epoch_seconds: list[float] = field(default_factory=list)
     first_step_done: float | None = None
+    # unreadable image files left out under data.on_bad_image=skip
+    skipped_images: list[str] = field(default_factory=list)
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""

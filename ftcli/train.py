@@ -102,6 +102,7 @@ def train(cfg: DictConfig) -> float:
         steady_images_per_second=throughput.steady_images_per_second,
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
+        skipped_images=list(prepared.datamodule.bad_images),
     )
     if trainer.is_global_zero:
         summary.write()

@@ -9,11 +9,15 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from ftcli.callbacks import Throughput
+from ftcli.checkpointing import AtomicCheckpointIO
+from ftcli.divergence import StopOnNonFinite
 from ftcli.errors import ConfigError, unknown_name
+from ftcli.trainer_checks import check_trainer_options
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 # Redraw the progress bar every few steps, not every step (each redraw costs host time).
@@ -92,6 +96,7 @@ def build_trainer(
     """
     kwargs = dict(trainer_cfg)
     kwargs.pop("compile", None)  # ftcli's own switch (ftcli.perf), not a Trainer argument
+    check_trainer_options(kwargs)
     if multi_phase and str(kwargs.get("strategy")) == "ddp":
         kwargs["strategy"] = "ddp_find_unused_parameters_true"
     accelerator = str(kwargs.get("accelerator", "auto"))
@@ -112,7 +117,7 @@ def build_trainer(
         auto_insert_metric_name=False,
     )
     throughput = Throughput()
-    callbacks: list[L.Callback] = [checkpoint, throughput]
+    callbacks: list[L.Callback] = [checkpoint, throughput, StopOnNonFinite()]
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
     logger = build_loggers(logger_cfg, run_dir)
@@ -123,7 +128,8 @@ def build_trainer(
             callbacks=callbacks,
             logger=logger,
             enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()],
         )
-    except TypeError as exc:
+    except (TypeError, ValueError, MisconfigurationException) as exc:
         raise ConfigError(f"Bad trainer option: {exc}.", "See the Lightning Trainer arguments.") from exc
     return trainer, checkpoint, throughput

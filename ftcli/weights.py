@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from ftcli.blocks import HEAD, BlockNet
 from ftcli.errors import WeightsError
+from ftcli.safe_config import check_targets
 
 CHECKPOINT_KEY = "ftcli"
 
@@ -106,22 +106,47 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():
+        # The weights-only unpickler names a GLOBAL when the file asks for a class or function (code).
+        # A plain pickle.dump file fails earlier, on an opcode it does not support, like random bytes
+        # do: parse its opcodes (without running them) to tell the two apart.
+        text = str(exc).lower()
+        if "weights only load failed" not in text or ("global" not in text and not _pickle_calls_code(path)):
             raise _unreadable(path, exc) from exc
         raise WeightsError(
             f"Refused to load {path}: it holds objects other than tensors and plain data, "
             "so loading it could run code.",
             "Only state_dicts, .safetensors files and ftcli checkpoints are accepted.",
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # not a torch file: the unpickler fails in many ways (IndexError, KeyError...)
         raise _unreadable(path, exc) from exc
     if not isinstance(loaded, dict):
         raise WeightsError(f"{path} holds a {type(loaded).__name__}, not a state_dict or checkpoint.")
+    # The stored config is data: refuse it when it names code to instantiate outside the allowlist.
+    check_targets(checkpoint_meta(loaded), str(path))
     return loaded
+
+
+CODE_OPCODES = ("GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX")
+
+
+def _pickle_calls_code(path: Path) -> bool:
+    """Whether ``path`` is a pickle (protocol 2+) that imports or calls objects; parsed, never run."""
+    import pickletools
+
+    try:
+        with path.open("rb") as f:
+            if f.read(1) != b"\x80":  # PROTO: text and most random bytes are not pickles at all
+                return False
+            f.seek(0)
+            return any(op.name in CODE_OPCODES for op, _, _ in pickletools.genops(f))
+    except Exception:
+        return False
 
 
 def _unreadable(path: Path, exc: Exception) -> WeightsError:
     first_line = (str(exc).strip().splitlines() or [""])[0]
+    if "weights only load failed" in first_line.lower():  # torch's advice to load unsafely: not ours
+        first_line = "not a torch.save file"
     return WeightsError(
         f"{path} is not a readable weights file ({type(exc).__name__}: {first_line}).",
         "It may be truncated or of another format; give a state_dict, .safetensors or ftcli checkpoint.",
@@ -167,7 +192,7 @@ def load_backbone(net: BlockNet, loaded: dict[str, Any], path: Path, name_map: d
         matched = len(expected) - len(missing) - len(mismatched)
         example = (mismatched or missing)[0]
         raise WeightsError(
-            f"{path} does not fit {net.family} '{_model_label(loaded)}' backbone: {matched}/{len(expected)} "
+            f"{path} does not fit the {net.family} backbone{_model_label(loaded)}: {matched}/{len(expected)} "
             f"tensors match ({len(missing)} missing, {len(mismatched)} of another shape, e.g. {example}).",
             "Is it a checkpoint of a different architecture? Set model.name to the model it was trained as.",
         )
@@ -181,10 +206,9 @@ def checkpoint_meta(loaded: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _model_label(loaded: dict[str, Any]) -> str:
-    meta = loaded.get(CHECKPOINT_KEY)
-    if isinstance(meta, dict):
-        return str(meta.get("model", {}).get("name", "?"))
-    return "?"
+    """`` (the file holds a <model.name>)`` for an ftcli checkpoint; other files do not say."""
+    model = checkpoint_meta(loaded).get("model")
+    return f" (the file holds a {model['name']})" if isinstance(model, dict) and model.get("name") else ""
 
 
 def source_name_map(model: nn.Module, net: BlockNet) -> dict[str, str]:

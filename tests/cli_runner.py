@@ -13,8 +13,9 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     # One intra-op thread: on a small shared CPU, torch's spinning threads slow a tiny run tenfold
     # whenever another process holds a core; behaviour, not speed, is under test here.
     quiet = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    full_env = {**os.environ, **quiet, **(env or {})}
-    full_env.pop("FTCLI_DEBUG", None)
+    # FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")}
+    full_env = {**inherited, **quiet, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ftcli.cli", *args],
         cwd=cwd,

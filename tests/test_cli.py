@@ -205,7 +205,24 @@ def test_ddp_sweep_runs_each_job_once_with_two_cpu_ranks(tmp_path: Path) -> None
         assert (job_dir / "summary.json").is_file()
         assert (job_dir / "train_ddp_process_1.log").is_file(), "rank 1 ran inside the job's directory"
     assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 2
+    assert result.stdout.count("ftcli run ·") == 2, "one summary per job, printed by rank 0 only"
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
+def test_ddp_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(tmp_path: Path) -> None:
+    """Two CPU ranks (gloo) in the default, timestamped run dir: rank 1 joins rank 0's directory."""
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    result = run_cli("train", *FAST, *DIGITS, "model.weights=null", *ddp, cwd=tmp_path)
+    assert_ok(result)
+
+    runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert (run / "summary.json").is_file() and (run / "train_ddp_process_1.log").is_file()
+    assert result.stdout.count("ftcli run ·") == 1
+    assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 1
 
 
 @pytest.mark.slow
@@ -243,90 +260,24 @@ def test_image_that_fails_to_decode_during_training_stops_cleanly(tmp_path: Path
 # ---------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ("model=resnet19", ["resnet19", "resnet18", "resnet50"]),
-        ("recipe=linaer", ["linaer", "linear", "mlp", "truncate"]),
-        ("strategy=fine", ["fine", "feature_extraction", "last_layers", "full"]),
-        ("data=mnist", ["mnist", "digits", "imagefolder", "csv"]),
-    ],
-    ids=["model", "recipe", "strategy", "data"],
-)
-def test_unknown_group_option_lists_the_valid_names(
-    tmp_path: Path, override: str, expected: list[str]
-) -> None:
-    result = run_cli(*command("train", tmp_path, override), cwd=tmp_path)
-
-    assert_user_error(result, f"Unknown {override.split('=')[0]}", *expected)
-    assert not (tmp_path / "run").exists()
-
-
-def test_unknown_model_name_key_lists_the_valid_names(tmp_path: Path) -> None:
-    result = run_cli(*command("train", tmp_path, "model.name=resnet19"), cwd=tmp_path)
-
-    assert_user_error(result, "model.name=resnet19", "resnet18", "convnext_tiny")
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        ("imagefolder", ["data.root is required", "data.root"]),
-        ("csv", ["data.manifest is required", "data.manifest=/path/to/labels.csv"]),
-    ],
-)
-def test_unset_mandatory_data_path_is_named(tmp_path: Path, data: str, expected: list[str]) -> None:
-    result = run_cli(*command("train", tmp_path, data=[f"data={data}"]), cwd=tmp_path)
-
-    assert_user_error(result, *expected)
-    assert "???" not in output(result)
-
-
-def test_missing_data_root_is_named(tmp_path: Path) -> None:
-    missing = tmp_path / "no_such_folder"
-    result = run_cli(*command("train", tmp_path, data=imagefolder(missing)), cwd=tmp_path)
-
-    assert_user_error(result, f"data.root={missing}", "does not exist", "one sub-folder per class")
-
-
-def test_class_folder_without_images_is_named(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_skipped_images_are_counted_and_reported_at_the_end(tmp_path: Path) -> None:
     root = make_image_tree(tmp_path / "images")
-    (root / "empty").mkdir()
-    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
-
-    assert_user_error(result, str(root / "empty"), "holds no images", "remove the folder")
-
-
-def test_unreadable_image_is_named(tmp_path: Path) -> None:
-    # The class folder's "[raw]" would be eaten by rich markup if messages were not escaped.
-    root = make_image_tree(tmp_path / "images", classes=("cat", "dog [raw]"))
-    broken = root / "dog [raw]" / "notes.jpg"
-    broken.write_text("this is not a JPEG")
-    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
-
-    assert_user_error(result, str(broken), "unreadable", "data.on_bad_image=skip")
-
-
-def test_uncached_pretrained_weights_offline_name_the_cache(tmp_path: Path) -> None:
-    torch_home = tmp_path / "torch_home"
-    torch_home.mkdir()
+    bad = [root / "cat" / "notes.jpg", root / "dog" / "cut.png"]
+    bad[0].write_text("not a JPEG")
+    bad[1].write_bytes(b"\x89PNG\r\n")
     result = run_cli(
-        *command("train", tmp_path, weights="DEFAULT"), cwd=tmp_path, env={"TORCH_HOME": str(torch_home)}
+        *command("train", tmp_path, "data.on_bad_image=skip", data=imagefolder(root)), cwd=tmp_path
     )
+    assert_ok(result)
 
-    assert_user_error(result, str(torch_home / "hub" / "checkpoints"), "model.weights=null")
-
-
-def test_out_of_range_strategy_n_lists_the_blocks(tmp_path: Path) -> None:
-    result = run_cli(*command("train", tmp_path, "strategy=last_layers", "strategy.n=99"), cwd=tmp_path)
-
-    assert_user_error(result, "strategy.n=99", "stem", "stage4", "ftcli inspect")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert sorted(summary["skipped_images"]) == sorted(map(str, bad))
+    table = result.stdout[result.stdout.index("ftcli run ·") :]
+    assert "skipped images" in table and "2 unreadable (data.on_bad_image=skip)" in table
 
 
-def test_unknown_command_lists_the_commands(tmp_path: Path) -> None:
-    result = run_cli("frobnicate", "model=resnet18", cwd=tmp_path)
-
-    assert_user_error(result, "frobnicate", "train", "inspect", "ls", "ftcli --help")
+# One table of bad command lines (names, types, data, weights, outputs): tests/test_bad_inputs.py
 
 
 def test_failing_sweep_jobs_exit_2_and_are_all_reported(tmp_path: Path) -> None:

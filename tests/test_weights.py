@@ -311,3 +311,16 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, writer) -> Non
         else:
             pickle.load(f)
     assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"epoch,loss\n1,0.5\n", b'{"state_dict": {}}', bytes(range(256)) * 4, b"\x80\x02garbage"],
+    ids=["csv", "json", "bytes", "pickle-header-then-garbage"],
+)
+def test_a_file_that_is_not_a_torch_file_is_unreadable_not_dangerous(tmp_path, content) -> None:
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="not a readable weights file") as err:
+        weights.read_file(path)
+    assert "could run code" not in str(err.value)

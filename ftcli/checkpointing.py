@@ -1,0 +1,78 @@
+"""Checkpoints are written atomically and read back safely.
+
+Lightning writes a checkpoint straight to its final name, so a crash or a full disk during the
+save (kill -9, a pre-empted node) can leave a truncated ``last.ckpt`` where a good one was. Here
+every save goes to a hidden temporary file in the same folder, is flushed to disk, and replaces the
+old file with one ``os.replace`` (atomic on POSIX and Windows): a reader sees the old checkpoint or
+the new one, never half of either. Every load uses ``weights_only=True``, so a checkpoint (for
+example one passed to ``trainer.test`` or a resumed run) cannot run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+TEMP_SUFFIX = ".tmp"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO that saves through a temporary file + ``os.replace`` and loads weights only."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options.")
+        atomic_save(checkpoint, Path(path))
+
+    def load_checkpoint(
+        self,
+        path: Any,
+        map_location: Callable | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        # weights_only is forced: ftcli's checkpoints hold only tensors and plain data.
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save(obj, path)`` that either completes or leaves ``path`` (and the folder) as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden and not ending in .ckpt: a file left by kill -9 mid-save matches no checkpoint glob.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,35 @@
+"""trainer.* values of the wrong type or range are named before Lightning sees them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftcli.errors import ConfigError
+from ftcli.trainer_checks import check_trainer_options
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("max_epochs", "abc", "whole number >= -1"),
+        ("max_epochs", -3, "whole number >= -1"),
+        ("max_epochs", 2.5, "whole number >= -1"),
+        ("max_steps", True, "whole number >= -1"),
+        ("accumulate_grad_batches", 0, "whole number >= 1"),
+        ("limit_train_batches", 1.5, "fraction from 0.0 to 1.0"),
+        ("limit_val_batches", "all", "fraction from 0.0 to 1.0"),
+        ("gradient_clip_val", -1, "number >= 0"),
+        ("val_check_interval", 0, "fraction of an epoch"),
+        ("enable_progress_bar", "yes", "true or false"),
+    ],
+)
+def test_wrong_values_are_named(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        check_trainer_options({key: value})
+    assert f"trainer.{key}={value!r}" in str(err.value) and expected in str(err.value)
+
+
+def test_the_shipped_presets_and_common_values_pass(compose_train) -> None:
+    for preset in ("default", "cpu", "ddp", "gpu"):
+        check_trainer_options(dict(compose_train(f"trainer={preset}").trainer))
+    check_trainer_options({"max_epochs": None, "limit_train_batches": 2, "val_check_interval": 0.5})
