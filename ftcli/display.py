@@ -103,8 +103,8 @@ def _phase_cell(block: Any, base_lr: float, no_grad: bool, verbose: bool) -> str
 
 def schedule_notes(schedule: Any, max_epochs: int | None) -> list[str]:
     """Warnings about a schedule under this run's length: phases that would never start."""
-    if not max_epochs or max_epochs < 0:
-        return []
+    if not isinstance(max_epochs, int) or max_epochs < 1:
+        return []  # unlimited, or a bad value that the trainer checks report
     return [
         f"phase {p.index + 1} ({p.label}) starts at epoch {p.start_epoch}, "
         f"but trainer.max_epochs={max_epochs}: it never runs"

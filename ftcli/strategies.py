@@ -347,11 +347,11 @@ def _as_list(value: Any) -> list[Any]:
 
 def _block_count(cfg: Mapping[str, Any], backbone: list[str], default: int) -> int:
     n = cfg.get("n", default)
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise ConfigError(f"strategy.n={n!r} must be a whole number of blocks, e.g. strategy.n=2.")
-    if not 0 <= n <= len(backbone):
+    whole = isinstance(n, int) and not isinstance(n, bool)
+    if not whole or not 0 <= n <= len(backbone):
+        problem = "is out of range" if whole else "is not a whole number of blocks"
         raise ConfigError(
-            f"strategy.n={n} is out of range: this network has {len(backbone)} blocks before the head "
+            f"strategy.n={n} {problem}: this network has {len(backbone)} blocks before the head "
             f"({', '.join(backbone)}).",
             f"Use an integer from 0 to {len(backbone)}; `ftcli inspect` shows the blocks.",
         )
