@@ -124,6 +124,8 @@ NOISE = (
     "LeafSpec",
     "smaller than the logging interval",
     "was configured so 100%",
+    # resume: the resumed run writes its own checkpoints/ on purpose, the earlier run's stay as they are
+    "The dirpath has changed from",
 )
 
 
