@@ -24,3 +24,21 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
         text=True,
         timeout=300,
     )
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    """Everything the command printed, stdout then stderr."""
+    return result.stdout + result.stderr
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, output(result)[-3000:]
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 2, every fragment in the output, no traceback."""
+    text = output(result)
+    assert result.returncode == 2, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"

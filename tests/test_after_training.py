@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_runner import run_cli
+from cli_runner import assert_ok, assert_user_error, output, run_cli
 from PIL import Image
 
 from ftcli.errors import ConfigError, DataError
@@ -40,22 +40,6 @@ SWEEP = [
     "strategy=last_layers,full",
     *(["logger=tensorboard"] if HAS_TENSORBOARD else []),
 ]
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout + result.stderr
-
-
-def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, output(result)[-3000:]
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    text = output(result)
-    assert result.returncode == 2, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"
 
 
 def assert_png(path: Path) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import run_cli
+from cli_runner import assert_ok, assert_user_error, output, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -46,23 +45,6 @@ def command(
     # Hydra's argparse takes the overrides as one positional list: flags must come before them.
     flags = ["-m"] if multirun else []
     return [name, *flags, *FAST, *data, f"model.weights={weights}", *dirs, *overrides]
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout + result.stderr
-
-
-def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, output(result)[-3000:]
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """Exit 2, every fragment in the output, no traceback."""
-    text = output(result)
-    assert result.returncode == 2, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"
 
 
 def classes_override(classes: list[int]) -> str:

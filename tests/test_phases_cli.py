@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import run_cli
+from cli_runner import assert_ok, output, run_cli
 
 FAST = [
     "trainer=cpu",
@@ -22,14 +22,6 @@ FAST = [
     "data.image_size=16",
     "model.weights=null",
 ]
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout + result.stderr
-
-
-def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, output(result)[-3000:]
 
 
 def load(path: Path) -> dict:
