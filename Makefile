@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install  ## offline: train on digits 0-4, transfer to 5-9 with 5 labels/class, compare strategies
-	$(BIN)/python -m ftcli.demo --out $(DEMO_DIR)
+	$(BIN)/python -m ftcli.commands.demo --out $(DEMO_DIR)
 
 test: install  ## the whole test suite (CPU, offline)
 	$(BIN)/python -m pytest -q

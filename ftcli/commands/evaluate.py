@@ -1,0 +1,185 @@
+"""``ftcli eval ckpt=PATH [split=test|val|train] [data=NAME data.KEY=VALUE ...]``: metrics of a checkpoint.
+
+Top-1 (and top-5 with more than 5 classes) accuracy, macro-F1, per-class precision/recall, and a
+confusion matrix (PNG and CSV), all written with a metrics.json into ``<run>/eval/<ckpt>-<data>-<split>/``.
+By default the data is the checkpoint's own (same config, same seed, so the same split); ``data=``
+and ``data.KEY=`` evaluate on other data whose class names must be the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ftcli.errors import DataError
+from ftcli.runs.trained_model import checkpoint_path
+from ftcli.ui import console
+from ftcli.ui.key_value_args import Key, data_config, parse, usage, wants_help
+
+SUMMARY = "accuracy, macro-F1, per-class precision/recall and a confusion matrix of a checkpoint"
+KEYS = (
+    Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
+    Key("split", "test, val or train (default: test when the data has one, else val)"),
+    Key("out", "output folder (default: <run>/eval/<checkpoint>-<data>-<split>)"),
+    Key("batch_size", "images per batch (default: the data config's)", kind=int),
+    Key("device", "auto (a GPU when there is one), cpu or cuda", default="auto"),
+    Key("seed", "the split seed (default: the training run's, so val/test are the same images)", kind=int),
+)
+EXTRA = """data: the checkpoint's own by default; data=NAME and data.KEY=VALUE as in `ftcli train`, e.g.
+  ftcli eval ckpt=outputs/.../checkpoints/best.ckpt data=imagefolder data.root=~/trucks_2024 split=val"""
+SPLITS = ("train", "val", "test")
+
+
+def main(args: list[str]) -> int:
+    """Entry point of ``ftcli eval``."""
+    if wants_help(args):
+        print(usage("eval", SUMMARY, KEYS, EXTRA))
+        return 0
+    parsed = parse("eval", args, KEYS, accepts_data=True)
+    options = parsed.values
+    path = checkpoint_path(options["ckpt"])
+    split = options["split"]
+    if split is not None and split not in SPLITS:
+        from ftcli.errors import unknown_name
+
+        raise unknown_name("split", split, list(SPLITS), key="split")
+    evaluate(path, parsed.data, split, options)
+    return 0
+
+
+def evaluate(path: Path, data_overrides: list[str], split: str | None, options: dict[str, Any]) -> dict:
+    """Run the checkpoint over one split; print and write every metric; return metrics.json's content."""
+    import torch
+
+    from ftcli.data.sources import build_datamodule
+    from ftcli.data.transforms import TransformSpec, eval_transform, input_transform
+    from ftcli.device import inference_device
+    from ftcli.runs import plots, trained_model
+    from ftcli.runs.metrics import compute_metrics, write_confusion_csv
+
+    model = trained_model.load(path)
+    stored = dict(model.meta.get("data") or {})
+    data_cfg = data_config(stored, [*_group_defaults(stored, data_overrides, path), *data_overrides])
+    if options["batch_size"] is not None:
+        data_cfg["batch_size"] = options["batch_size"]
+    seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
+    spec = input_transform(data_cfg, TransformSpec.from_dict(model.meta["transform"]))
+    datamodule = build_datamodule(data_cfg, spec, seed)
+    remap = class_mapping(model.class_names, datamodule.class_names, data_cfg.get("name"))
+    split = split or ("test" if datamodule.has_test else "val")
+    dataset = datamodule.dataset(split)
+    if split == "train":
+        dataset.transform = eval_transform(spec)  # measure the network, not the augmentation
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise DataError(f"The {split} split of data={data_cfg.get('name')} holds no images.")
+
+    device = inference_device(options["device"])
+    net = model.net.to(device)
+    logits, targets = [], []
+    with torch.inference_mode():
+        for x, y in datamodule.loader(split):
+            logits.append(net(x.to(device)).float().cpu())
+            targets.append(remap[y])
+    metrics = compute_metrics(torch.cat(logits), torch.cat(targets), model.class_names)
+    metrics.update(
+        checkpoint=str(path),
+        data=data_cfg.get("name"),
+        data_root=str(datamodule.root) if datamodule.root is not None else None,
+        split=split,
+        seed=seed,
+    )
+
+    data_name = str(data_cfg.get("name"))
+    out = Path(options["out"] or model.run_dir / "eval" / f"{path.stem}-{data_name}-{split}").expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_confusion_csv(metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.csv")
+    title = f"{path.name} on {data_name} {split} · accuracy {100 * metrics['accuracy']:.1f}%"
+    plots.confusion_matrix(
+        metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.png", title
+    )
+    heading = f"ftcli eval · {path} · {model.label} · data {data_name}, {split} split"
+    console.console.print(heading, style="bold", markup=False, highlight=False, soft_wrap=True)
+    console.show(metrics_table(metrics))
+    console.show(per_class_table(metrics))
+    console.console.print(
+        f"written to {out}: metrics.json, confusion_matrix.png, confusion_matrix.csv",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return metrics
+
+
+def _group_defaults(stored: dict[str, Any], overrides: list[str], path: Path) -> list[str]:
+    """``data=NAME`` when the checkpoint stored only its data's name (from before it stored the whole
+    data config): eval then starts from that group's defaults. A checkpoint that records no data at
+    all needs ``data=NAME`` on the command line."""
+    if len(stored) > 1:
+        return []
+    if stored.get("name"):
+        return [f"data={stored['name']}"]
+    if any(arg.split("=", 1)[0].lstrip("+") == "data" for arg in overrides):
+        return []
+    raise DataError(
+        f"{path} does not record the data it was trained on.",
+        "Name it: ftcli eval ckpt=PATH data=NAME (plus data.KEY=VALUE as for ftcli train).",
+    )
+
+
+def class_mapping(checkpoint_classes: list[str], data_classes: list[str], data_name: Any) -> Any:
+    """A tensor mapping the data's label indices to the checkpoint's; the class names must match as sets."""
+    import torch
+
+    ours, theirs = [str(c) for c in checkpoint_classes], [str(c) for c in data_classes]
+    if set(ours) != set(theirs):
+        only_ckpt = sorted(set(ours) - set(theirs))
+        only_data = sorted(set(theirs) - set(ours))
+        raise DataError(
+            f"The checkpoint and data={data_name} have different classes.\n"
+            f"checkpoint ({len(ours)}): {', '.join(ours)}\n"
+            f"data ({len(theirs)}): {', '.join(theirs)}",
+            f"Only in the checkpoint: {', '.join(only_ckpt) or '-'}; "
+            f"only in the data: {', '.join(only_data) or '-'}. "
+            "Evaluate on data with the same class names (folder names for imagefolder).",
+        )
+    return torch.tensor([ours.index(name) for name in theirs], dtype=torch.long)
+
+
+def metrics_table(metrics: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("images", f"{metrics['images']:,}")
+    table.add_row("accuracy (top-1)", _pct(metrics["accuracy"]))
+    if metrics["top5_accuracy"] is not None:
+        table.add_row("top-5 accuracy", _pct(metrics["top5_accuracy"]))
+    table.add_row("macro-F1", f"{metrics['macro_f1']:.3f}")
+    table.add_row("loss", f"{metrics['loss']:.4f}")
+    return table
+
+
+def per_class_table(metrics: dict[str, Any]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="per class", title_justify="left")
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "images"):
+        table.add_column(column, justify="right")
+    for row in metrics["per_class"]:
+        table.add_row(
+            Text(row["class"]),
+            _pct(row["precision"]),
+            _pct(row["recall"]),
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
+    return table
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"

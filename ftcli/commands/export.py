@@ -1,0 +1,217 @@
+"""``ftcli export ckpt=PATH format=onnx|torchscript``: a deployable model plus its preprocessing.
+
+Writes ``<checkpoint>.onnx`` (dynamic batch dimension) or ``<checkpoint>.torchscript.pt`` and,
+beside it, ``<file>.json`` with what a deployment needs to feed it: class names, input size,
+resize, mean/std. Success is reported only after the exported file, loaded back by its own runtime
+(onnxruntime, torch.jit), reproduced the PyTorch logits on a sample batch; the maximum absolute
+difference is printed and stored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftcli.errors import ConfigError, ExportError, unknown_name
+from ftcli.runs.trained_model import TrainedModel, checkpoint_path
+from ftcli.ui import console
+from ftcli.ui.key_value_args import Key, parse, usage, wants_help
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+SUMMARY = "write the model as ONNX or TorchScript with its preprocessing, checked against PyTorch"
+KEYS = (
+    Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
+    Key("format", "onnx (dynamic batch; needs pip install 'ftcli[export]') or torchscript", default="onnx"),
+    Key("out", "output folder (default: <run>/export)"),
+    Key(
+        "atol",
+        "largest allowed |exported - PyTorch| on the check batch, plus rtol x |logit|",
+        default=1e-4,
+        kind=float,
+    ),
+    Key("rtol", "relative part of the allowed difference", default=1e-4, kind=float),
+    Key("opset", "ONNX opset version (default: torch.onnx's)", kind=int),
+)
+
+
+@dataclass
+class ExportResult:
+    """What was written and how closely it reproduces PyTorch."""
+
+    model_file: Path
+    meta_file: Path
+    max_abs_diff: float
+    check_batch: int
+
+
+def main(args: list[str]) -> int:
+    """Entry point of ``ftcli export``."""
+    if wants_help(args):
+        print(usage("export", SUMMARY, KEYS))
+        return 0
+    options = parse("export", args, KEYS).values
+    fmt = str(options["format"]).lower()
+    if fmt not in FORMATS:
+        raise unknown_name("export format", fmt, list(FORMATS), key="format")
+    path = checkpoint_path(options["ckpt"])
+    if fmt == "onnx":
+        require_onnx()
+    from ftcli.runs import trained_model
+
+    model = trained_model.load(path)
+    out = Path(options["out"] or model.run_dir / "export").expanduser()
+    result = export(model, fmt, out, options)
+    console.console.print(
+        f"[green]export ok[/green] · {fmt} · max |{fmt} - pytorch| = {result.max_abs_diff:.2e} "
+        f"on a batch of {result.check_batch}",
+        highlight=False,
+    )
+    console.console.print(
+        f"written: {result.model_file}\n         {result.meta_file}", markup=False, highlight=False
+    )
+    return 0
+
+
+def require_onnx() -> None:
+    """ONNX export is an optional extra: say how to get it rather than fail on an import."""
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"format=onnx needs the optional package(s) {', '.join(missing)}.",
+            "Install them with: pip install 'ftcli[export]'   (or use format=torchscript)",
+        )
+
+
+def export(model: TrainedModel, fmt: str, out: Path, options: dict[str, Any]) -> ExportResult:
+    """Write the model and its metadata, then check the file against PyTorch (ExportError if off)."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = out / f"{model.path.stem}{FORMATS[fmt]}"
+    side = model.transform.crop
+    generator = torch.Generator().manual_seed(0)
+    # Exported with a batch of 2 and checked with a batch of 3: the batch dimension must really be dynamic.
+    example = torch.randn(2, 3, side, side, generator=generator)
+    check = torch.randn(3, 3, side, side, generator=generator)
+    net = model.net.cpu().eval()
+    with torch.no_grad():
+        expected = net(check)
+    meta = metadata(model, fmt, model_file)
+    model_file.with_name(model_file.name + ".data").unlink(missing_ok=True)  # an older external-data file
+    if fmt == "onnx":
+        write_onnx(net, example, model_file, options["opset"])
+        actual = run_onnx(model_file, check)
+    else:
+        write_torchscript(net, example, model_file, meta)
+        actual = run_torchscript(model_file, check)
+    diff = (actual - expected).abs()
+    max_abs_diff = float(diff.max())
+    allowed = float(options["atol"]) + float(options["rtol"]) * expected.abs()
+    meta["check"] = {
+        "batch": len(check),
+        "max_abs_diff": max_abs_diff,
+        "atol": options["atol"],
+        "rtol": options["rtol"],
+    }
+    meta_file = model_file.with_name(model_file.name + ".json")
+    meta_file.write_text(json.dumps(meta, indent=2))
+    if not bool((diff <= allowed).all()):
+        raise ExportError(
+            f"The {fmt} export of {model.path} does not reproduce PyTorch: "
+            f"max |difference| {max_abs_diff:.3e} "
+            f"(allowed {options['atol']:g} + {options['rtol']:g} x |logit|). The file is kept: {model_file}",
+            "Try another opset (opset=...) or format; report it with FTCLI_DEBUG=1 output if it persists.",
+        )
+    return ExportResult(model_file, meta_file, max_abs_diff, len(check))
+
+
+def metadata(model: TrainedModel, fmt: str, model_file: Path) -> dict[str, Any]:
+    """Everything needed to feed the exported model without ftcli."""
+    from ftcli import __version__
+
+    spec = model.transform
+    return {
+        "format": fmt,
+        "file": model_file.name,
+        "class_names": model.class_names,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 3, spec.crop, spec.crop],
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "preprocessing": (
+                f"RGB; resize the shorter side to {spec.resize} ({spec.interpolation}); centre crop "
+                f"{spec.crop}x{spec.crop}; scale to [0, 1]; subtract mean and divide by std per channel"
+            ),
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", model.num_classes],
+            "meaning": "logits (softmax for probabilities)",
+        },
+        "transform": spec.to_dict(),
+        "model": model.meta["model"].get("name"),
+        "source_checkpoint": str(model.path.resolve()),
+        "ftcli_version": __version__,
+    }
+
+
+def write_onnx(net: Any, example: Any, out: Path, opset: int | None) -> None:
+    """torch.onnx's exporter with a dynamic batch dimension."""
+    import torch
+
+    batch = torch.export.Dim("batch", min=1)
+    kwargs = {"opset_version": opset} if opset else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                net,
+                (example,),
+                str(out),
+                dynamo=True,
+                external_data=False,  # one self-contained file (these weights are far below 2 GB)
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+                **kwargs,
+            )
+        except Exception as exc:  # the exporter raises many types; the first line says what failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"torch.onnx could not export the model: {first}") from exc
+
+
+def run_onnx(path: Path, batch: Any) -> Any:
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
+    return torch.from_numpy(output)
+
+
+def write_torchscript(net: Any, example: Any, out: Path, meta: dict[str, Any]) -> None:
+    """A traced module; the metadata also travels inside it as the extra file ``ftcli.json``."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream in favour of torch.export
+        traced = torch.jit.trace(net, example)
+        torch.jit.save(traced, str(out), _extra_files={"ftcli.json": json.dumps(meta)})
+
+
+def run_torchscript(path: Path, batch: Any) -> Any:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return loaded(batch)

@@ -1,0 +1,113 @@
+"""``ftcli inspect``: a dry run. Builds exactly what ``train`` would and shows it, trains nothing.
+
+``ftcli inspect ckpt=PATH`` instead shows where a checkpoint stands: what it was trained on, the
+epoch and phase it reached, and its strategy's phases. (Named ``inspect_run``, not ``inspect``, so
+it can never shadow the standard library's ``inspect`` module.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from rich.markup import escape
+
+from ftcli.errors import ConfigError
+from ftcli.ui import console, tables
+from ftcli.ui.config_groups import config_dir
+from ftcli.ui.sweep_jobs import run_guarded
+
+
+def inspect(cfg: DictConfig) -> float:
+    """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head."""
+    from ftcli.training.build import prepare
+
+    prepared = prepare(cfg)
+    console.show(tables.data_line(prepared.datamodule.describe()))
+    console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
+    for note in tables.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
+        console.show(f"[yellow]note[/yellow]: {note}")
+    surgery = prepared.surgery
+    removed = ", ".join(surgery.removed) or "none"
+    console.show(
+        f"recipe {surgery.recipe}: removed blocks: {removed} · features {surgery.feature_dim} -> "
+        f"{' -> '.join(surgery.head)}"
+    )
+    spec = prepared.transform
+    console.show(
+        f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"
+    )
+    return 0.0
+
+
+def inspect_checkpoint(path: Path) -> None:
+    """Print a checkpoint's self-description and the phase it reached."""
+    from rich.table import Table
+
+    from ftcli.errors import WeightsError
+    from ftcli.model.weights_file import read_file
+    from ftcli.runs import checkpoint_schema
+
+    if not path.is_file():
+        raise WeightsError(
+            f"ckpt={path}: no such file.", "Give a .ckpt file from a run's checkpoints/ folder."
+        )
+    loaded = read_file(path)
+    meta = checkpoint_schema.read(loaded, path)
+    names = list(meta.get("class_names", []))
+    phase = meta.get("phase") or {}
+    facts = Table(title=f"checkpoint {path}", title_justify="left", show_header=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    model = meta.get("model", {})
+    rows = {
+        "model": f"{model.get('name')} ({model.get('family')}) · weights: {model.get('weights_used')}",
+        "recipe": str(meta.get("recipe", {}).get("name")),
+        "strategy": str(meta.get("strategy", {}).get("name")),
+        "classes": f"{len(names)}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}",
+        "data": str(meta.get("data", {}).get("name")),
+        "reached": f"epoch {loaded.get('epoch', '?')} · step {loaded.get('global_step', '?')}",
+    }
+    if phase:
+        rows["phase"] = (
+            f"{phase['index'] + 1}/{phase['count']} ({phase.get('label', '')}): "
+            f"training {', '.join(phase.get('trainable', []))}"
+        )
+    rows["resumable"] = "yes (resume=PATH)" if "optimizer_states" in loaded else "no (weights only)"
+    if meta.get("chained_from"):
+        rows["chained from"] = str(meta["chained_from"])
+    rows["written by"] = f"ftcli {meta.get('version', '?')} · checkpoint format {meta.get('format', 0)}"
+    for key, value in rows.items():
+        facts.add_row(key, escape(value))
+    console.show(facts)
+    schedule = meta.get("schedule") or []
+    if schedule:
+        table = Table(title="phases", title_justify="left")
+        for column in ("phase", "epochs", "label", "trains", ""):
+            table.add_column(column)
+        for index, item in enumerate(schedule):
+            epochs = item.get("epochs")
+            start = int(item.get("start_epoch", 0))
+            span = f"{start}-end" if epochs is None else f"{start}-{start + int(epochs) - 1}"
+            here = "[bold]<- here[/bold]" if phase and index == phase.get("index") else ""
+            trains = ", ".join(item.get("trainable", []))
+            table.add_row(str(index + 1), span, escape(str(item.get("label", ""))), escape(trains), here)
+        console.show(table)
+
+
+def checkpoint_main(args: list[str]) -> int:
+    """Entry point of ``ftcli inspect ckpt=PATH`` (no Hydra: the checkpoint describes the run)."""
+    if len(args) != 1:
+        raise ConfigError("`ftcli inspect ckpt=PATH` takes the checkpoint path and nothing else.")
+    inspect_checkpoint(Path(args[0].split("=", 1)[1]).expanduser())
+    return 0
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float:
+    return run_guarded(inspect, cfg)
+
+
+if __name__ == "__main__":
+    main()

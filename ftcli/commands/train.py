@@ -1,0 +1,152 @@
+"""``ftcli train``: compose with Hydra, fit, test, write checkpoints and a summary.
+
+Run as a module (``python -m ftcli.commands.train``) by the dispatcher, so Lightning's DDP launcher
+can re-run the same command line for the extra ranks. The path of one call, from the command line
+to the checkpoint, is walked through in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ftcli.ui import console
+from ftcli.ui.config_groups import config_dir
+from ftcli.ui.sweep_jobs import pin_sweep_job_command_line, run_guarded
+
+
+def train(cfg: DictConfig) -> float:
+    """One training run in Hydra's output directory; returns the best validation accuracy."""
+    # Heavy imports happen here, after Hydra configured logging, so Lightning logs through it once.
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from rich.text import Text
+
+    from ftcli.model.blocks import count_parameters
+    from ftcli.runs import plots, resume
+    from ftcli.runs.summary import RunSummary
+    from ftcli.training import performance
+    from ftcli.training.build import prepare
+    from ftcli.training.distributed import distributed_scope
+    from ftcli.training.lightning_logs import quiet_lightning
+    from ftcli.training.lightning_module import FineTuneModule
+    from ftcli.training.trainer import build_trainer
+    from ftcli.ui import tables
+
+    quiet_lightning()
+    started = time.perf_counter()
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if console.is_rank_zero():
+        # .hydra/config.yaml keeps interpolations; this is the config exactly as the run used it
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if cfg.get("print_config", True):
+        console.show(tables.config_tree(cfg))
+
+    prepared = prepare(cfg)
+    datamodule = prepared.datamodule
+    console.show(tables.data_line(datamodule.describe()))
+    console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
+    for note in tables.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
+        console.show(f"[yellow]note[/yellow]: {note}")
+    resume_point = resume.resolve(
+        cfg.get("resume"), cfg, run_dir, prepared.net.block_names, datamodule.num_classes
+    )
+    if resume_point is not None:
+        console.show(resume_point.describe())
+
+    module = FineTuneModule(
+        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+    )
+    datamodule = _with_feature_cache(prepared, cfg, module)
+    performance.tune(module, cfg.trainer, prepared.datamodule.num_workers)
+    pin_sweep_job_command_line()
+    with distributed_scope():
+        trainer, checkpoint, throughput = build_trainer(
+            cfg.trainer, run_dir, cfg.get("logger"), multi_phase=len(prepared.schedule.phases) > 1
+        )
+        fit_started = time.perf_counter()
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=resume_point.path if resume_point is not None else None
+        )
+        fit_seconds = time.perf_counter() - fit_started
+
+        # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
+        # as it was when best.ckpt was written, before last.ckpt existed (last_model_path would be "").
+        best_path = checkpoint.best_model_path or None
+        last_path = checkpoint.last_model_path or None
+        best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+        test_acc = None
+        if datamodule.has_test:
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
+            )
+            test_acc = float(results[0]["test/acc"]) if results else None
+
+    summary = RunSummary(
+        run_dir=str(run_dir),
+        model=str(cfg.model.name),
+        strategy=hydra_cfg.runtime.choices.get("strategy") or str(cfg.strategy.name),
+        recipe=hydra_cfg.runtime.choices.get("recipe") or str(cfg.recipe.name),
+        data=str(cfg.data.name),
+        weights=prepared.weights_label,
+        best_val_acc=best_val,
+        test_acc=test_acc,
+        trainable_params=count_parameters(prepared.net, trainable_only=True),
+        total_params=count_parameters(prepared.net),
+        epochs=throughput.epochs,
+        wall_seconds=time.perf_counter() - started,
+        fit_seconds=fit_seconds,
+        images_per_second=throughput.images_per_second,
+        best_checkpoint=best_path,
+        last_checkpoint=last_path,
+        overrides=list(hydra_cfg.overrides.task),
+        steady_images_per_second=throughput.steady_images_per_second,
+        epoch_seconds=throughput.epoch_seconds,
+        first_step_done=throughput.first_step_done,
+        skipped_images=list(prepared.datamodule.bad_images),
+    )
+    if trainer.is_global_zero:
+        summary.write()
+        console.show(tables.run_table(summary))
+        curves = plots.training_curves(run_dir / "metrics.csv", title=f"{summary.model} · {summary.strategy}")
+        if curves is not None:
+            console.show(Text(f"training curves: {curves}"))  # a path, not rich markup
+    return best_val if best_val is not None else float("nan")
+
+
+def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:
+    """The datamodule to fit on: cached frozen-block features when eligible (one line says so), else images.
+
+    The line is printed when caching is on, or when only the transform or BN policy keeps it off.
+    """
+    from rich.text import Text
+
+    from ftcli.device import training_device
+    from ftcli.training.feature_data import maybe_cached
+
+    datamodule, report = maybe_cached(
+        prepared.datamodule,
+        prepared.net,
+        prepared.schedule,
+        prepared.datamodule.cfg,
+        training_device(cfg.trainer),
+        module.feed_features,
+    )
+    if report is not None:
+        console.show(Text(report.line()))
+    return datamodule
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float:
+    return run_guarded(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

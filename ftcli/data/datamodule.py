@@ -1,0 +1,151 @@
+"""The base every data source builds on: common config keys, seeded loaders, and a description.
+
+Every module knows its class names right after construction (scanning folders or reading a CSV,
+never decoding images), so the caller can size the classifier head before any data is loaded.
+Splits are stratified per class and driven only by the ``seed`` argument, so two runs with the
+same seed see the same train/val/test images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sized
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from ftcli.data.checks import auto_flag, choice_option, int_option, num_workers_option
+from ftcli.data.splits import SPLITS
+from ftcli.data.transforms import TransformSpec, eval_transform, train_transform, validate_augment
+from ftcli.device import pin_memory
+from ftcli.errors import DataError
+
+
+class EpochShuffle(RandomSampler):
+    """Shuffles by (seed, epoch) and, when an epoch's iteration starts, seeds every RNG for that epoch.
+
+    Lightning builds the first iterator of a fit (and of a resumed fit) before any epoch hook runs,
+    so the epoch is read from the trainer here, where the iteration begins. Shuffling, augmentation
+    (in this process) and dropout then depend on the epoch alone: a run resumed from a checkpoint
+    draws what the uninterrupted run drew. A subclass of RandomSampler, so DDP still swaps in a
+    DistributedSampler.
+    """
+
+    def __init__(self, data_source: Sized, seed: int, epoch: Callable[[], int]) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        epoch_seed = self.seed + 1000 * self.epoch()
+        seed_everything(epoch_seed, workers=True, verbose=False)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Common config keys, loaders and description; subclasses provide the splits."""
+
+    name: ClassVar[str] = ""
+    in_memory: ClassVar[bool] = False
+
+    def __init__(self, cfg: Mapping[str, Any], spec: TransformSpec, seed: int) -> None:
+        super().__init__()
+        self.cfg = dict(cfg)
+        self.spec = spec
+        self.seed = int(seed)
+        self.batch_size = int_option(cfg, "batch_size", 32, minimum=1)
+        self.num_workers = num_workers_option(cfg.get("num_workers", "auto"), self.in_memory)
+        self.augment = validate_augment(cfg.get("augment"))
+        self.on_bad_image = choice_option(cfg, "on_bad_image", ("error", "skip"), "error")
+        self.cache_images = auto_flag(cfg, "cache_images")
+        self.image_cache_bytes = int_option(cfg, "image_cache_mb", 1024, minimum=0) * 2**20
+        self.class_names: list[str] = []
+        self.has_test = False
+        self.bad_images: list[str] = []
+        self._datasets: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the classifier head must predict."""
+        return len(self.class_names)
+
+    @property
+    def root(self) -> Path | None:
+        """Where the images live on disk (None for in-memory datasets)."""
+        return None
+
+    def _make_datasets(self) -> dict[str, Dataset]:
+        raise NotImplementedError
+
+    def _planned_sizes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets once (later calls are no-ops)."""
+        if not self._datasets:
+            self._datasets = self._make_datasets()
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of one split (``train`` uses the augmenting transform)."""
+        if split == "test" and not self.has_test:
+            raise DataError(
+                f"data.name={self.name} has no test split.",
+                "Add a test/ folder (imagefolder), test rows (csv) or set data.test_fraction>0.",
+            )
+        self.setup()
+        return self._datasets[split]
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """A DataLoader over one split; shuffled batches are drawn by (seed, epoch), see EpochShuffle."""
+        dataset = self.dataset(split)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffle(dataset, self.seed, self._epoch) if shuffle else None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=pin_memory(),
+            drop_last=False,
+        )
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, augmented training batches."""
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in a fixed order."""
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches in a fixed order (DataError when there is no test split)."""
+        return self.loader("test")
+
+    def split_sizes(self) -> dict[str, int]:
+        """Images per split (after dropping bad images once :meth:`setup` ran)."""
+        if self._datasets:
+            sizes = {split: len(ds) for split, ds in self._datasets.items()}  # type: ignore[arg-type]
+        else:
+            sizes = self._planned_sizes()
+        return {split: sizes.get(split, 0) for split in SPLITS}
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for printing: name, root, images per split, classes, skipped files."""
+        return {
+            "name": self.name,
+            "root": str(self.root) if self.root is not None else None,
+            **self.split_sizes(),
+            "num_classes": self.num_classes,
+            "classes": list(self.class_names),
+            "bad_images": len(self.bad_images),
+        }
+
+    def _transforms(self) -> dict[str, Callable]:
+        evaluate = eval_transform(self.spec)
+        return {"train": train_transform(self.spec, self.augment), "val": evaluate, "test": evaluate}

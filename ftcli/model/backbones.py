@@ -1,0 +1,65 @@
+"""Build a supported torchvision backbone and cut it into blocks: the model layer's public face.
+
+Every supported family (``ftcli.model.families``) maps onto the same block shape (``BlockMap``),
+so strategies and recipes mean the same thing for a ResNet, a ViT or a VGG.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import lru_cache
+
+import torchvision
+from torch import nn
+
+from ftcli.errors import unknown_name
+from ftcli.model.block_map import BlockMap
+from ftcli.model.blocks import BlockNet
+from ftcli.model.families import BACKBONE_FAMILIES
+
+
+def _match_family(name: str) -> str | None:
+    """The family whose prefix the name starts with, or None."""
+    return next((fam for fam, spec in BACKBONE_FAMILIES.items() if name.startswith(spec.prefixes)), None)
+
+
+@lru_cache(maxsize=1)
+def _backbones() -> tuple[str, ...]:
+    names = torchvision.models.list_models(module=torchvision.models)
+    return tuple(sorted(name for name in names if _match_family(name) is not None))
+
+
+def supported_families() -> list[str]:
+    """The supported model families, e.g. ``resnet``, ``vit``."""
+    return BACKBONE_FAMILIES.names()
+
+
+def list_backbones() -> list[str]:
+    """Every torchvision classification model name of a supported family, sorted."""
+    return list(_backbones())
+
+
+def family_of(name: str) -> str:
+    """The family of a torchvision model name; a ConfigError listing valid names if unsupported."""
+    family = _match_family(name) if name in _backbones() else None
+    if family is None:
+        raise unknown_name("model", name, list_backbones(), key="model.name")
+    return family
+
+
+def build_torchvision(name: str, weights: object | None = None, **kwargs: object) -> nn.Module:
+    """Build a supported torchvision classifier (``weights`` as ``torchvision.models.get_model`` takes)."""
+    family_of(name)
+    return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def to_blocks(model: nn.Module, name: str) -> BlockMap:
+    """Cut a torchvision model into its block map, reusing (not copying) its submodules."""
+    return BACKBONE_FAMILIES.get(family_of(name)).mapper(model)
+
+
+def to_blocknet(model: nn.Module, name: str) -> tuple[BlockNet, BlockMap]:
+    """The model as a BlockNet (stem, stages..., head = pool + classifier) and its block map."""
+    bm = to_blocks(model, name)
+    head = nn.Sequential(OrderedDict(pool=bm.pool, classifier=bm.classifier))
+    return BlockNet(bm.blocks, head=head, family=bm.family), bm

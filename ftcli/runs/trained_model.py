@@ -1,0 +1,90 @@
+"""A trained model rebuilt from its ftcli checkpoint alone: network, class names, eval preprocessing.
+
+``eval``, ``predict`` and ``export`` need nothing but the checkpoint (a checkpoint is
+self-describing, docs/ARCHITECTURE.md): its metadata (``ftcli.runs.checkpoint_schema``) names the
+backbone, the recipe, the classes and the eval transform, and its tensors load with
+``weights_only=True`` through :func:`ftcli.model.weights_file.read_file`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftcli.errors import WeightsError
+from ftcli.runs.checkpoint_schema import CHECKPOINT_HINT
+
+
+@dataclass
+class TrainedModel:
+    """A network in eval mode with what it needs to be used: its classes and its preprocessing."""
+
+    path: Path
+    net: Any  # BlockNet (typed loosely so this module imports no torch at import time)
+    class_names: list[str]
+    transform: Any  # TransformSpec
+    meta: dict[str, Any]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def run_dir(self) -> Path:
+        """The training run the checkpoint belongs to (where later commands write by default)."""
+        return run_dir_of(self.path)
+
+    @property
+    def label(self) -> str:
+        """e.g. ``resnet18 · last_layers · 5 classes``."""
+        strategy = self.meta.get("strategy", {}).get("name", "?")
+        return f"{self.meta['model']['name']} · {strategy} · {self.num_classes} classes"
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """``<run>/checkpoints/best.ckpt`` -> ``<run>``; a checkpoint elsewhere -> its folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+def checkpoint_path(value: str | None) -> Path:
+    """Check ``ckpt=`` before anything heavy is imported: the file must exist."""
+    if value in (None, ""):
+        raise WeightsError("ckpt= is required: the checkpoint of a training run.", CHECKPOINT_HINT)
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        raise WeightsError(f"ckpt={value}: {what}.", CHECKPOINT_HINT)
+    return path
+
+
+def load(path: Path) -> TrainedModel:
+    """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict)."""
+    from ftcli.data.transforms import TransformSpec
+    from ftcli.model.backbones import build_torchvision, to_blocknet
+    from ftcli.model.surgery import apply_recipe
+    from ftcli.model.weights_file import read_file
+    from ftcli.runs import checkpoint_schema
+
+    loaded = read_file(path)
+    meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
+    model_name = str(meta["model"]["name"])
+    class_names = [str(c) for c in meta["class_names"]]
+    model = build_torchvision(model_name, None, **dict(meta["model"].get("kwargs") or {}))
+    net, block_map = to_blocknet(model, model_name)
+    apply_recipe(net, block_map, dict(meta["recipe"]), len(class_names))
+    state = checkpoint_schema.model_state(loaded)
+    result = net.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        example = (result.missing_keys or result.unexpected_keys)[0]
+        raise WeightsError(
+            f"{path}: its tensors do not fit the {model_name} it describes "
+            f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected, "
+            f"e.g. {example}).",
+            "Was it written by another ftcli version? Re-train, or chain from it with model.weights=PATH.",
+        )
+    net.eval()
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    return TrainedModel(path, net, class_names, TransformSpec.from_dict(meta["transform"]), meta)

@@ -1,0 +1,112 @@
+"""Compose a run from its config: weights -> transforms -> data -> backbone -> surgery -> freeze plan.
+
+``train`` and ``inspect`` both call :func:`prepare`, so the dry run shows exactly what training builds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ftcli.data.datamodule import ImageDataModule
+from ftcli.data.sources import build_datamodule
+from ftcli.data.transforms import TransformSpec, input_transform
+from ftcli.errors import ConfigError
+from ftcli.model import weights as weights_lib
+from ftcli.model.backbones import build_torchvision, family_of, to_blocknet
+from ftcli.model.blocks import BlockNet
+from ftcli.model.surgery import SurgeryReport, apply_recipe
+from ftcli.model.weights_file import read_file
+from ftcli.runs import checkpoint_schema
+from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan
+from ftcli.training.phases import make_schedule
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before the Trainer exists."""
+
+    net: BlockNet
+    schedule: Schedule
+    surgery: SurgeryReport
+    datamodule: ImageDataModule
+    transform: TransformSpec
+    weights_label: str
+    source_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> FreezePlan:
+        """The first phase's plan: what the network looks like when training starts."""
+        return self.schedule.first
+
+    def checkpoint_meta(self, cfg: DictConfig) -> dict[str, Any]:
+        """The self-description stored in every checkpoint (``ftcli.runs.checkpoint_schema``)."""
+        return checkpoint_schema.build(
+            class_names=list(self.datamodule.class_names),
+            model={**_plain(cfg.model), "family": self.net.family, "weights_used": self.weights_label},
+            recipe=_plain(cfg.recipe),
+            strategy=_plain(cfg.strategy),
+            transform=self.transform.to_dict(),
+            blocks=self.net.block_names,
+            data=_plain(cfg.data),
+            seed=int(cfg.seed),
+            chained_from=self.weights_label if self.source_meta else None,
+        )
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Build data, network and freeze plan from a composed config."""
+    model_name = str(cfg.model.name)
+    family_of(model_name)  # unknown names fail here, listing the valid ones
+    pretrained = bool(cfg.strategy.get("pretrained", True))
+    source = weights_lib.resolve(model_name, cfg.model.get("weights") if pretrained else None)
+    loaded = read_file(source.value) if source.kind == "file" else None
+    source_meta = checkpoint_schema.find(loaded, source.value) if loaded is not None else {}
+    spec = input_transform(cfg.data, _weights_transform(source, source_meta))
+    datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
+
+    enum_member = source.value if source.kind == "enum" else None
+    if enum_member is not None:
+        weights_lib.ensure_enum_available(model_name, enum_member)
+    model = build_torchvision(model_name, enum_member, **_plain(cfg.model.get("kwargs") or {}))
+    net, block_map = to_blocknet(model, model_name)
+    if block_map.fixed_input and spec.crop != block_map.input_size:
+        side = block_map.input_size
+        alternative = (
+            f", or +model.kwargs.image_size={spec.crop} (random init only)" if source.kind == "none" else ""
+        )
+        raise ConfigError(
+            f"{model_name} takes {side}x{side} images, but the input would be {spec.crop}x{spec.crop}.",
+            f"Set data.image_size={side}{alternative}.",
+        )
+    name_map = weights_lib.source_name_map(model, net)
+    surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
+    if loaded is not None:
+        if source_meta:  # an ftcli checkpoint (chaining): its tensors are in BlockNet names already
+            state = checkpoint_schema.model_state(loaded)
+        else:
+            state = weights_lib.in_block_names(weights_lib.file_tensors(loaded), name_map)
+        holds = source_meta.get("model", {}).get("name") if source_meta else None
+        weights_lib.load_backbone(net, state, source.value, holds=holds)
+    schedule = make_schedule(cfg.strategy, net)
+    apply_plan(net, schedule.first)
+    label = source.label if pretrained else "random init (strategy ignores weights)"
+    return Prepared(net, schedule, surgery, datamodule, spec, label, source_meta)
+
+
+def _weights_transform(source: weights_lib.WeightsSource, meta: dict[str, Any]) -> TransformSpec | None:
+    """The eval preprocessing the weights define: a torchvision preset, or a chained checkpoint's own."""
+    if source.kind == "enum":
+        return TransformSpec.from_weights(source.value)
+    if meta.get("transform"):
+        return TransformSpec.from_dict(meta["transform"])
+    return None
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain dicts/lists (checkpoints and builders must not hold omegaconf objects)."""
+    if isinstance(node, DictConfig) or OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node

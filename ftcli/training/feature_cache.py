@@ -1,0 +1,197 @@
+"""Feature caching: when every pretrained block is frozen, run them once per split, not once per epoch.
+
+A frozen backbone with a deterministic input transform maps each image to the same features every
+epoch, yet the live path pays for that forward pass over and over. When the plan trains only the
+head, ftcli computes the frozen blocks' output (plus the head's parameter-free pooling) once per
+split, stores it on disk keyed by everything that determines it, and trains the head on the stored
+tensors. The checkpoint still holds the whole network, so it runs on images exactly as before.
+
+Used when (see :func:`cache_eligible`): only the head trains, the training transform is
+deterministic (no ``data.augment``), and BatchNorm in the frozen blocks is frozen (``strategy.bn``).
+Switched by ``data.cache_features`` (``auto`` | ``false``); stored under ``data.feature_cache_dir``,
+else ``$FTCLI_FEATURE_CACHE``, else ``~/.cache/ftcli/features`` (one ``.pt`` file per split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ftcli.data.transforms import is_deterministic
+from ftcli.errors import ConfigError
+from ftcli.model.blocks import HEAD, BlockNet
+from ftcli.training.freeze_plan import Schedule
+
+CACHE_VERSION = 1
+ENV_DIR = "FTCLI_FEATURE_CACHE"
+DEFAULT_DIR = "~/.cache/ftcli/features"
+# Features are held in memory while training; above this the live path is used instead.
+MAX_BYTES = 4 * 2**30
+SPLITS = ("train", "val", "test")
+
+
+def cache_eligible(schedule: Schedule, augment: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """Whether the frozen blocks' output can be computed once; otherwise why not.
+
+    The reason is empty when caching does not apply at all (pretrained blocks train, or will in a
+    later phase), and says what to change when only the transform or the BatchNorm policy stands
+    in the way.
+    """
+    if len(schedule.phases) > 1:
+        return False, ""
+    plan = schedule.first
+    if plan.trainable_blocks != [HEAD]:
+        return False, ""
+    if any(block.bn == "affine" for block in plan.blocks if block.name != HEAD):
+        return False, "strategy.bn=affine trains the frozen blocks' BatchNorm scale and shift"
+    if not is_deterministic(augment):
+        return False, "data.augment is on, so the frozen blocks see a new version of each image every epoch"
+    if any(block.bn == "train" for block in plan.blocks if block.name != HEAD):
+        return False, "strategy.bn=train keeps changing the frozen blocks' BatchNorm statistics"
+    return True, ""
+
+
+def cache_mode(data_cfg: Mapping[str, Any]) -> bool:
+    """``data.cache_features``: ``auto`` (cache when eligible) or ``false`` (always the live path)."""
+    value = data_cfg.get("cache_features", "auto")
+    if value in ("auto", True, "true"):
+        return True
+    if value in (False, "false", None):
+        return False
+    raise ConfigError(f"data.cache_features={value!r} is not allowed.", "Use auto or false.")
+
+
+def cache_dir(data_cfg: Mapping[str, Any]) -> Path:
+    """Where feature files live: ``data.feature_cache_dir``, ``$FTCLI_FEATURE_CACHE`` or the default."""
+    value = data_cfg.get("feature_cache_dir") or os.environ.get(ENV_DIR) or DEFAULT_DIR
+    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute()
+
+
+# ---------------------------------------------------------------------------- what is cached
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The cached part of the network: the first ``stop`` blocks, plus the head's pooling if ``pooled``."""
+
+    stop: int
+    pooled: bool
+
+    def prefix(self, net: BlockNet, x: torch.Tensor) -> torch.Tensor:
+        """Images -> what the cache stores."""
+        x = net.forward_until(x, self.stop)
+        return _head_pool(net)(x) if self.pooled else x
+
+    def tail(self, net: BlockNet, x: torch.Tensor) -> torch.Tensor:
+        """Cached features -> logits: the part of the network that trains."""
+        if self.pooled:
+            return net.blocks[HEAD].classifier(x)
+        return net.forward_from(x, self.stop)
+
+
+def cut_of(net: BlockNet) -> Cut:
+    """Every block but the head; the head's pooling too when it is parameter-free (far smaller files)."""
+    head = net.blocks[HEAD]
+    pool = getattr(head, "pool", None)
+    classifier = getattr(head, "classifier", None)
+    pooled = (
+        isinstance(head, nn.Sequential)
+        and list(dict(head.named_children())) == ["pool", "classifier"]
+        and pool is not None
+        and classifier is not None
+        and not any(True for _ in pool.parameters())
+        and not any(True for _ in pool.buffers())
+    )
+    return Cut(len(net.block_names) - 1, pooled)
+
+
+def _head_pool(net: BlockNet) -> nn.Module:
+    return net.blocks[HEAD].pool
+
+
+# ---------------------------------------------------------------------------- the key
+
+
+def cache_key(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -> str | None:
+    """A hash of everything the features depend on, or None when the dataset cannot be fingerprinted.
+
+    Weights and structure of the cached blocks (so the recipe's truncation and chained weights count),
+    the pooling, the transform, the images and labels, the device type and the torch version.
+    """
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if fingerprint is None:
+        return None
+    digest = hashlib.sha256()
+
+    def add(text: str) -> None:
+        digest.update(text.encode())
+        digest.update(b"\0")
+
+    add(f"v{CACHE_VERSION} torch {torch.__version__} {device.type} float32 {net.family}")
+    blocks = list(net.blocks.items())[: cut.stop]
+    for name, block in blocks:
+        add(name)
+        add(repr(block))
+        for key, tensor in block.state_dict().items():
+            add(f"{key} {tensor.dtype} {tuple(tensor.shape)}")
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    add(repr(_head_pool(net)) if cut.pooled else "unpooled")
+    add(repr(getattr(dataset, "transform", None)))
+    add(fingerprint())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- compute, store, load
+
+
+@torch.no_grad()
+def compute(
+    net: BlockNet, cut: Cut, dataset: Dataset, batch_size: int, num_workers: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the cached part of the network (eval mode) over a split: (features, labels) on the CPU."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    was_training = net.training
+    original = next(net.parameters()).device
+    net.eval().to(device)
+    chunks: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    try:
+        for x, y in loader:
+            chunks.append(cut.prefix(net, x.to(device)).float().cpu())
+            labels.append(torch.as_tensor(y))
+    finally:
+        net.to(original).train(was_training)
+    return torch.cat(chunks), torch.cat(labels).long()
+
+
+def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
+    """Write atomically: a crash or a parallel run never leaves half a file under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"features": features, "labels": labels}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The stored (features, labels), or None when the file is missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return data["features"], data["labels"]
+    except (OSError, RuntimeError, KeyError, EOFError, ValueError):
+        return None  # truncated or foreign file: recompute and overwrite

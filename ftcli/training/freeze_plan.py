@@ -1,0 +1,141 @@
+"""Freeze strategies: which blocks train in which phase, at which learning rate, and what BatchNorm does.
+
+A strategy is a list of **phases**; it resolves against a network into a ``Schedule`` whose phases
+are ``FreezePlan``s (one entry per block). ``train`` and ``inspect`` both use it, so what ``inspect``
+prints is what training does. Decisions (docs/ARCHITECTURE.md):
+- one optimizer param group per block, created up front and never added later: a phase change
+  flips requires_grad and the groups' learning-rate multipliers, nothing else;
+- the frozen prefix (every leading block with nothing to train) runs without autograd;
+- BatchNorm inside frozen blocks follows ``bn``: ``frozen`` (eval mode, statistics and affine
+  fixed), ``train`` (statistics update, affine fixed) or ``affine`` (statistics fixed, affine
+  parameters train);
+- layer-wise rates (``lr_decay``) are multipliers ftcli applies itself, so they work with every
+  optimizer and scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ftcli.model.blocks import BlockNet
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """The plan for one block in one phase."""
+
+    name: str
+    trainable: bool
+    lr_mult: float  # 0 when nothing in the block trains
+    bn: str  # "train" | "frozen" | "affine" for blocks holding BatchNorm, "-" otherwise
+
+    @property
+    def updates(self) -> bool:
+        """Whether anything in the block trains (the whole block, or only its BN affine parameters)."""
+        return self.trainable or self.bn == "affine"
+
+
+@dataclass(frozen=True)
+class FreezePlan:
+    """One phase: the plan for every block, in forward order (head last), and when it applies."""
+
+    strategy: str
+    pretrained: bool
+    blocks: tuple[BlockPlan, ...]
+    index: int = 0
+    start_epoch: int = 0
+    epochs: int | None = None  # None: runs to the end of training
+    label: str = ""
+
+    @property
+    def trainable_blocks(self) -> list[str]:
+        return [b.name for b in self.blocks if b.trainable]
+
+    @property
+    def no_grad_prefix(self) -> int:
+        """How many leading blocks have nothing to train: they need no autograd graph at all."""
+        count = 0
+        for block in self.blocks:
+            if block.updates:
+                break
+            count += 1
+        return count
+
+    @property
+    def frozen_bn_blocks(self) -> frozenset[str]:
+        """Blocks whose BatchNorm layers stay in eval mode (statistics fixed)."""
+        return frozenset(b.name for b in self.blocks if b.bn in ("frozen", "affine"))
+
+    @property
+    def end_epoch(self) -> int | None:
+        return None if self.epochs is None else self.start_epoch + self.epochs
+
+    def lr_mult(self, name: str) -> float:
+        return next(b.lr_mult for b in self.blocks if b.name == name)
+
+    def describe(self) -> str:
+        """``epochs 0-2`` or ``epochs 3-end``, for tables."""
+        end = "end" if self.end_epoch is None else str(self.end_epoch - 1)
+        return f"epochs {self.start_epoch}-{end}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A strategy resolved against a network: its phases in order (the last runs to the end)."""
+
+    strategy: str
+    pretrained: bool
+    phases: tuple[FreezePlan, ...]
+
+    def phase_index(self, epoch: int) -> int:
+        """The phase that applies at ``epoch`` (0-based)."""
+        index = 0
+        for phase in self.phases:
+            if epoch >= phase.start_epoch:
+                index = phase.index
+        return index
+
+    def at(self, epoch: int) -> FreezePlan:
+        return self.phases[self.phase_index(epoch)]
+
+    @property
+    def first(self) -> FreezePlan:
+        return self.phases[0]
+
+    def unreached(self, max_epochs: int) -> list[FreezePlan]:
+        """Phases that start at or after ``max_epochs`` and so never run."""
+        return [p for p in self.phases if p.start_epoch >= max_epochs]
+
+
+def apply_plan(net: BlockNet, plan: FreezePlan) -> None:
+    """Set requires_grad, the no-grad prefix and BatchNorm modes on the network for one phase."""
+    for block in plan.blocks:
+        module = net.blocks[block.name]
+        module.requires_grad_(block.trainable)
+        if block.bn == "affine":
+            for bn in (m for m in module.modules() if isinstance(m, _BatchNorm)):
+                bn.requires_grad_(True)
+    net.no_grad_prefix = plan.no_grad_prefix
+    net.frozen_bn_blocks = plan.frozen_bn_blocks
+    net.train(net.training)
+
+
+def param_groups(net: BlockNet, plan: FreezePlan, base_lr: float) -> list[dict[str, Any]]:
+    """One optimizer param group per block that has parameters, frozen blocks included (lr 0)."""
+    groups = []
+    for block in plan.blocks:
+        params: list[nn.Parameter] = list(net.blocks[block.name].parameters())
+        if params:
+            groups.append(
+                {
+                    "params": params,
+                    "lr": base_lr * block.lr_mult,
+                    "lr_mult": block.lr_mult,
+                    "name": block.name,
+                }
+            )
+    return groups

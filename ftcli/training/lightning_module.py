@@ -1,0 +1,197 @@
+"""The LightningModule: loss, metrics, per-block optimizer groups, scheduler, checkpoint metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from ftcli.errors import ConfigError
+from ftcli.model.blocks import BlockNet
+from ftcli.runs import checkpoint_schema
+from ftcli.training import performance
+from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.optimizers import OPTIMIZERS
+from ftcli.training.schedulers import SCHEDULERS
+
+
+class FineTuneModule(L.LightningModule):
+    """Trains a BlockNet through a strategy's phases; checkpoints carry the run's self-description.
+
+    The phase follows the epoch (``on_train_epoch_start``), so a resumed run lands in the phase its
+    checkpoint was in without any state of its own. Each param group's learning rate is
+    ``lr x multiplier(block, phase) x schedule(step)``, computed by one LambdaLR per group: the
+    multipliers change at a phase boundary, the warmup/cosine curve runs on across it.
+    """
+
+    def __init__(
+        self,
+        net: BlockNet,
+        schedule: Schedule,
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any],
+        meta: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.model = net
+        self.schedule = schedule
+        self.phase_index = 0
+        self.optimizer_cfg = dict(optimizer)
+        self.scheduler_cfg = dict(scheduler)
+        self.meta = dict(meta)
+        num_classes = int(meta["num_classes"])
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        _check_names(self.optimizer_cfg, self.scheduler_cfg)
+        apply_plan(self.model, self.plan)
+        # Set by feed_features() when batches hold cached features of the frozen blocks, not images:
+        # maps them to logits. forward() always takes images.
+        self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def feed_features(self, tail: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Train on cached frozen-block features (``ftcli.training.feature_data``): ``tail`` maps them to logits."""
+        self.input_tail = tail
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_tail(x) if self.input_tail is not None else self.model(x)
+
+    @property
+    def plan(self) -> FreezePlan:
+        """The phase in force."""
+        return self.schedule.phases[self.phase_index]
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and len(self.schedule.phases) > 1 and self.trainer.world_size > 1:
+            # DDP registers gradient hooks only on parameters that require grad when it wraps the model:
+            # mark everything a later phase trains, and let on_train_start put the phase back.
+            for name in self.model.block_names:
+                if any(phase.lr_mult(name) > 0 for phase in self.schedule.phases):
+                    self.model.blocks[name].requires_grad_(True)
+
+    def on_train_start(self) -> None:
+        self.enter_phase(self.schedule.phase_index(self.current_epoch))
+
+    def on_train_epoch_start(self) -> None:
+        index = self.schedule.phase_index(self.current_epoch)
+        if index != self.phase_index:
+            phase = self.schedule.phases[index]
+            trainable = ", ".join(phase.trainable_blocks)
+            self.print(
+                f"phase {index + 1}/{len(self.schedule.phases)} ({phase.label}) from epoch "
+                f"{self.current_epoch}: training {trainable}"
+            )
+        self.enter_phase(index)
+
+    def enter_phase(self, index: int) -> None:
+        """Apply phase ``index``: requires_grad, no-grad prefix, BN modes, and the groups' rates now."""
+        changed = index != self.phase_index
+        self.phase_index = index
+        apply_plan(self.model, self.plan)
+        if changed:
+            performance.recompile(self)  # a compiled graph keeps the old requires_grad (docs/ARCHITECTURE.md)
+        if self._trainer is None or not self.trainer.lr_scheduler_configs:
+            return
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        for group, base, rate in zip(
+            scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * rate(scheduler.last_epoch)
+            group["lr_mult"] = self.plan.lr_mult(group["name"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self._logits(x)
+        loss = self.criterion(logits, y)
+        self.train_acc(logits, y)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+        )
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_acc)
+
+    def _eval_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metric: MulticlassAccuracy
+    ) -> None:
+        x, y = batch
+        logits = self._logits(x)
+        metric(logits, y)
+        loss = self.criterion(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+    def configure_optimizers(self) -> Any:
+        """One param group per block, created once (docs/ARCHITECTURE.md); the scheduler steps every batch."""
+        lr = float(self.optimizer_cfg["lr"])
+        groups = param_groups(self.model, self.plan, lr)
+        optimizer = OPTIMIZERS.get(self.optimizer_cfg["name"])(groups, lr, self.optimizer_cfg)
+        curve = SCHEDULERS.get(self.scheduler_cfg["name"])(
+            self.scheduler_cfg,
+            max(1, int(self.trainer.estimated_stepping_batches)),
+            max(1, int(self.trainer.max_epochs or 1)),
+        )
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr  # the multipliers live in the lambdas, so every group starts from lr
+        rates = [self._group_rate(group["name"], curve) for group in optimizer.param_groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rates)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _group_rate(self, name: str, curve: Callable[[int], float]) -> Callable[[int], float]:
+        """The factor on lr for one block's group: its multiplier in the phase in force x the curve."""
+
+        def rate(step: int) -> float:
+            return self.plan.lr_mult(name) * curve(step)
+
+        return rate
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        phase = {
+            "index": self.phase_index,
+            "count": len(self.schedule.phases),
+            "label": self.plan.label,
+            "trainable": self.plan.trainable_blocks,
+            "epoch": self.current_epoch,
+            "global_step": self.global_step,
+        }
+        checkpoint_schema.attach(checkpoint, self.meta, schedule_summary(self.schedule), phase)
+
+
+def schedule_summary(schedule: Schedule) -> list[dict[str, Any]]:
+    """The phases as plain data (checkpoints load with weights_only, so no dataclasses)."""
+    return [
+        {
+            "label": phase.label,
+            "start_epoch": phase.start_epoch,
+            "epochs": phase.epochs,
+            "trainable": phase.trainable_blocks,
+            "lr_mult": {b.name: b.lr_mult for b in phase.blocks},
+        }
+        for phase in schedule.phases
+    ]
+
+
+def _check_names(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
+    OPTIMIZERS.get(optimizer.get("name"))  # an unknown name lists the valid ones
+    SCHEDULERS.get(scheduler.get("name"))
+    try:
+        lr = float(optimizer["lr"])
+    except (KeyError, TypeError, ValueError):
+        lr = -1.0
+    if not lr > 0:
+        raise ConfigError(
+            f"optimizer.lr={optimizer.get('lr')} must be a positive number, e.g. optimizer.lr=0.001."
+        )

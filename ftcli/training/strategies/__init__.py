@@ -1,0 +1,68 @@
+"""Named strategies: what each one trains in which phase, before it meets a network.
+
+Each module in this folder registers strategy names with ``@STRATEGIES.register(name)``; a strategy
+is a function ``(backbone block names, strategy config) -> [PhaseSpec, ...]`` (the head always
+trains). ``ftcli.training.phases`` resolves the specs against a network. A new strategy is one new
+module here plus its YAML in ``configs/strategy/``; a user can also write ``phases:`` in YAML alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ftcli.errors import ConfigError
+from ftcli.registry import Registry
+
+BN_POLICIES = ("frozen", "train", "affine")
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase as configured: its length, which backbone blocks train, multipliers, BN policy."""
+
+    epochs: int | None
+    train: frozenset[str]
+    lr_mult: float | Mapping[str, float] = 1.0
+    bn: str | None = None
+    label: str = ""
+
+
+StrategyFn = Callable[[list[str], Mapping[str, Any]], list[PhaseSpec]]
+STRATEGIES: Registry[StrategyFn] = Registry("strategy", key="strategy.name", package=__name__)
+
+
+def block_count(cfg: Mapping[str, Any], backbone: list[str], default: int) -> int:
+    n = cfg.get("n", default)
+    whole = isinstance(n, int) and not isinstance(n, bool)
+    if not whole or not 0 <= n <= len(backbone):
+        problem = "is out of range" if whole else "is not a whole number of blocks"
+        raise ConfigError(
+            f"strategy.n={n} {problem}: this network has {len(backbone)} blocks before the head "
+            f"({', '.join(backbone)}).",
+            f"Use an integer from 0 to {len(backbone)}; `ftcli inspect` shows the blocks.",
+        )
+    return n
+
+
+def bn_policy(value: Any, key: str) -> str:
+    if str(value) not in BN_POLICIES:
+        raise ConfigError(f"Unknown {key} '{value}'.", f"Valid values: {', '.join(BN_POLICIES)}")
+    return str(value)
+
+
+def positive_float(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        raise ConfigError(f"{key}={value} must be a number >= 0.")
+    return number
+
+
+def positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value} must be a whole number of epochs >= 1.")
+    return value

@@ -1,0 +1,161 @@
+"""What ftcli shows about a run: the config tree, the block plan, data, run and sweep summaries.
+
+Imports no torch: these take the objects they show (a prepared run, a summary) as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+
+def config_tree(cfg: Any) -> Tree:
+    """The composed config as a tree, one branch per group."""
+    from omegaconf import OmegaConf
+
+    tree = Tree("[bold]config[/bold]")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key, value in plain.items():
+        _add(tree, key, value)
+    return tree
+
+
+def _add(tree: Tree, key: str, value: Any) -> None:
+    if isinstance(value, dict):
+        branch = tree.add(f"[bold cyan]{escape(key)}[/bold cyan]")
+        for sub_key, sub_value in value.items():
+            _add(branch, str(sub_key), sub_value)
+    else:
+        tree.add(f"{escape(key)}: [green]{escape(str(value))}[/green]")
+
+
+def plan_table(prepared: Any, base_lr: float) -> Table:
+    """Per block: parameters and, in each phase, trainable or frozen at which rate; totals last."""
+    from ftcli.model.blocks import count_parameters
+
+    schedule, net = prepared.schedule, prepared.net
+    single = len(schedule.phases) == 1
+    title = escape(
+        f"{net.family} · strategy {schedule.strategy} · recipe {prepared.surgery.recipe} · "
+        f"weights: {prepared.weights_label}"
+    )
+    caption = (
+        None if single else "cells: learning rate of a trainable block · bn: only BatchNorm affine trains"
+    )
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("block", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    for phase in schedule.phases:
+        header = "state · lr" if single else f"{phase.index + 1}: {phase.label}\n{phase.describe()}"
+        table.add_column(escape(header))
+    table.add_column("bn")
+    params = {name: count_parameters(net.blocks[name]) for name in net.block_names}
+    for index, name in enumerate(net.block_names):
+        cells = [
+            _phase_cell(phase.blocks[index], base_lr, index < phase.no_grad_prefix, single)
+            for phase in schedule.phases
+        ]
+        table.add_row(name, f"{params[name]:,}", *cells, schedule.first.blocks[index].bn)
+    table.add_section()
+    totals = [f"{sum(params[b.name] for b in p.blocks if b.trainable):,}" for p in schedule.phases]
+    if single:
+        totals = [f"{totals[0]} trainable"]
+    table.add_row("total" if single else "trainable", f"{sum(params.values()):,}", *totals, "")
+    return table
+
+
+def _phase_cell(block: Any, base_lr: float, no_grad: bool, verbose: bool) -> str:
+    """One block in one phase: ``trainable 1.00e-03``, ``frozen (bn affine 1.00e-03)``, ``frozen``."""
+    if not verbose:  # one column per phase: keep cells short
+        if block.trainable:
+            return f"[green]{base_lr * block.lr_mult:.1e}[/green]"
+        if block.bn == "affine":
+            return f"[cyan]bn {base_lr * block.lr_mult:.1e}[/cyan]"
+        return "[blue]frozen[/blue]"
+    lr = f"{base_lr * block.lr_mult:.2e}"
+    if block.trainable:
+        return f"[green]trainable[/green] {lr}"
+    if block.bn == "affine":
+        return f"[blue]frozen[/blue] [cyan](bn affine {lr})[/cyan]"
+    return "[blue]frozen[/blue]" + (" · no_grad" if no_grad else "")
+
+
+def schedule_notes(schedule: Any, max_epochs: int | None) -> list[str]:
+    """Warnings about a schedule under this run's length: phases that would never start."""
+    if not isinstance(max_epochs, int) or max_epochs < 1:
+        return []  # unlimited, or a bad value that the trainer checks report
+    return [
+        f"phase {p.index + 1} ({p.label}) starts at epoch {p.start_epoch}, "
+        f"but trainer.max_epochs={max_epochs}: it never runs"
+        for p in schedule.unreached(max_epochs)
+    ]
+
+
+def data_line(describe: dict[str, Any]) -> Text:
+    """One line about the data; plain Text, since class names (folder names, labels) are not markup."""
+    classes = describe.get("classes", [])
+    shown = ", ".join(map(str, classes[:10])) + (" ..." if len(classes) > 10 else "")
+    return Text(
+        f"data {describe.get('name')}: {len(classes)} classes [{shown}] · train {describe.get('train')} · "
+        f"val {describe.get('val')} · test {describe.get('test') or '-'}"
+    )
+
+
+def run_table(summary: Any) -> Table:
+    """The end-of-run summary."""
+    table = Table(title=escape(f"ftcli run · {summary.run_dir}"), title_justify="left", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    rows = [
+        ("model / strategy / recipe", f"{summary.model} / {summary.strategy} / {summary.recipe}"),
+        ("data", summary.data),
+        ("weights", summary.weights),
+        ("best val accuracy", _pct(summary.best_val_acc)),
+        ("test accuracy", _pct(summary.test_acc)),
+        ("trainable / total params", f"{summary.trainable_params:,} / {summary.total_params:,}"),
+        ("epochs", str(summary.epochs)),
+        ("fit / wall time", f"{summary.fit_seconds:.1f} s / {summary.wall_seconds:.1f} s"),
+        ("train images/s", f"{summary.images_per_second:.1f}"),
+        ("best checkpoint", str(summary.best_checkpoint)),
+    ]
+    skipped = getattr(summary, "skipped_images", None)
+    if skipped:
+        rows.append(
+            ("skipped images", f"{len(skipped)} unreadable (data.on_bad_image=skip), first: {skipped[0]}")
+        )
+    for name, value in rows:
+        table.add_row(name, Text(value))
+    return table
+
+
+def sweep_table(summaries: Iterable[Any], title: str) -> Table:
+    """One row per job of a sweep: what differs, and how it did."""
+    summaries = list(summaries)
+    # Overrides shared by every job (the fixed part of the command line) would repeat on each row.
+    shared = set.intersection(*(set(s.overrides) for s in summaries)) if len(summaries) > 1 else set()
+    table = Table(title=escape(title), title_justify="left", expand=True)
+    table.add_column("job", justify="right")
+    table.add_column("what differs", overflow="fold", ratio=1)
+    for column in ("trainable", "val acc", "test acc", "fit time"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for summary in summaries:
+        differs = [o for o in summary.overrides if o not in shared] or [f"strategy={summary.strategy}"]
+        table.add_row(
+            os.path.basename(summary.run_dir),
+            Text("\n".join(differs)),
+            f"{summary.trainable_params:,}",
+            _pct(summary.best_val_acc),
+            _pct(summary.test_acc),
+            f"{summary.fit_seconds:.1f} s",
+        )
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
