@@ -31,9 +31,10 @@ test-fast: install  ## the tests without the slower end-to-end CLI runs
 bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-lint: install  ## ruff check and format check
+lint: install  ## ruff check, format check, and the import rules of docs/ARCHITECTURE.md (lint-imports)
 	$(BIN)/ruff check ftcli tests bench
 	$(BIN)/ruff format --check ftcli tests bench
+	$(BIN)/lint-imports
 
 format: install  ## ruff format and autofix
 	$(BIN)/ruff format ftcli tests bench

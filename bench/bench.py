@@ -167,9 +167,9 @@ def raw_worker(args: argparse.Namespace) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from ftcli.build import prepare
-    from ftcli.paths import config_dir
-    from ftcli.trainer import resolve_precision
+    from ftcli.device import resolve_precision
+    from ftcli.training.build import prepare
+    from ftcli.ui.config_groups import config_dir
 
     torch.set_num_threads(args.threads)
     overrides = [*common_overrides(args), "strategy=full", f"trainer={args.trainer}"]

@@ -19,12 +19,14 @@ import torch
 from omegaconf import OmegaConf
 from sklearn.linear_model import LogisticRegression
 
-from ftcli.backbones import build_torchvision, to_blocknet
-from ftcli.data import build_datamodule
-from ftcli.paths import config_dir
-from ftcli.surgery import apply_recipe
-from ftcli.transforms import TransformSpec
-from ftcli.weights import load_backbone, read_file, source_name_map
+from ftcli.data.sources import build_datamodule
+from ftcli.data.transforms import TransformSpec
+from ftcli.model.backbones import build_torchvision, to_blocknet
+from ftcli.model.surgery import apply_recipe
+from ftcli.model.weights import load_backbone
+from ftcli.model.weights_file import read_file
+from ftcli.runs.checkpoint_schema import model_state
+from ftcli.ui.config_groups import config_dir
 
 CLASSES = [5, 6, 7, 8, 9]
 
@@ -57,9 +59,8 @@ def _embedder(loaded: dict, cut: int | None):
     name = loaded["ftcli"]["model"]["name"]
     model = build_torchvision(name, None)
     net, block_map = to_blocknet(model, name)
-    names = source_name_map(model, net)
     apply_recipe(net, block_map, {"n": cut}, len(CLASSES))
-    load_backbone(net, loaded, Path("checkpoint"), names)
+    load_backbone(net, model_state(loaded), Path("checkpoint"))
     net.eval()
     return lambda x: net.blocks["head"].pool(net.features(x)).flatten(1)
 

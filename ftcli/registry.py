@@ -64,6 +64,10 @@ class Registry(Generic[T]):
         self._discover()
         return iter(list(self._members.items()))
 
+    def __iter__(self) -> Iterator[str]:
+        """The registered names, sorted."""
+        return iter(self.names())
+
     def __contains__(self, name: object) -> bool:
         self._discover()
         return name in self._members

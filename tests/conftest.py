@@ -1,38 +1,21 @@
-"""Shared fixtures: a tiny BlockNet built through the real pipeline, and composed Hydra configs."""
+"""Fixtures shared by tests/unit and tests/cli: a tiny BlockNet, composed Hydra configs, one thread."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from ftcli.backbones import build_torchvision, to_blocknet
-from ftcli.blocks import BlockNet
-from ftcli.paths import config_dir
-from ftcli.surgery import apply_recipe
+from helpers.nets import make_net
 
-LINEAR_RECIPE = {"name": "linear", "n": 0, "hidden": [], "dropout": 0.0, "activation": "relu"}
+from ftcli.model.blocks import BlockNet
+from ftcli.ui.config_groups import config_dir
+
 # What every composed test config needs: small offline data, random init, the CPU trainer.
 FAST_OVERRIDES = ["data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
-
-
-def make_net(
-    name: str = "resnet18",
-    recipe: Mapping[str, Any] | None = None,
-    num_classes: int = 3,
-    seed: int = 0,
-    **kwargs: Any,
-) -> BlockNet:
-    """A randomly initialised backbone, cut into blocks, with the recipe's new head on top."""
-    torch.manual_seed(seed)
-    model = build_torchvision(name, None, **kwargs)
-    net, block_map = to_blocknet(model, name)
-    apply_recipe(net, block_map, dict(recipe or LINEAR_RECIPE), num_classes)
-    return net
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ KEY = "ftcli"
 FORMAT = 1
 # What each reader needs (``read(..., needs=...)``).
 FOR_MODEL = ("model", "recipe", "class_names", "transform")  # rebuild the trained network
-FOR_DATA = ("data", "seed")  # rebuild the same splits (eval)
 FOR_RESUME = ("blocks", "num_classes")  # continue training the same network
 CHECKPOINT_HINT = (
     "Give a checkpoint written by `ftcli train`: <run dir>/checkpoints/best.ckpt (or last.ckpt)."

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -84,16 +85,24 @@ def prepare(cfg: DictConfig) -> Prepared:
     name_map = weights_lib.source_name_map(model, net)
     surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
     if loaded is not None:
-        if source_meta:  # an ftcli checkpoint (chaining): its tensors are in BlockNet names already
-            state = checkpoint_schema.model_state(loaded)
-        else:
-            state = weights_lib.in_block_names(weights_lib.file_tensors(loaded), name_map)
-        holds = source_meta.get("model", {}).get("name") if source_meta else None
-        weights_lib.load_backbone(net, state, source.value, holds=holds)
+        load_weights_file(net, loaded, source.value, name_map, source_meta)
     schedule = make_schedule(cfg.strategy, net)
     apply_plan(net, schedule.first)
     label = source.label if pretrained else "random init (strategy ignores weights)"
     return Prepared(net, schedule, surgery, datamodule, spec, label, source_meta)
+
+
+def load_weights_file(
+    net: BlockNet, loaded: dict[str, Any], path: Path, name_map: dict[str, str], meta: dict[str, Any]
+) -> None:
+    """Copy a weights file's backbone into ``net`` (its head is new): an ftcli checkpoint (chaining,
+    ``meta`` is its metadata) or a plain state_dict / safetensors file in torchvision names."""
+    if meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
+        state = checkpoint_schema.model_state(loaded)
+    else:
+        state = weights_lib.in_block_names(weights_lib.file_tensors(loaded), name_map)
+    model = meta.get("model")
+    weights_lib.load_backbone(net, state, path, holds=model.get("name") if isinstance(model, dict) else None)
 
 
 def _weights_transform(source: weights_lib.WeightsSource, meta: dict[str, Any]) -> TransformSpec | None:

@@ -139,16 +139,16 @@ class FineTuneModule(L.LightningModule):
         lr = float(self.optimizer_cfg["lr"])
         groups = param_groups(self.model, self.plan, lr)
         optimizer = OPTIMIZERS.get(self.optimizer_cfg["name"])(groups, lr, self.optimizer_cfg)
-        curve = SCHEDULERS.get(self.scheduler_cfg["name"])(
-            self.scheduler_cfg,
-            max(1, int(self.trainer.estimated_stepping_batches)),
-            max(1, int(self.trainer.max_epochs or 1)),
-        )
+        curve = SCHEDULERS.get(self.scheduler_cfg["name"])(self.scheduler_cfg, self._run_length)
         for group in optimizer.param_groups:
             group["initial_lr"] = lr  # the multipliers live in the lambdas, so every group starts from lr
         rates = [self._group_rate(group["name"], curve) for group in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rates)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _run_length(self) -> tuple[int, int]:
+        """(total optimizer steps, epochs) of this fit, for curves that need them (asks the Trainer)."""
+        return max(1, int(self.trainer.estimated_stepping_batches)), max(1, int(self.trainer.max_epochs or 1))
 
     def _group_rate(self, name: str, curve: Callable[[int], float]) -> Callable[[int], float]:
         """The factor on lr for one block's group: its multiplier in the phase in force x the curve."""

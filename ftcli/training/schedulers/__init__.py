@@ -1,7 +1,8 @@
 """Learning-rate curves, chosen by ``scheduler.name``: one module each in this folder.
 
-A builder takes the ``scheduler`` config, the run's total optimizer steps and its number of epochs,
-and returns the factor on the learning rate at each step. The LightningModule multiplies it by each
+A builder takes the ``scheduler`` config and a function that tells the run's length (total optimizer
+steps, epochs; asked only by curves that need it, since it needs a Trainer), and returns the factor
+on the learning rate at each step. The LightningModule multiplies it by each
 block's phase multiplier in one LambdaLR per param group, so every curve works with every
 strategy. A new curve is one module here plus its YAML in ``configs/scheduler/``.
 """
@@ -14,5 +15,6 @@ from typing import Any
 from ftcli.registry import Registry
 
 Curve = Callable[[int], float]
-CurveBuilder = Callable[[Mapping[str, Any], int, int], Curve]
+RunLength = Callable[[], tuple[int, int]]  # () -> (total optimizer steps, max epochs)
+CurveBuilder = Callable[[Mapping[str, Any], RunLength], Curve]
 SCHEDULERS: Registry[CurveBuilder] = Registry("scheduler", key="scheduler.name", package=__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.training.schedulers import SCHEDULERS, Curve
+from ftcli.training.schedulers import SCHEDULERS, Curve, RunLength
 
 
 def constant(step: int) -> float:
@@ -13,5 +13,5 @@ def constant(step: int) -> float:
 
 
 @SCHEDULERS.register("none")
-def no_schedule(cfg: Mapping[str, Any], total_steps: int, max_epochs: int) -> Curve:
+def no_schedule(cfg: Mapping[str, Any], length: RunLength) -> Curve:
     return constant

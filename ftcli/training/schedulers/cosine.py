@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.training.schedulers import SCHEDULERS, Curve
+from ftcli.training.schedulers import SCHEDULERS, Curve, RunLength
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Curve:
@@ -22,7 +22,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Curv
 
 
 @SCHEDULERS.register("cosine")
-def cosine(cfg: Mapping[str, Any], total_steps: int, max_epochs: int) -> Curve:
+def cosine(cfg: Mapping[str, Any], length: RunLength) -> Curve:
+    total_steps, max_epochs = length()
     warmup_epochs = float(cfg.get("warmup_epochs", 0) or 0)
     return warmup_cosine(
         total_steps=total_steps,

@@ -12,14 +12,16 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import ResNet18_Weights
 
-from ftcli import weights
-from ftcli.backbones import build_torchvision, to_blocknet
-from ftcli.blocks import HEAD, BlockNet
-from ftcli.build import prepare
+from ftcli.model import weights
+from ftcli.model.weights_file import read_file
+from ftcli.runs import checkpoint_schema
+from ftcli.model.backbones import build_torchvision, to_blocknet
+from ftcli.model.blocks import HEAD, BlockNet
+from ftcli.training.build import load_weights_file, prepare
 from ftcli.errors import WeightsError
-from ftcli.module import FineTuneModule
-from ftcli.strategies import make_schedule
-from ftcli.surgery import apply_recipe
+from ftcli.training.lightning_module import FineTuneModule
+from ftcli.training.phases import make_schedule
+from ftcli.model.surgery import apply_recipe
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -50,7 +52,8 @@ def load_into_resnet18(path: Path, recipe: dict[str, Any] = LINEAR, num_classes:
     net, block_map = to_blocknet(model, "resnet18")
     name_map = weights.source_name_map(model, net)
     apply_recipe(net, block_map, recipe, num_classes)
-    weights.load_backbone(net, weights.read_file(path), path, name_map)
+    loaded = read_file(path)
+    load_weights_file(net, loaded, path, name_map, checkpoint_schema.find(loaded, path))
     return net
 
 
@@ -205,7 +208,7 @@ def ftcli_checkpoint(path: Path, source: torch.nn.Module, num_classes: int = 10)
     schedule = make_schedule({"name": "full"}, net)
     meta = {"model": {"name": "resnet18"}, "num_classes": num_classes, "run_dir": "/runs/cars"}
     module = FineTuneModule(net, schedule, {"name": "adamw", "lr": 1e-3}, {"name": "none"}, meta)
-    torch.save({"epoch": 3, "state_dict": module.state_dict(), weights.CHECKPOINT_KEY: meta}, path)
+    torch.save({"epoch": 3, "state_dict": module.state_dict(), checkpoint_schema.KEY: meta}, path)
     return meta
 
 
@@ -213,9 +216,9 @@ def test_ftcli_checkpoint_loads_into_the_backbone_with_a_new_head(tmp_path) -> N
     source = source_resnet18()
     path = tmp_path / "cars.ckpt"
     meta = ftcli_checkpoint(path, source, num_classes=10)
-    loaded = weights.read_file(path)
-    assert weights.is_ftcli_checkpoint(loaded)
-    assert weights.checkpoint_meta(loaded) == meta
+    loaded = read_file(path)
+    assert checkpoint_schema.is_ftcli_checkpoint(loaded)
+    assert checkpoint_schema.find(loaded, path) == meta
     net = load_into_resnet18(path, MLP, num_classes=3)
     assert_backbone_equals(net, source)
     assert_fresh_head(net, 3)
@@ -267,7 +270,7 @@ def test_truncated_file_is_a_weights_error(tmp_path, suffix) -> None:
     truncated = tmp_path / f"truncated{suffix}"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError) as err:
-        weights.read_file(truncated)
+        read_file(truncated)
     assert str(truncated) in str(err.value)
 
 
@@ -275,7 +278,7 @@ def test_file_that_is_not_a_dict_is_a_weights_error(tmp_path) -> None:
     path = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), path)
     with pytest.raises(WeightsError, match="not a state_dict"):
-        weights.read_file(path)
+        read_file(path)
 
 
 class _Exploit:
@@ -300,7 +303,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, writer) -> Non
             pickle.dump(payload, f)
 
     with pytest.raises(WeightsError) as err:
-        weights.read_file(path)
+        read_file(path)
     assert "could run code" in str(err.value)
     assert not marker.exists()
 
@@ -322,5 +325,5 @@ def test_a_file_that_is_not_a_torch_file_is_unreadable_not_dangerous(tmp_path, c
     path = tmp_path / "weights.pt"
     path.write_bytes(content)
     with pytest.raises(WeightsError, match="not a readable weights file") as err:
-        weights.read_file(path)
+        read_file(path)
     assert "could run code" not in str(err.value)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftcli.backbones import build_torchvision, to_blocknet
-from ftcli.strategies import apply_plan, make_plan, param_groups
-from ftcli.surgery import apply_recipe
-from ftcli.trainer import resolve_precision
+from ftcli.model.backbones import build_torchvision, to_blocknet
+from ftcli.training.freeze_plan import apply_plan, param_groups
+from ftcli.training.phases import make_plan
+from ftcli.model.surgery import apply_recipe
+from ftcli.device import resolve_precision
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -79,7 +80,7 @@ def test_cli_trains_on_gpu_with_auto_precision(tmp_path: Path) -> None:
 
 
 def test_gpu_runs_use_channels_last_and_cudnn_autotuning() -> None:
-    from ftcli import perf
+    from ftcli.training import performance as perf
 
     torch.backends.cudnn.benchmark = False
     net, _ = _resnet18_blocknet()
@@ -91,7 +92,7 @@ def test_gpu_runs_use_channels_last_and_cudnn_autotuning() -> None:
 
 
 def test_compiled_network_recompiles_when_the_trainable_set_changes() -> None:
-    from ftcli import perf
+    from ftcli.training import performance as perf
 
     net, _ = _resnet18_blocknet()
     net = net.cuda().train()
@@ -108,13 +109,13 @@ def test_compiled_network_recompiles_when_the_trainable_set_changes() -> None:
 
 
 def test_feature_cache_computes_on_the_gpu(tmp_path: Path) -> None:
-    from ftcli import features
+    from ftcli.training import feature_cache, feature_data
 
     net, _ = _resnet18_blocknet()
     dataset = torch.utils.data.TensorDataset(torch.randn(10, 3, 64, 64), torch.arange(10) % 5)
-    cut = features.cut_of(net)
-    on_gpu, labels = features.compute(net, cut, dataset, 4, 0, torch.device("cuda"))
-    on_cpu, _ = features.compute(net, cut, dataset, 4, 0, torch.device("cpu"))
+    cut = feature_cache.cut_of(net)
+    on_gpu, labels = feature_cache.compute(net, cut, dataset, 4, 0, torch.device("cuda"))
+    on_cpu, _ = feature_cache.compute(net, cut, dataset, 4, 0, torch.device("cpu"))
     assert on_gpu.device.type == "cpu" and next(net.parameters()).device.type == "cpu"
     assert torch.allclose(on_gpu, on_cpu, atol=1e-2)
     assert torch.equal(labels, torch.arange(10) % 5)

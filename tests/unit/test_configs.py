@@ -1,6 +1,6 @@
 """Config level: every option of every group composes and resolves; `ls`, `--help`, `--cfg`, `--info`.
 
-Options are discovered from the config folders (``ftcli.cli.group_options``), so a new YAML file is
+Options are discovered from the config folders (``ftcli.ui.config_groups.group_options``), so a new YAML file is
 covered without editing this file.
 """
 
@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import run_cli
+from helpers.cli_runner import run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli import paths
-from ftcli.cli import COMMANDS, group_options
+from ftcli.ui import config_groups as paths
+from ftcli.cli import COMMANDS
+from ftcli.ui.config_groups import group_options
 
 # What a group needs besides its own option to compose (mandatory ``???`` values).
 REQUIRED = {
@@ -33,21 +34,22 @@ GROUP_OPTIONS = [(group, option) for group, options in group_options().items() f
 def known_names(group: str) -> set[str]:
     """The names the code accepts for ``<group>.name`` (a registry per group)."""
     if group == "model":
-        from ftcli.backbones import list_backbones
+        from ftcli.model.backbones import list_backbones
 
         return set(list_backbones())
     if group == "strategy":
-        from ftcli.strategies import STRATEGIES
+        from ftcli.training.strategies import STRATEGIES
 
-        return set(STRATEGIES)
+        return set(STRATEGIES.names())
     if group == "data":
-        from ftcli.data import REGISTRY
+        from ftcli.data.sources import DATA_SOURCES
 
-        return set(REGISTRY)
+        return set(DATA_SOURCES.names())
     if group in ("optimizer", "scheduler"):
-        from ftcli.module import OPTIMIZERS, SCHEDULERS
+        from ftcli.training.optimizers import OPTIMIZERS
+        from ftcli.training.schedulers import SCHEDULERS
 
-        return set(OPTIMIZERS if group == "optimizer" else SCHEDULERS)
+        return set((OPTIMIZERS if group == "optimizer" else SCHEDULERS).names())
     return set(group_options()[group])  # recipes: the name is the file's name
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import torch
-from cli_runner import run_cli
+from helpers.cli_runner import run_cli
 
-from ftcli.checkpointing import AtomicCheckpointIO, atomic_save
-from ftcli.trainer import build_trainer
+from ftcli.training.checkpoint_io import AtomicCheckpointIO, atomic_save
+from ftcli.training.trainer import build_trainer
 
 
 def test_save_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 from PIL import Image
 
 from ftcli.errors import ConfigError, DataError
@@ -160,8 +160,8 @@ def test_eval_on_data_with_other_classes_lists_both_sets(checkpoint: Path, tmp_p
 
 @pytest.mark.slow
 def test_predict_labels_are_the_models_argmax(checkpoint: Path, tmp_path: Path) -> None:
-    from ftcli import trained
-    from ftcli.transforms import eval_transform
+    from ftcli.runs import trained_model as trained
+    from ftcli.data.transforms import eval_transform
 
     images = digit_images(tmp_path / "photos", 9)
     (tmp_path / "photos" / "broken.png").write_text("not a PNG")
@@ -187,7 +187,7 @@ def test_predict_labels_are_the_models_argmax(checkpoint: Path, tmp_path: Path) 
 
 
 def test_predict_inputs_folder_glob_file_and_nothing(tmp_path: Path) -> None:
-    from ftcli.predict import find_inputs
+    from ftcli.commands.predict import find_inputs
 
     for name in ("2.png", "10.png", "notes.txt", "sub/1.jpg"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def test_predict_inputs_folder_glob_file_and_nothing(tmp_path: Path) -> None:
 
 
 def exported_and_pytorch(checkpoint: Path, batch_size: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    from ftcli import trained
+    from ftcli.runs import trained_model as trained
 
     model = trained.load(checkpoint)
     x = torch.randn(batch_size, 3, model.transform.crop, model.transform.crop, generator=torch.Generator())
@@ -329,7 +329,7 @@ def test_command_help_lists_its_keys_without_importing_torch(tmp_path: Path, com
 
 
 def test_data_overrides_name_a_missing_or_unknown_key() -> None:
-    from ftcli.options import data_config
+    from ftcli.ui.key_value_args import data_config
 
     with pytest.raises(ConfigError, match=r"data\.root is required"):
         data_config({"name": "digits"}, ["data=imagefolder"])

@@ -8,14 +8,15 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from cli_runner import run_cli
+from helpers.cli_runner import run_cli
 from omegaconf import DictConfig
 
-from ftcli import features
-from ftcli.blocks import HEAD
-from ftcli.build import prepare
-from ftcli.module import FineTuneModule
-from ftcli.strategies import apply_plan, make_schedule
+from ftcli.training import feature_cache, feature_data
+from ftcli.model.blocks import HEAD
+from ftcli.training.build import prepare
+from ftcli.training.lightning_module import FineTuneModule
+from ftcli.training.freeze_plan import apply_plan
+from ftcli.training.phases import make_schedule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -31,13 +32,13 @@ def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, o
     )
     datamodule = prepared.datamodule
     if cache:
-        datamodule, report = features.maybe_cached(
+        datamodule, report = feature_data.maybe_cached(
             datamodule,
             prepared.net,
             prepared.schedule,
             {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path / "cache")},
             CPU,
-            lambda tail: setattr(module, "input_tail", tail),
+            module.feed_features,
         )
         assert report is not None and report.used, report
     trainer = L.Trainer(
@@ -63,12 +64,12 @@ def fe_cfg(compose_train: Callable[..., DictConfig]) -> DictConfig:
 def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net: Callable) -> None:
     net = tiny_net()
     schedule = make_schedule({"name": "feature_extraction"}, net)
-    assert features.cache_eligible(schedule, None) == (True, "")
-    ok, reason = features.cache_eligible(schedule, {"hflip": True})
+    assert feature_cache.cache_eligible(schedule, None) == (True, "")
+    ok, reason = feature_cache.cache_eligible(schedule, {"hflip": True})
     assert not ok and "data.augment" in reason
     for bn in ("train", "affine"):
         fe_bn = make_schedule({"name": "feature_extraction", "bn": bn}, net)
-        ok, reason = features.cache_eligible(fe_bn, None)
+        ok, reason = feature_cache.cache_eligible(fe_bn, None)
         assert not ok and f"strategy.bn={bn}" in reason
     strategies = [
         {"name": "last_layers", "n": 1},
@@ -78,7 +79,7 @@ def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net:
         {"name": "gradual"},
     ]
     for strategy in strategies:
-        assert features.cache_eligible(make_schedule(strategy, net), None) == (False, "")
+        assert feature_cache.cache_eligible(make_schedule(strategy, net), None) == (False, "")
 
 
 def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def test_checkpoint_of_a_cached_run_holds_the_whole_model(fe_cfg: DictConfig, tm
     images = torch.stack([prepared.datamodule.dataset("val")[i][0] for i in range(16)])
     with torch.no_grad():
         on_images = fresh(images)
-        via_features = module.input_tail(features.cut_of(fresh).prefix(fresh, images))
+        via_features = module.input_tail(feature_cache.cut_of(fresh).prefix(fresh, images))
     assert torch.allclose(on_images, module.model(images), atol=1e-5)
     assert torch.equal(on_images.argmax(1), via_features.argmax(1))
 
@@ -113,8 +114,8 @@ def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, 
     prepared = prepare(fe_cfg)
     settings = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
 
-    def run(p: object) -> features.CacheReport:
-        _, report = features.maybe_cached(
+    def run(p: object) -> feature_data.CacheReport:
+        _, report = feature_data.maybe_cached(
             p.datamodule,
             p.net,
             p.schedule,
@@ -135,20 +136,20 @@ def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, 
     assert run(prepared).computed == 3
 
     ds = prepared.datamodule.dataset("val")
-    key = features.cache_key(prepared.net, features.cut_of(prepared.net), ds, CPU)
+    key = feature_cache.cache_key(prepared.net, feature_cache.cut_of(prepared.net), ds, CPU)
     other = prepare(_with(fe_cfg, "data.image_size", 40))
     other_ds = other.datamodule.dataset("val")
-    assert features.cache_key(prepared.net, features.cut_of(prepared.net), other_ds, CPU) != key
+    assert feature_cache.cache_key(prepared.net, feature_cache.cut_of(prepared.net), other_ds, CPU) != key
 
 
 def test_cache_switch_and_fallback_reasons(fe_cfg: DictConfig, tmp_path: Path) -> None:
     prepared = prepare(fe_cfg)
     base = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
-    dm, report = features.maybe_cached(
+    dm, report = feature_data.maybe_cached(
         prepared.datamodule, prepared.net, prepared.schedule, {**base, "cache_features": False}, CPU, print
     )
     assert dm is prepared.datamodule and report is None
-    dm, report = features.maybe_cached(
+    dm, report = feature_data.maybe_cached(
         prepared.datamodule, prepared.net, prepared.schedule, {**base, "augment": {"hflip": True}}, CPU, print
     )
     assert dm is prepared.datamodule and report is not None and not report.used

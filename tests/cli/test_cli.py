@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 

@@ -10,14 +10,14 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from ftcli.backbones import build_torchvision, to_blocknet
-from ftcli.blocks import HEAD
+from ftcli.model.backbones import build_torchvision, to_blocknet
+from ftcli.model.blocks import HEAD
 from ftcli.errors import ConfigError
-from ftcli.surgery import ACTIVATIONS, apply_recipe
+from ftcli.model.surgery import ACTIVATIONS, apply_recipe
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 NUM_CLASSES = 4
 
 # One representative per family: (name, builder kwargs, test input side). ViT is built for 32 px

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Local state and non-package folders: not needed to build, and slow to copy.
 NOT_SOURCE = (".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".whl")
 NOT_SOURCE += ("outputs", "multirun", "tests", "bench")

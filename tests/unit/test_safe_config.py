@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftcli import weights
+from ftcli.model.weights_file import read_file
+from ftcli.runs import checkpoint_schema
 from ftcli.errors import WeightsError
-from ftcli.safe_config import check_targets, is_allowed, safe_instantiate
+from ftcli.runs.safe_config import check_targets, is_allowed, safe_instantiate
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ def test_targets_outside_the_allowlist_are_refused(target: str) -> None:
     assert not is_allowed(target)
 
 
-ALLOWED = ["torch.nn.Linear", "torchvision.models.resnet18", "ftcli.blocks.BlockNet"]
+ALLOWED = ["torch.nn.Linear", "torchvision.models.resnet18", "ftcli.model.blocks.BlockNet"]
 
 
 @pytest.mark.parametrize("target", ALLOWED)
@@ -58,7 +59,7 @@ def test_a_checkpoint_whose_stored_config_targets_os_system_is_refused(tmp_path:
     torch.save({"state_dict": {"model.x": torch.zeros(1)}, "ftcli": meta}, path)
 
     with pytest.raises(WeightsError, match=r"model.kwargs._target_ is 'os.system'"):
-        weights.read_file(path)
+        checkpoint_schema.read(read_file(path), path)
 
 
 def test_plain_checkpoint_config_passes() -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from cli_runner import run_cli
+from helpers.cli_runner import run_cli
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftcli.checkpointing import AtomicCheckpointIO
-from ftcli.divergence import StopOnNonFinite
+from ftcli.training.checkpoint_io import AtomicCheckpointIO
+from ftcli.training.divergence import StopOnNonFinite
 from ftcli.errors import DivergedError
 
 

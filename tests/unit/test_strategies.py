@@ -9,11 +9,13 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ftcli.blocks import HEAD, BlockNet
-from ftcli.build import prepare
+from ftcli.model.blocks import HEAD, BlockNet
+from ftcli.training.build import prepare
 from ftcli.errors import ConfigError
-from ftcli.module import FineTuneModule
-from ftcli.strategies import STRATEGIES, BlockPlan, FreezePlan, Schedule, apply_plan, make_plan, param_groups
+from ftcli.training.lightning_module import FineTuneModule
+from ftcli.training.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.phases import make_plan
+from ftcli.training.strategies import STRATEGIES
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

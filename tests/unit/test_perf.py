@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ftcli import perf
-from ftcli.data import build_datamodule
+from ftcli.training import performance as perf
+from ftcli.data.sources import build_datamodule
 from ftcli.errors import ConfigError
-from ftcli.trainer import build_trainer
-from ftcli.transforms import TransformSpec
+from ftcli.training.trainer import build_trainer
+from ftcli.data.transforms import TransformSpec
 
 SPEC = TransformSpec(resize=16, crop=12, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import assert_ok, output, run_cli
+from helpers.cli_runner import assert_ok, output, run_cli
 
 FAST = [
     "trainer=cpu",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ftcli.backbones import (
+from ftcli.model.backbones import (
     BlockMap,
     build_torchvision,
     family_of,
@@ -15,7 +15,7 @@ from ftcli.backbones import (
     to_blocknet,
     to_blocks,
 )
-from ftcli.blocks import HEAD
+from ftcli.model.blocks import HEAD
 from ftcli.errors import ConfigError
 
 # One representative per family, with the expected family and number of stages after the stem.

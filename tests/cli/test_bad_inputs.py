@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import torch
-from cli_runner import run_cli
-from conftest import make_net
+from helpers.cli_runner import run_cli
+from helpers.nets import make_net
 from PIL import Image
 
 FAST = [
@@ -77,7 +77,7 @@ GOOD_ROWS = [f"images/{c}/{i}.png,{c}" for c in ("cat", "dog") for i in range(6)
 
 
 def resnet18_state(tmp: Path) -> dict[str, torch.Tensor]:
-    from ftcli.backbones import build_torchvision
+    from ftcli.model.backbones import build_torchvision
 
     torch.manual_seed(0)
     return build_torchvision("resnet18", None).state_dict()
@@ -94,7 +94,7 @@ def text_file_as_weights(tmp: Path) -> None:
 
 
 def other_architecture(tmp: Path) -> None:
-    from ftcli.backbones import build_torchvision
+    from ftcli.model.backbones import build_torchvision
 
     torch.save(build_torchvision("mobilenet_v3_small", None).state_dict(), tmp / "mobilenet.pth")
 

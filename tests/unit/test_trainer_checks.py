@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftcli.errors import ConfigError
-from ftcli.trainer_checks import check_trainer_options
+from ftcli.training.trainer_options import check_trainer_options
 
 
 @pytest.mark.parametrize(
