@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from sklearn.linear_model import LogisticRegression
 
 from ftcli.data.sources import build_datamodule
@@ -26,7 +25,7 @@ from ftcli.model.surgery import apply_recipe
 from ftcli.model.weights import load_backbone
 from ftcli.model.weights_file import read_file
 from ftcli.runs.checkpoint_schema import model_state
-from ftcli.ui.config_groups import config_dir
+from ftcli.ui.config_groups import compose_option
 
 CLASSES = [5, 6, 7, 8, 9]
 
@@ -36,7 +35,7 @@ def split_arrays(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(X, y) for train and test: raw pixels when cut is None, else frozen features after the cut."""
     spec = TransformSpec.from_dict(loaded["ftcli"]["transform"])
-    cfg = OmegaConf.load(config_dir() / "data" / "digits.yaml")
+    cfg = compose_option("data", "digits")
     cfg.classes, cfg.per_class = CLASSES, per_class
     datamodule = build_datamodule(cfg, spec, 42)
     datamodule.setup("fit")

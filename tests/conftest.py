@@ -9,10 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from helpers.nets import make_net
-
 from ftcli.model.blocks import BlockNet
 from ftcli.ui.config_groups import config_dir
+
+from helpers.nets import make_net
 
 # What every composed test config needs: small offline data, random init, the CPU trainer.
 FAST_OVERRIDES = ["data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]

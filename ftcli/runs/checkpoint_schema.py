@@ -8,7 +8,7 @@ reached. ``eval``, ``predict``, ``export``, ``inspect``, ``resume`` and chaining
 the keys the reader needs are there, and that no stored config names code to instantiate.
 
 Format history: 1 (this one) adds ``format``; checkpoints written before it carry no ``format``
-and the same keys, and are read as format 0.
+and the same keys, and are read as format 0. Imports no torch at module level.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from ftcli import __version__
 from ftcli.errors import WeightsError
@@ -104,6 +102,8 @@ def find(loaded: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 def model_state(loaded: Mapping[str, Any]) -> dict[str, Any]:
     """An ftcli checkpoint's network tensors in BlockNet names, head included (chaining, eval, export)."""
+    import torch  # here, not at the top: the commands' --help reads CHECKPOINT_HINT without torch
+
     state = loaded.get("state_dict", {})
     prefix = "model."
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}

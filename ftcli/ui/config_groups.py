@@ -8,6 +8,7 @@ Hydra starts, with the valid names listed. Imports no torch: ``ftcli ls`` and ``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ftcli.errors import unknown_name
 
@@ -70,6 +71,14 @@ def check_group_choices(args: list[str]) -> None:
         for choice in value.split(","):
             if choice not in options.get(group, {}):
                 raise unknown_name(group, choice, list(options.get(group, {})), key=group)
+
+
+def compose_option(group: str, option: str) -> Any:
+    """One option of a group as Hydra composes it (its ``defaults:`` applied), e.g. ``data=imagefolder``."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=f"{group}/{option}")[group]
 
 
 def _description(path: Path) -> str:

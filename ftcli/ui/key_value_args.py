@@ -111,14 +111,14 @@ def data_config(base: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-    from ftcli.ui.config_groups import check_group_choices, config_dir
+    from ftcli.ui.config_groups import check_group_choices, compose_option
 
     config = OmegaConf.create(dict(base))
     for arg in overrides:
         name, value = arg.split("=", 1)
         if name.lstrip("+") == "data":
             check_group_choices([f"data={value}"])  # an unknown name lists the valid ones
-            config = OmegaConf.load(config_dir() / "data" / f"{value}.yaml")
+            config = compose_option("data", value)
     for arg in overrides:
         name, value = arg.split("=", 1)
         key = name.lstrip("+")[len("data.") :]

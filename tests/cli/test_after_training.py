@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 from PIL import Image
 
 from ftcli.errors import ConfigError, DataError
+
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 CLASSES = [0, 1, 2, 3, 4, 5, 6]  # more than 5 classes: eval reports top-5 accuracy too
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
@@ -160,8 +161,8 @@ def test_eval_on_data_with_other_classes_lists_both_sets(checkpoint: Path, tmp_p
 
 @pytest.mark.slow
 def test_predict_labels_are_the_models_argmax(checkpoint: Path, tmp_path: Path) -> None:
-    from ftcli.runs import trained_model as trained
     from ftcli.data.transforms import eval_transform
+    from ftcli.runs import trained_model as trained
 
     images = digit_images(tmp_path / "photos", 9)
     (tmp_path / "photos" / "broken.png").write_text("not a PNG")

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
+
 from helpers.cli_runner import run_cli
 from helpers.nets import make_net
-from PIL import Image
 
 FAST = [
     "trainer=cpu",

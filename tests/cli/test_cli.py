@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
+
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 FAST = [
     "trainer=cpu",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers.cli_runner import assert_ok, output, run_cli
 
 FAST = [

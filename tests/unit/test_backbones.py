@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from ftcli.errors import ConfigError
 from ftcli.model.backbones import (
     BlockMap,
     build_torchvision,
@@ -16,7 +17,6 @@ from ftcli.model.backbones import (
     to_blocks,
 )
 from ftcli.model.blocks import HEAD
-from ftcli.errors import ConfigError
 
 # One representative per family, with the expected family and number of stages after the stem.
 REPRESENTATIVES = [

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import torch
-from helpers.cli_runner import run_cli
 
 from ftcli.training.checkpoint_io import AtomicCheckpointIO, atomic_save
 from ftcli.training.trainer import build_trainer
+
+from helpers.cli_runner import run_cli
 
 
 def test_save_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -1,23 +1,18 @@
-"""Config level: every option of every group composes and resolves; `ls`, `--help`, `--cfg`, `--info`.
+"""Config level: every option of every group composes and resolves, and names what the code knows.
 
-Options are discovered from the config folders (``ftcli.ui.config_groups.group_options``), so a new YAML file is
-covered without editing this file.
+Options are discovered from the config folders (``ftcli.ui.config_groups.group_options``), so a new
+YAML file is covered without editing this file. The CLI flags are in tests/cli/test_help_and_flags.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.cli_runner import run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from ftcli.ui import config_groups as paths
-from ftcli.cli import COMMANDS
 from ftcli.ui.config_groups import group_options
 
 # What a group needs besides its own option to compose (mandatory ``???`` values).
@@ -100,59 +95,3 @@ def test_default_composition_is_the_documented_one() -> None:
         "last_layers",
         "digits",
     )
-
-
-def test_ls_lists_every_group_and_option(tmp_path: Path) -> None:
-    result = run_cli("ls", cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    for group, options in group_options().items():
-        assert group in result.stdout
-        for option in options:
-            assert option in result.stdout, f"ftcli ls misses {group}={option}"
-
-
-def test_help_lists_commands(tmp_path: Path) -> None:
-    result = run_cli("--help", cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    for command in ("train", "inspect", "ls"):
-        assert f"  {command} " in result.stdout
-    assert set(COMMANDS) == {"train", "inspect", "ls", "eval", "predict", "export", "report"}
-
-
-@pytest.mark.parametrize("args", [["--help"], ["ls"]], ids=["help", "ls"])
-def test_help_and_ls_do_not_import_torch(tmp_path: Path, args: list[str]) -> None:
-    code = (
-        "import sys, ftcli.cli\n"
-        f"assert ftcli.cli.main({args!r}) == 0\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def test_cfg_job_prints_the_composed_config_without_training(tmp_path: Path) -> None:
-    result = run_cli(
-        "train", "--cfg", "job", "model.weights=null", "strategy=full", "data.per_class=3", cwd=tmp_path
-    )
-
-    assert result.returncode == 0, result.stderr
-    printed = OmegaConf.create(result.stdout)
-    assert printed.strategy.name == "full"
-    assert printed.model.weights is None
-    assert printed.data.per_class == 3
-    assert list(tmp_path.iterdir()) == [], "--cfg job must not create run directories"
-
-
-def test_info_prints_the_defaults_tree(tmp_path: Path) -> None:
-    result = run_cli("train", "model.weights=null", "--info", cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    assert "Defaults Tree" in result.stdout
-    assert "model: resnet18" in result.stdout
-    assert "strategy: last_layers" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr

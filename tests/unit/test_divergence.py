@@ -9,14 +9,15 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers.cli_runner import run_cli
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftcli.errors import DivergedError
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
 from ftcli.training.divergence import StopOnNonFinite
-from ftcli.errors import DivergedError
+
+from helpers.cli_runner import run_cli
 
 
 class Tiny(L.LightningModule):

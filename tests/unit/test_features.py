@@ -8,15 +8,16 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers.cli_runner import run_cli
 from omegaconf import DictConfig
 
-from ftcli.training import feature_cache, feature_data
 from ftcli.model.blocks import HEAD
+from ftcli.training import feature_cache, feature_data
 from ftcli.training.build import prepare
-from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.freeze_plan import apply_plan
+from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.phases import make_schedule
+
+from helpers.cli_runner import run_cli
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -77,7 +77,15 @@ def test_wheel_ships_every_config_under_ftcli_configs(wheel: Path) -> None:
         "ftcli/configs/recipe/truncate.yaml",
     ):
         assert name in names
-    assert {"ftcli/cli.py", "ftcli/train.py", "ftcli/inspect.py"} <= names
+    assert {"ftcli/cli.py", "ftcli/commands/train.py", "ftcli/commands/inspect_run.py"} <= names
+
+
+def test_wheel_ships_every_module_of_the_package(wheel: Path) -> None:
+    """pyproject.toml lists the packages one by one: a new folder under ftcli/ must not be left out."""
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "ftcli").rglob("*.py")}
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.endswith(".py")}
+    assert source <= shipped, sorted(source - shipped)
 
 
 def test_wheel_declares_the_console_script(wheel: Path) -> None:
@@ -91,9 +99,9 @@ def test_unpacked_wheel_reads_its_own_configs(wheel: Path, tmp_path: Path) -> No
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "import ftcli, ftcli.paths, ftcli.cli\n"
+        "import ftcli, ftcli.ui.config_groups, ftcli.cli\n"
         "print(ftcli.__file__)\n"
-        "print(ftcli.paths.config_dir())\n"
+        "print(ftcli.ui.config_groups.config_dir())\n"
         "ftcli.cli.main(['ls'])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "120"}

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ftcli.training import performance as perf
 from ftcli.data.sources import build_datamodule
-from ftcli.errors import ConfigError
-from ftcli.training.trainer import build_trainer
 from ftcli.data.transforms import TransformSpec
+from ftcli.errors import ConfigError
+from ftcli.training import performance as perf
+from ftcli.training.trainer import build_trainer
 
 SPEC = TransformSpec(resize=16, crop=12, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 

@@ -13,13 +13,13 @@ from omegaconf import OmegaConf
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftcli.errors import ConfigError
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.training.build import prepare
-from ftcli.errors import ConfigError
-from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.schedulers.cosine import warmup_cosine
 from ftcli.training.freeze_plan import FreezePlan, Schedule
+from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.phases import make_schedule
+from ftcli.training.schedulers.cosine import warmup_cosine
 from ftcli.training.trainer import build_trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ftcli.errors import WeightsError
 from ftcli.model.weights_file import read_file
 from ftcli.runs import checkpoint_schema
-from ftcli.errors import WeightsError
 from ftcli.runs.safe_config import check_targets, is_allowed, safe_instantiate
 
 

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ftcli.errors import ConfigError
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.training.build import prepare
-from ftcli.errors import ConfigError
-from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.phases import make_plan
 from ftcli.training.strategies import STRATEGIES
 
@@ -269,7 +269,7 @@ def test_param_groups_one_per_block_frozen_included_with_lr_zero(tiny_net) -> No
 
 
 def test_param_groups_are_the_same_whatever_is_frozen(tiny_net) -> None:
-    # Unfreezing later must not need new groups (DESIGN.md: groups are created up front).
+    # Unfreezing later must not need new groups (docs/ARCHITECTURE.md: groups are created up front).
     net = tiny_net("resnet18")
     frozen = param_groups(net, planned(net, {"name": "feature_extraction"}), 1e-3)
     full = param_groups(net, planned(net, {"name": "full"}), 1e-3)

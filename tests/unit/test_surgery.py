@@ -10,9 +10,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from ftcli.errors import ConfigError
 from ftcli.model.backbones import build_torchvision, to_blocknet
 from ftcli.model.blocks import HEAD
-from ftcli.errors import ConfigError
 from ftcli.model.surgery import ACTIVATIONS, apply_recipe
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -1,0 +1,86 @@
+"""The dispatcher's own surface: `--help`, `ls`, `--cfg job`, `--info`, and no torch import for them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ftcli.cli import COMMANDS
+from ftcli.ui.config_groups import group_options
+
+from helpers.cli_runner import run_cli
+
+
+def test_ls_lists_every_group_and_option(tmp_path: Path) -> None:
+    result = run_cli("ls", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    for group, options in group_options().items():
+        assert group in result.stdout
+        for option in options:
+            assert option in result.stdout, f"ftcli ls misses {group}={option}"
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "inspect", "ls"):
+        assert f"  {command} " in result.stdout
+    assert set(COMMANDS) == {"train", "inspect", "ls", "eval", "predict", "export", "report"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ls"]], ids=["help", "ls"])
+def test_help_and_ls_do_not_import_torch(tmp_path: Path, args: list[str]) -> None:
+    code = (
+        "import sys, ftcli.cli\n"
+        f"assert ftcli.cli.main({args!r}) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_dispatcher_and_ui_import_no_torch_at_module_level(tmp_path: Path) -> None:
+    """docs/ARCHITECTURE.md: importing the dispatcher and every ui/ module loads no torch."""
+    code = (
+        "import importlib, pkgutil, sys, ftcli.cli, ftcli.registry, ftcli.ui\n"
+        "for m in pkgutil.iter_modules(ftcli.ui.__path__, 'ftcli.ui.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cfg_job_prints_the_composed_config_without_training(tmp_path: Path) -> None:
+    result = run_cli(
+        "train", "--cfg", "job", "model.weights=null", "strategy=full", "data.per_class=3", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    printed = OmegaConf.create(result.stdout)
+    assert printed.strategy.name == "full"
+    assert printed.model.weights is None
+    assert printed.data.per_class == 3
+    assert list(tmp_path.iterdir()) == [], "--cfg job must not create run directories"
+
+
+def test_info_prints_the_defaults_tree(tmp_path: Path) -> None:
+    result = run_cli("train", "model.weights=null", "--info", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Defaults Tree" in result.stdout
+    assert "model: resnet18" in result.stdout
+    assert "strategy: last_layers" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
