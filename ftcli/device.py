@@ -56,7 +56,7 @@ def allow_tf32() -> None:
 
 
 def inference_device(name: str) -> torch.device:
-    """``device=`` of eval and predict: ``auto`` is the GPU when there is one; ``cuda`` without one is an error."""
+    """``device=`` of eval and predict: ``auto`` is the GPU when there is one; ``cuda`` without one fails."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

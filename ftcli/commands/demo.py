@@ -1,4 +1,4 @@
-"""``python -m ftcli.commands.demo`` (``make demo``): the seed's story on real data, offline, in a few minutes.
+"""``python -m ftcli.commands.demo`` (``make demo``): the seed's story on real data, offline, in minutes.
 
 1. Task A: train resnet18 from scratch on handwritten digits 0-4 (every label); keep its checkpoint.
 2. Task B: digits 5-9 with only 5 labelled images per class, starting from task A's checkpoint,

@@ -50,7 +50,7 @@ class BlockNet(nn.Module):
     def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
         """Run blocks ``start..head`` on ``x``, the output of the first ``start`` blocks.
 
-        ``start=0`` is the whole network; a run fed cached features (ftcli.training.feature_cache) starts later.
+        ``start=0`` is the whole network; a run fed cached features (training/feature_cache.py) starts later.
         """
         for index, block in enumerate(self.blocks.values()):
             if index < start:

@@ -106,4 +106,6 @@ def model_state(loaded: Mapping[str, Any]) -> dict[str, Any]:
 
     state = loaded.get("state_dict", {})
     prefix = "model."
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}
+    return {
+        k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)
+    }

@@ -1,4 +1,4 @@
-"""The checkpoint callback of every run: ``best.ckpt`` by val/acc, and ``last.ckpt`` after every validation."""
+"""The checkpoint callback of every run: ``best.ckpt`` by val/acc, ``last.ckpt`` after every validation."""
 
 from __future__ import annotations
 

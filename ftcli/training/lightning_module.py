@@ -24,8 +24,8 @@ class FineTuneModule(L.LightningModule):
 
     The phase follows the epoch (``on_train_epoch_start``), so a resumed run lands in the phase its
     checkpoint was in without any state of its own. Each param group's learning rate is
-    ``lr x multiplier(block, phase) x schedule(step)``, computed by one LambdaLR per group: the
-    multipliers change at a phase boundary, the warmup/cosine curve runs on across it.
+    ``lr x multiplier(block, phase) x schedule(step)``, computed by one LambdaLR holding a factor per
+    group: the multipliers change at a phase boundary, the warmup/cosine curve runs on across it.
     """
 
     def __init__(
@@ -55,7 +55,7 @@ class FineTuneModule(L.LightningModule):
         self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def feed_features(self, tail: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        """Train on cached frozen-block features (``ftcli.training.feature_data``): ``tail`` maps them to logits."""
+        """Train on cached frozen-block features (training/feature_data.py): ``tail`` maps them to logits."""
         self.input_tail = tail
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Build the Lightning Trainer from ``trainer=``: precision, checkpoints, metrics, progress, safety callbacks."""
+"""Build the Lightning Trainer from ``trainer=``: precision, checkpoints, metrics, progress, safety."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``lp_ft``: a linear probe on frozen features, then every block at a lower rate (Kumar et al., ICLR 2022)."""
+"""``lp_ft``: a linear probe on frozen features, then every block at a lower rate (Kumar et al. 2022)."""
 
 from __future__ import annotations
 
