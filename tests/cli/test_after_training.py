@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from PIL import Image
 
 from ftcli.errors import ConfigError, DataError
 
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli, run_without_heavy_imports
 
 CLASSES = [0, 1, 2, 3, 4, 5, 6]  # more than 5 classes: eval reports top-5 accuracy too
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
@@ -316,15 +314,8 @@ def test_report_of_a_folder_without_runs_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["eval", "predict", "export", "report"])
 def test_command_help_lists_its_keys_without_importing_torch(tmp_path: Path, command: str) -> None:
-    code = (
-        "import sys, ftcli.cli\n"
-        f"assert ftcli.cli.main([{command!r}, '--help']) == 0\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning', 'matplotlib') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    code = f"import ftcli.cli\nassert ftcli.cli.main([{command!r}, '--help']) == 0"
+    result = run_without_heavy_imports(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"ftcli {command}" in result.stdout and "=" in result.stdout
 

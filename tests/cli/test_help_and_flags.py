@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from omegaconf import OmegaConf
 from ftcli.cli import COMMANDS
 from ftcli.ui.config_groups import group_options
 
-from helpers.cli_runner import run_cli
+from helpers.cli_runner import run_cli, run_without_heavy_imports
 
 
 def test_ls_lists_every_group_and_option(tmp_path: Path) -> None:
@@ -36,30 +34,18 @@ def test_help_lists_commands(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["--help"], ["ls"]], ids=["help", "ls"])
 def test_help_and_ls_do_not_import_torch(tmp_path: Path, args: list[str]) -> None:
-    code = (
-        "import sys, ftcli.cli\n"
-        f"assert ftcli.cli.main({args!r}) == 0\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = run_without_heavy_imports(f"import ftcli.cli\nassert ftcli.cli.main({args!r}) == 0", tmp_path)
     assert result.returncode == 0, result.stderr
 
 
 def test_the_dispatcher_and_ui_import_no_torch_at_module_level(tmp_path: Path) -> None:
     """docs/ARCHITECTURE.md: importing the dispatcher and every ui/ module loads no torch."""
     code = (
-        "import importlib, pkgutil, sys, ftcli.cli, ftcli.registry, ftcli.ui\n"
+        "import importlib, pkgutil, ftcli.cli, ftcli.registry, ftcli.ui\n"
         "for m in pkgutil.iter_modules(ftcli.ui.__path__, 'ftcli.ui.'):\n"
-        "    importlib.import_module(m.name)\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
+        "    importlib.import_module(m.name)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = run_without_heavy_imports(code, tmp_path)
     assert result.returncode == 0, result.stderr
 
 

@@ -42,3 +42,18 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str)
     assert "Traceback" not in text, text[-3000:]
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"
+
+
+HEAVY = ("torch", "torchvision", "lightning", "matplotlib")
+
+
+def run_without_heavy_imports(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter, then fail (exit 1, naming them) if it imported torch & co."""
+    check = f"\nheavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\nassert not heavy, heavy\n"
+    return subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code + check],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
