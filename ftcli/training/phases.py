@@ -1,6 +1,6 @@
 """Resolve a strategy config against a network into a :class:`Schedule` of phases.
 
-A named strategy (``ftcli.training.strategies``) or the config's own ``phases:`` list gives the
+A named strategy (``ftcli.training.freeze_strategies``) or the config's own ``phases:`` list gives the
 phase specs; this module turns them into one ``FreezePlan`` per phase, with each block's learning
 rate multiplier (``strategy.backbone_lr_mult``, ``strategy.lr_decay``) and BatchNorm policy.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from ftcli.errors import ConfigError, unknown_name
 from ftcli.model.blocks import HEAD, BlockNet, has_batchnorm
 from ftcli.training.freeze_plan import BlockPlan, FreezePlan, Schedule
-from ftcli.training.strategies import STRATEGIES, PhaseSpec, bn_policy, positive_float, positive_int
+from ftcli.training.freeze_strategies import STRATEGIES, PhaseSpec, bn_policy, positive_float, positive_int
 
 PHASE_KEYS = ("epochs", "train", "lr_mult", "bn", "label")
 

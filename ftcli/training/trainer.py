@@ -37,6 +37,7 @@ def build_trainer(
     kwargs = dict(trainer_cfg)
     kwargs.pop("compile", None)  # ftcli's own switch (ftcli.training.performance), not a Trainer arg
     check_trainer_options(kwargs)
+    # trainer.strategy is Lightning's distribution strategy (ddp), not ftcli's freeze strategy
     if multi_phase and str(kwargs.get("strategy")) == "ddp":
         kwargs["strategy"] = "ddp_find_unused_parameters_true"
     accelerator = str(kwargs.get("accelerator", "auto"))

@@ -33,7 +33,7 @@ def known_names(group: str) -> set[str]:
 
         return set(list_backbones())
     if group == "strategy":
-        from ftcli.training.strategies import STRATEGIES
+        from ftcli.training.freeze_strategies import STRATEGIES
 
         return set(STRATEGIES.names())
     if group == "data":

@@ -11,10 +11,10 @@ import pytest
 from ftcli.data.sources import DATA_SOURCES
 from ftcli.errors import ConfigError
 from ftcli.registry import Registry
+from ftcli.training.freeze_strategies import STRATEGIES
 from ftcli.training.loggers import LOGGERS
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
-from ftcli.training.strategies import STRATEGIES
 from ftcli.ui.config_groups import group_options
 
 REGISTRIES = {

@@ -13,9 +13,9 @@ from ftcli.errors import ConfigError
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.training.build import prepare
 from ftcli.training.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.freeze_strategies import STRATEGIES
 from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.phases import make_plan
-from ftcli.training.strategies import STRATEGIES
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.training.strategies import STRATEGIES, PhaseSpec, block_count
+from ftcli.training.freeze_strategies import STRATEGIES, PhaseSpec, block_count
 
 
 def _single(train: set[str], label: str) -> list[PhaseSpec]:

@@ -1,4 +1,6 @@
-"""Named strategies: what each one trains in which phase, before it meets a network.
+"""Named freeze strategies (``strategy=``): what each one trains in which phase, before it meets a network.
+
+(Not Lightning's ``trainer.strategy``, which is how training is distributed: ``ddp``, ``auto``.)
 
 Each module in this folder registers strategy names with ``@STRATEGIES.register(name)``; a strategy
 is a function ``(backbone block names, strategy config) -> [PhaseSpec, ...]`` (the head always

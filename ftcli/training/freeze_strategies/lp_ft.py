@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.training.strategies import STRATEGIES, PhaseSpec, positive_float, positive_int
+from ftcli.training.freeze_strategies import STRATEGIES, PhaseSpec, positive_float, positive_int
 
 
 @STRATEGIES.register("lp_ft")
