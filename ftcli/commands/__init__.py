@@ -1,0 +1,1 @@
+"""The commands: one module per verb of `ftcli` (docs/ARCHITECTURE.md); none imports another."""

@@ -1,0 +1,1 @@
+"""The data layer: image sources as LightningDataModules, splits, checks and preprocessing."""
