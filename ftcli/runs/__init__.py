@@ -1,1 +1,1 @@
-"""What a run leaves behind and reading it back: checkpoint schema, trained models, resume, summaries, plots."""
+"""What a run leaves behind, read back: checkpoint schema, trained models, resume, summaries, plots."""
