@@ -53,7 +53,7 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     import torch
 
     from ftcli.data.sources import build_datamodule
-    from ftcli.data.transforms import TransformSpec, eval_transform, input_transform
+    from ftcli.data.transforms import eval_transform, input_transform
     from ftcli.device import inference_device
     from ftcli.runs import plots, trained_model
     from ftcli.runs.metrics import compute_metrics, write_confusion_csv
@@ -64,7 +64,7 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     if options["batch_size"] is not None:
         data_cfg["batch_size"] = options["batch_size"]
     seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
-    spec = input_transform(data_cfg, TransformSpec.from_dict(model.meta["transform"]))
+    spec = input_transform(data_cfg, model.transform)  # the checkpoint's own, read by trained_model.load
     datamodule = build_datamodule(data_cfg, spec, seed)
     remap = class_mapping(model.class_names, datamodule.class_names, data_cfg.get("name"))
     split = split or ("test" if datamodule.has_test else "val")
