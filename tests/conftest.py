@@ -15,7 +15,7 @@ from ftcli.ui.config_groups import config_dir
 from helpers.nets import make_net
 
 # What every composed test config needs: small offline data, random init, the CPU trainer.
-FAST_OVERRIDES = ["data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
+FAST_OVERRIDES = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
 
 
 @pytest.fixture(scope="module")

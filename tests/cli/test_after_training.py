@@ -27,6 +27,7 @@ HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 SWEEP = [
     "train",
     "-m",
+    "model=resnet18",
     "trainer=cpu",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",

@@ -22,6 +22,7 @@ from helpers.cli_runner import run_cli
 from helpers.nets import make_net
 
 FAST = [
+    "model=resnet18",
     "trainer=cpu",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",

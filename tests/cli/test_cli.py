@@ -19,6 +19,7 @@ from PIL import Image
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 FAST = [
+    "model=resnet18",
     "trainer=cpu",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",

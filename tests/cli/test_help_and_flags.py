@@ -67,6 +67,6 @@ def test_info_prints_the_defaults_tree(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "Defaults Tree" in result.stdout
-    assert "model: resnet18" in result.stdout
+    assert "model: efficientnet_lite0" in result.stdout
     assert "strategy: last_layers" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

@@ -16,6 +16,7 @@ import torch
 from helpers.cli_runner import assert_ok, output, run_cli
 
 FAST = [
+    "model=resnet18",
     "trainer=cpu",
     "trainer.enable_progress_bar=false",
     "print_config=false",

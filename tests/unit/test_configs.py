@@ -29,9 +29,11 @@ GROUP_OPTIONS = [(group, option) for group, options in group_options().items() f
 def known_names(group: str) -> set[str]:
     """The names the code accepts for ``<group>.name`` (a registry per group)."""
     if group == "model":
+        import timm
+
         from ftcli.model.backbones import list_backbones
 
-        return set(list_backbones())
+        return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()}
     if group == "strategy":
         from ftcli.training.freeze_strategies import STRATEGIES
 
@@ -90,8 +92,9 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
 def test_default_composition_is_the_documented_one() -> None:
     cfg = compose_train([])
     assert (cfg.model.name, cfg.recipe.name, cfg.strategy.name, cfg.data.name) == (
-        "resnet18",
+        "timm/tf_efficientnet_lite0",
         "linear",
         "last_layers",
         "digits",
     )
+    assert cfg.model.weights == "imagenet"  # real ImageNet weights, installed with ftcli

