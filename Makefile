@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
 
-.PHONY: help install demo test test-fast bench lint format clean
+.PHONY: help install demo test test-fast bench study lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test-fast: install  ## the tests without the slower end-to-end CLI runs
 
 bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+study: install  ## the four-regime study (not run by CI, ~30 min on 2 cores) -> outputs/study/study.md
+	$(BIN)/python bench/regime_study.py $(STUDY_ARGS)
 
 lint: install  ## ruff check, format check, and the import rules of docs/ARCHITECTURE.md (lint-imports)
 	$(BIN)/ruff check ftcli tests bench

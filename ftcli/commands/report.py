@@ -114,8 +114,15 @@ def collect(roots: list[Path]) -> list[Row]:
             f"No finished run under {where}: no {SUMMARY_FILE} found.",
             "ftcli train writes summary.json into a run's folder when the run finishes.",
         )
-    shared = set.intersection(*(set(s.overrides) for _, s in found)) if len(found) > 1 else set()
-    return [Row(name, s, [o for o in s.overrides if o not in shared]) for name, s in found]
+    forms = [{_canonical(o) for o in s.overrides} for _, s in found]
+    shared = set.intersection(*forms) if len(found) > 1 else set()
+    return [Row(name, s, [o for o in s.overrides if _canonical(o) not in shared]) for name, s in found]
+
+
+def _canonical(override: str) -> str:
+    """An override as compared between runs: a sweep job records booleans as True/False, a run as typed."""
+    key, sep, value = override.partition("=")
+    return f"{key}={value.lower()}" if sep and value.lower() in ("true", "false") else override
 
 
 def sort_rows(rows: list[Row], sort: str | None, order: str | None) -> list[Row]:

@@ -19,7 +19,9 @@ from ftcli.ui.config_groups import group_options
 REQUIRED = {
     ("data", "imagefolder"): ["data.root=/nonexistent/images"],
     ("data", "csv"): ["data.manifest=/nonexistent/labels.csv"],
+    ("data", "torchvision"): ["data.name=FashionMNIST"],
     ("experiment", "digits_target"): ["model.weights=/nonexistent/source.ckpt"],
+    ("experiment", "mnist_target"): ["source_checkpoint=imagenet"],
 }
 # Groups whose node carries the ``name`` the code dispatches on.
 NAMED_GROUPS = ("model", "recipe", "strategy", "data", "optimizer", "scheduler")
@@ -81,7 +83,8 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
     cfg = compose_train([f"{group}={option}", *REQUIRED.get((group, option), [])])
 
     if group in NAMED_GROUPS:
-        name = cfg[group].get("name")
+        # data=torchvision dispatches on data.source (its data.name is the torchvision dataset)
+        name = cfg[group].get("source") or cfg[group].get("name")
         assert isinstance(name, str) and name, f"{group}/{option}.yaml has no name"
         assert name in known_names(group), f"{group}/{option}.yaml: name {name!r} is unknown to ftcli"
     plain = resolve_skipping_hydra(cfg)

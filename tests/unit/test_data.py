@@ -105,9 +105,9 @@ def test_digits_config_errors(cfg, error, words):
 
 def test_unknown_dataset_name_lists_valid_ones():
     with pytest.raises(ConfigError) as info:
-        make({"name": "mnist"})
-    assert "mnist" in str(info.value)
-    for name in ("csv", "digits", "imagefolder", "shapes"):
+        make({"name": "mnits"})
+    assert "mnits" in str(info.value)
+    for name in ("csv", "digits", "imagefolder", "mnist", "shapes", "torchvision"):
         assert name in str(info.value)
 
 

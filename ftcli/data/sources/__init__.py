@@ -1,4 +1,5 @@
-"""Data sources, chosen by ``data.name``: one module each in this folder, registered with :func:`data_source`.
+"""Data sources, chosen by ``data.source`` or else ``data.name``: one module each in this folder, registered
+with :func:`data_source`.
 
 A new source is one module here (a subclass of ``ImageDataModule`` or ``FileDataModule``) plus its
 YAML in ``configs/data/``.
@@ -30,6 +31,8 @@ def data_source(name: str) -> Callable[[type[ImageDataModule]], type[ImageDataMo
 
 
 def build_datamodule(cfg: Mapping[str, Any], spec: TransformSpec, seed: int) -> ImageDataModule:
-    """The datamodule named by ``cfg["name"]`` (``cfg`` is the ``data`` config node)."""
+    """The datamodule of ``cfg`` (the ``data`` config node): the source named by ``cfg["source"]``, else
+    by ``cfg["name"]``. ``source`` is for a source whose ``name`` means something else: with
+    ``data=torchvision``, ``source: torchvision`` picks the module and ``name`` is the dataset."""
     plain = plain_config(cfg)
-    return DATA_SOURCES.get(plain.get("name"))(plain, spec, seed)
+    return DATA_SOURCES.get(plain.get("source") or plain.get("name"))(plain, spec, seed)

@@ -1,0 +1,158 @@
+"""The four-regime study (``make study``): which strategy wins, by data size and source similarity.
+
+Target task: MNIST digits 5-9 (``data=mnist``, 64 px), on EfficientNet-Lite0. The 2x2:
+
+- **similar source**: ImageNet Lite0 fine-tuned by ftcli on MNIST digits 0-4 with every label
+  (handwritten digits, like the target);
+- **dissimilar source**: ImageNet Lite0 fine-tuned by ftcli, the same way, on Fashion-MNIST's ten
+  clothing classes (photos of clothes, not strokes); when Debian's ``dataset-fashion-mnist`` is not
+  installed, on ftcli's generated geometric shapes instead (said in the output);
+- **little data**: 5 labelled images per class, seeds 0, 1, 2 (each seed draws other images and
+  another validation/test split); **much data**: every training image (about 1,650), seed 0.
+
+Every cell runs every strategy through the real CLI (one Hydra sweep per cell), then the script
+prints and writes (``study.md``, ``study.json``) mean test accuracy and spread (min-max over seeds)
+per cell and strategy, and which strategy the four-regime rule recommends there. Not run by CI;
+about 30 minutes on 2 CPU cores.
+
+Usage: python bench/regime_study.py [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STRATEGIES = ("scratch", "feature_extraction", "last_layers", "first_layers", "full", "lp_ft", "gradual")
+FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
+# what the seed's four-regime rule says for each cell
+RULE = {
+    ("similar", "little"): "last_layers / feature_extraction",
+    ("similar", "much"): "full",
+    ("dissimilar", "little"): "first_layers",
+    ("dissimilar", "much"): "scratch",
+}
+QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "trainer=cpu"]
+COMMON = [
+    "model=efficientnet_lite0",
+    "data=mnist",
+    "data.image_size=64",
+    "data.val_fraction=0.02",
+    "data.test_fraction=0.3",
+]
+
+
+def ftcli(*args: str) -> None:
+    print("$ ftcli " + " ".join(args), flush=True)
+    result = subprocess.run([sys.executable, "-m", "ftcli.cli", *args], check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"study step failed (exit {result.returncode})")
+
+
+def train_source(out: Path, similar: bool) -> tuple[Path, str]:
+    """Fine-tune ImageNet Lite0 on the source task; return its best checkpoint and a description."""
+    run = out / ("source_similar" if similar else "source_dissimilar")
+    if similar:
+        data, what = ["data=mnist", "data.classes=[0,1,2,3,4]"], "MNIST digits 0-4, every label"
+    elif (FASHION_ROOT / "train-labels-idx1-ubyte.gz").is_file():
+        data = ["data=torchvision", "data.name=FashionMNIST", f"data.root={FASHION_ROOT}"]
+        data.append("data.per_class=300")
+        what = "Fashion-MNIST, 10 clothing classes, 300 per class"
+    else:
+        data, what = ["data=shapes", "data.per_class=300"], "generated shapes (Fashion-MNIST not installed)"
+    if not (run / "checkpoints" / "best.ckpt").is_file():
+        ftcli(
+            "train", "model=efficientnet_lite0", "strategy=full", *data, "data.image_size=64",
+            "data.val_fraction=0.02", "data.batch_size=32", "trainer.max_epochs=3",
+            f"hydra.run.dir={run}", *QUIET,
+        )  # fmt: skip
+    return run / "checkpoints" / "best.ckpt", what
+
+
+def run_cell(out: Path, source: Path, size: str, seeds: list[int], much_epochs: int) -> Path:
+    """One Hydra sweep: every strategy (x seeds) on the target, starting from ``source``."""
+    sweep = out / f"{source.parents[1].name.removeprefix('source_')}_{size}"
+    if (sweep / "multirun.yaml").is_file() and len(list(sweep.glob("*/summary.json"))) > 0:
+        return sweep
+    if size == "little":
+        data = ["data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
+    else:
+        data = ["data.batch_size=32", f"trainer.max_epochs={much_epochs}"]
+    ftcli(
+        "train", "-m", *COMMON, "data.classes=[5,6,7,8,9]", f"model.weights={source}", *data,
+        f"strategy={','.join(STRATEGIES)}", f"seed={','.join(map(str, seeds))}",
+        f"hydra.sweep.dir={sweep}", *QUIET,
+    )  # fmt: skip
+    return sweep
+
+
+def collect(sweep: Path) -> dict[str, list[float]]:
+    """Test accuracy of every run of a sweep, by strategy."""
+    by_strategy: dict[str, list[float]] = {}
+    for path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        by_strategy.setdefault(summary["strategy"], []).append(float(summary["test_acc"]))
+    return by_strategy
+
+
+def table(results: dict[str, dict[str, list[float]]], sources: dict[str, str]) -> str:
+    """A markdown table: one row per cell, one column per strategy, mean (min-max) test accuracy."""
+    lines = [
+        "| source / target data | " + " | ".join(STRATEGIES) + " | rule recommends |",
+        "|---|" + "---:|" * len(STRATEGIES) + "---|",
+    ]
+    for cell, accs in results.items():
+        similarity, size = cell.split("_")
+        best = max(STRATEGIES, key=lambda s: statistics.mean(accs.get(s, [0.0])))
+        cells = []
+        for strategy in STRATEGIES:
+            values = accs.get(strategy, [])
+            if not values:
+                cells.append("-")
+                continue
+            text = f"{100 * statistics.mean(values):.1f}"
+            if len(values) > 1:
+                text += f" ({100 * min(values):.1f}-{100 * max(values):.1f})"
+            cells.append(f"**{text}**" if strategy == best else text)
+        label = f"{similarity} ({sources[similarity]}) / {size}"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {RULE[(similarity, size)]} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="outputs/study")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the little-data cells")
+    parser.add_argument("--much-epochs", type=int, default=3)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    started = time.perf_counter()
+
+    sources: dict[str, str] = {}
+    results: dict[str, dict[str, list[float]]] = {}
+    for similarity in ("similar", "dissimilar"):
+        checkpoint, sources[similarity] = train_source(out, similarity == "similar")
+        for size in ("little", "much"):
+            cell_seeds = seeds if size == "little" else seeds[:1]
+            sweep = run_cell(out, checkpoint, size, cell_seeds, args.much_epochs)
+            results[f"{similarity}_{size}"] = collect(sweep)
+
+    text = table(results, sources)
+    minutes = (time.perf_counter() - started) / 60
+    print(text)
+    print(f"\nstudy time {minutes:.0f} min; test accuracy in %, mean (min-max over seeds); best in bold")
+    (out / "study.md").write_text(text + "\n")
+    (out / "study.json").write_text(json.dumps({"sources": sources, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

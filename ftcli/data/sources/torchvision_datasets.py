@@ -1,0 +1,517 @@
+"""``data=torchvision``: a torchvision classification dataset by name (``data.name=FashionMNIST``).
+
+``data.name`` here is the dataset, so the config's ``source: torchvision`` picks this module
+(``build_datamodule``). ``CATALOG`` says how each dataset maps onto ftcli: the constructor arguments
+of its own splits, where torchvision keeps its files under ``data.root``, and what they are (for the
+error when they are missing). A split the dataset does not have is carved from its train split,
+stratified and seeded; ``data.classes`` picks and orders classes by name; ``data.per_class`` thins
+only the training split. Labels and class names come from the dataset objects' attributes, so no
+image is decoded before training. MNIST, Fashion-MNIST and KMNIST are read from their IDX files into
+memory (``ftcli.data.idx_files``), which also accepts a folder holding the four files directly.
+Nothing downloads unless ``data.download=true`` (and ``FTCLI_OFFLINE`` is unset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ftcli.data import idx_files
+from ftcli.data.checks import expand_path, fractions, num_workers_option, per_class_option
+from ftcli.data.datamodule import ImageDataModule
+from ftcli.data.datasets import ArrayDataset
+from ftcli.data.sources import data_source
+from ftcli.data.splits import SPLITS, first_per_class, stratified_split
+from ftcli.data.transforms import TransformSpec
+from ftcli.errors import ConfigError, DataError, unknown_name
+
+DIGITS = tuple(str(d) for d in range(10))
+TRAIN_FLAG = {"train": {"train": True}, "test": {"train": False}}
+DOWNLOAD_HINT = "or set data.download=true to let torchvision download them (online)"
+# where the files are when data.root is not set
+DEFAULT_ROOT = os.path.join("~", ".cache", "ftcli", "torchvision")
+
+
+@dataclass(frozen=True)
+class Catalogued:
+    """How one torchvision dataset maps onto ftcli."""
+
+    # ftcli split -> the dataset's constructor arguments for its own split of that role
+    splits: Mapping[str, Mapping[str, Any]]
+    # the folder under data.root where torchvision keeps the files ("" = data.root itself)
+    folder: str
+    # what torchvision expects in that folder, for the error when it is missing
+    files: str
+    # class names, for the datasets whose objects carry none
+    class_names: tuple[str, ...] | None = None
+    # read from IDX files into memory (MNIST-style datasets)
+    idx: bool = False
+    # whether torchvision can download it (ImageNet's archives must be fetched by hand)
+    downloads: bool = True
+
+
+def _splits(**own: str) -> dict[str, dict[str, str]]:
+    """``_splits(train="trainval", test="test")``: each ftcli split from the dataset's ``split=`` argument."""
+    return {ours: {"split": theirs} for ours, theirs in own.items()}
+
+
+_IDX_LIST = ", ".join(f"{stem}[.gz]" for stem in idx_files.IDX_NAMES)
+
+CATALOG: dict[str, Catalogued] = {
+    "MNIST": Catalogued(TRAIN_FLAG, "MNIST/raw", _IDX_LIST, DIGITS, idx=True),
+    "FashionMNIST": Catalogued(TRAIN_FLAG, "FashionMNIST/raw", _IDX_LIST, idx=True),
+    "KMNIST": Catalogued(TRAIN_FLAG, "KMNIST/raw", _IDX_LIST, idx=True),
+    "USPS": Catalogued(TRAIN_FLAG, "", "usps.bz2 and usps.t.bz2", DIGITS),
+    "SEMEION": Catalogued({"train": {}}, "", "semeion.data", DIGITS),
+    "CIFAR10": Catalogued(
+        TRAIN_FLAG, "cifar-10-batches-py", "data_batch_1 ... data_batch_5, test_batch and batches.meta"
+    ),
+    "CIFAR100": Catalogued(TRAIN_FLAG, "cifar-100-python", "train, test and meta"),
+    "SVHN": Catalogued(_splits(train="train", test="test"), "", "train_32x32.mat and test_32x32.mat", DIGITS),
+    "STL10": Catalogued(
+        _splits(train="train", test="test"),
+        "stl10_binary",
+        "train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin and class_names.txt",
+    ),
+    "Flowers102": Catalogued(
+        _splits(train="train", val="val", test="test"), "flowers-102", "jpg/, imagelabels.mat and setid.mat"
+    ),
+    "OxfordIIITPet": Catalogued(
+        _splits(train="trainval", test="test"),
+        "oxford-iiit-pet",
+        "images/ and annotations/ (trainval.txt, test.txt)",
+    ),
+    "DTD": Catalogued(
+        _splits(train="train", val="val", test="test"),
+        "dtd/dtd",
+        "images/<class>/ and labels/ (train1.txt, val1.txt, test1.txt)",
+    ),
+    "EuroSAT": Catalogued(
+        {"train": {}}, "eurosat/2750", "one folder of .jpg images per class (AnnualCrop, ...)"
+    ),
+    "Food101": Catalogued(
+        _splits(train="train", test="test"), "food-101", "images/<class>/ and meta/ (train.json, test.json)"
+    ),
+    "GTSRB": Catalogued(
+        _splits(train="train", test="test"),
+        "gtsrb",
+        "GTSRB/Training/<class>/, GTSRB/Final_Test/Images/ and GT-final_test.csv",
+        tuple(str(c) for c in range(43)),
+    ),
+    "FGVCAircraft": Catalogued(
+        _splits(train="train", val="val", test="test"),
+        "fgvc-aircraft-2013b",
+        "data/images/, data/variants.txt and data/images_variant_{train,val,test}.txt",
+    ),
+    "Country211": Catalogued(
+        _splits(train="train", val="valid", test="test"),
+        "country211",
+        "train/, valid/ and test/, each with one folder per country code",
+    ),
+    "Caltech101": Catalogued({"train": {}}, "caltech101", "101_ObjectCategories/ (one folder per category)"),
+    "Caltech256": Catalogued({"train": {}}, "caltech256", "256_ObjectCategories/ (one folder per category)"),
+    "SUN397": Catalogued({"train": {}}, "SUN397", "ClassName.txt and the images under a/, b/, ..."),
+    "StanfordCars": Catalogued(
+        _splits(train="train", test="test"),
+        "stanford_cars",
+        "cars_train/, cars_test/, devkit/ and cars_test_annos_withlabels.mat",
+    ),
+    "RenderedSST2": Catalogued(
+        _splits(train="train", val="val", test="test"),
+        "rendered-sst2",
+        "train/, valid/ and test/, each with negative/ and positive/",
+    ),
+    "Imagenette": Catalogued(
+        _splits(train="train", val="val"), "imagenette2", "train/ and val/, one folder per WordNet id"
+    ),
+    "ImageNet": Catalogued(
+        _splits(train="train", val="val"),
+        "",
+        "ILSVRC2012_devkit_t12.tar.gz with ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
+        "(or the meta.bin, train/ and val/ torchvision unpacks them into)",
+        downloads=False,
+    ),
+}
+
+
+@data_source("torchvision")
+class TorchvisionDataModule(ImageDataModule):
+    """A torchvision classification dataset: its own splits, its class names, carved val/test when absent."""
+
+    def __init__(self, cfg: Mapping[str, Any], spec: TransformSpec, seed: int) -> None:
+        super().__init__(cfg, spec, seed)
+        self.dataset_name = dataset_name(cfg.get("name"))
+        self.entry = CATALOG[self.dataset_name]
+        val_fraction, test_fraction = fractions(cfg, 0.2, 0.2)
+        per_class = per_class_option(cfg.get("per_class"), "data.per_class", None)
+        self._root = data_root(cfg.get("root"))
+        self.download_asked = download_option(cfg.get("download"))
+        download = self.download_asked and not offline()
+        if self.entry.idx:  # pixels in memory, as data=mnist: auto means no worker processes
+            self.num_workers = num_workers_option(cfg.get("num_workers", "auto"), in_memory=True)
+
+        own = self._load_idx(download) if self.entry.idx else self._load_torchvision(download)
+        all_names = next(iter(own.values())).class_names
+        chosen = chosen_classes(cfg.get("classes"), all_names, self.dataset_name)
+        self.class_names = [all_names[i] for i in chosen]
+        remap = np.full(len(all_names), -1, dtype=np.int64)
+        remap[chosen] = np.arange(len(chosen))
+        # ftcli split -> (the dataset's own split it draws from, indices into it, labels 0..k-1)
+        self.parts: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+        for split, part in own.items():
+            keep = np.flatnonzero(remap[part.labels] >= 0)
+            self.parts[split] = (split, keep, remap[part.labels[keep]])
+        self._own = own
+        self._carve(val_fraction, test_fraction)
+        self.has_test = "test" in self.parts
+        if per_class is not None:
+            self._thin_train(per_class)
+
+    # ------------------------------------------------------------------ loading
+
+    def _load_idx(self, download: bool) -> dict[str, OwnSplit]:
+        """MNIST-style: the four IDX files in data.root itself or in torchvision's <root>/<Name>/raw."""
+        candidates = [self._root, self._root / self.entry.folder]
+        folder = idx_files.find_idx_folder(candidates)
+        if folder is None and download:
+            for kwargs in self.entry.splits.values():
+                self._construct(kwargs, download=True)
+            folder = idx_files.find_idx_folder(candidates)
+        if folder is None:
+            raise self._missing(" or ".join(str(c) for c in candidates))
+        self._root = folder
+        names = list(self.entry.class_names or self._dataset_class().classes)
+        out = {}
+        for split in self.entry.splits:
+            images, labels = idx_files.load_split(folder, split)
+            if labels.size and not 0 <= int(labels.min()) <= int(labels.max()) < len(names):
+                raise DataError(
+                    f"The {split} labels in {folder} run from {labels.min()} to {labels.max()}; "
+                    f"{self.dataset_name} has {len(names)} classes.",
+                    f"Is {folder} really {self.dataset_name}?",
+                )
+            out[split] = OwnSplit(labels, names, images=images)
+        return out
+
+    def _load_torchvision(self, download: bool) -> dict[str, OwnSplit]:
+        """torchvision's dataset object per own split; labels and class names from its attributes."""
+        out: dict[str, OwnSplit] = {}
+        for split, kwargs in self.entry.splits.items():
+            base = self._construct(kwargs, download)
+            labels = labels_of(base)
+            names = list(self.entry.class_names or class_names_of(base))
+            out[split] = OwnSplit(labels, names, base=base)
+        train_names = out["train"].class_names
+        for split, part in out.items():  # a split's own class list may differ (DTD, Country211)
+            if part.class_names != train_names:
+                out[split] = OwnSplit(
+                    _in_order_of(part, train_names, self.dataset_name, split), train_names, base=part.base
+                )
+        return out
+
+    def _construct(self, kwargs: Mapping[str, Any], download: bool) -> Any:
+        """One torchvision dataset object; a DataError naming the folder and the files when it fails."""
+        if download and not self.entry.downloads:
+            raise DataError(
+                f"torchvision cannot download {self.dataset_name}.",
+                f"Fetch {self.entry.files} by hand into {self._root}, then set data.download=false.",
+            )
+        args = {**kwargs, **({"download": download} if self.entry.downloads else {})}
+        try:
+            return self._dataset_class()(str(self._root), **args)
+        except ImportError as exc:
+            raise DataError(
+                f"Reading {self.dataset_name} needs the Python package {exc.name or exc}.",
+                f"Install it: pip install {exc.name or '...'}",
+            ) from exc
+        except (RuntimeError, OSError, ValueError, EOFError, KeyError) as exc:
+            folder = self._root / self.entry.folder
+            if download:
+                raise DataError(
+                    f"torchvision could not download {self.dataset_name} into {self._root}: {exc}",
+                    "Check the connection (and the free space there), or fetch the files by hand.",
+                ) from exc
+            if isinstance(exc, FileNotFoundError) or not folder.is_dir() or not any(folder.iterdir()):
+                raise self._missing(str(folder)) from exc
+            raise DataError(
+                f"torchvision could not read {self.dataset_name} from {folder}: {exc}",
+                f"It expects {self.entry.files} there: add what is missing or replace what is damaged, "
+                f"{DOWNLOAD_HINT}.",
+            ) from exc
+
+    def _dataset_class(self) -> Any:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.dataset_name)
+
+    def _missing(self, where: str) -> DataError:
+        skipped = self.download_asked and offline()
+        note = " (FTCLI_OFFLINE is set, so nothing was downloaded)" if skipped else ""
+        debian = (
+            " On Debian or Ubuntu: apt install dataset-fashion-mnist, then "
+            "data.root=/usr/share/datasets/fashion-mnist."
+            if self.dataset_name == "FashionMNIST"
+            else ""
+        )
+        return DataError(
+            f"{self.dataset_name} is not in {where}: expected {self.entry.files}{note}.",
+            f"Put them there or point data.root at the folder that holds them, {DOWNLOAD_HINT}.{debian}",
+        )
+
+    # ------------------------------------------------------------------ splits
+
+    def _carve(self, val_fraction: float, test_fraction: float) -> None:
+        """Split val (and test) off the train split, per class and seeded, where the dataset has none."""
+        val = 0.0 if "val" in self.parts else val_fraction
+        test = 0.0 if "test" in self.parts else test_fraction
+        if "val" not in self.parts and val <= 0:
+            raise ConfigError(
+                f"{self.dataset_name} has no validation split of its own; data.val_fraction=0 carves none.",
+                "Set data.val_fraction above 0, e.g. data.val_fraction=0.2",
+            )
+        if not val and not test:
+            return
+        own, indices, labels = self.parts["train"]
+        where = f"{self.dataset_name}'s train split ({self._root})"
+        carved = stratified_split(labels.tolist(), self.class_names, val, test, self.seed, where)
+        for split, positions in carved.items():
+            self.parts[split] = (own, indices[positions], labels[positions])
+
+    def _thin_train(self, per_class: int) -> None:
+        """Keep ``per_class`` training images per class (seeded); a class with fewer is an error."""
+        own, indices, labels = self.parts["train"]
+        counts = np.bincount(labels, minlength=len(self.class_names))
+        short = int(np.argmin(counts))
+        if counts[short] < per_class:
+            raise DataError(
+                f"data.per_class={per_class}, but class '{self.class_names[short]}' of {self.dataset_name} "
+                f"has {counts[short]} image(s) in the train split (val and test are never thinned).",
+                f"Use data.per_class={counts.min()} or less, or null for every training image.",
+            )
+        kept = first_per_class(list(range(len(labels))), labels, per_class, self.seed)
+        self.parts["train"] = (own, indices[kept], labels[kept])
+
+    # ------------------------------------------------------------------ datasets
+
+    @property
+    def root(self) -> Path:
+        """The folder the dataset is read from."""
+        return self._root
+
+    def describe(self) -> dict[str, Any]:
+        """As every source, named by the dataset."""
+        return {**super().describe(), "name": f"{self.dataset_name} (torchvision)"}
+
+    def _planned_sizes(self) -> dict[str, int]:
+        return {split: len(indices) for split, (_, indices, _) in self.parts.items()}
+
+    def _make_datasets(self) -> dict[str, Dataset]:
+        transforms = self._transforms()
+        signature = FolderSignature(self._root / self.entry.folder)
+        datasets: dict[str, Dataset] = {}
+        for split in SPLITS:
+            if split not in self.parts:
+                continue
+            own, indices, labels = self.parts[split]
+            part = self._own[own]
+            if part.images is not None:
+                datasets[split] = ArrayDataset(part.images[indices], labels, transforms[split])
+            else:
+                tag = f"{self.dataset_name}/{own}"
+                datasets[split] = TorchvisionSubset(
+                    part.base, indices, labels, transforms[split], tag, signature
+                )
+        return datasets
+
+
+@dataclass
+class OwnSplit:
+    """One of the dataset's own splits: labels (into ``class_names``), and its pixels or dataset object."""
+
+    labels: np.ndarray
+    class_names: list[str]
+    images: np.ndarray | None = None
+    base: Any = None
+
+
+class TorchvisionSubset(Dataset):
+    """Chosen items of a torchvision dataset, relabelled, through ftcli's transform."""
+
+    def __init__(
+        self,
+        base: Any,
+        indices: np.ndarray,
+        labels: np.ndarray,
+        transform: Callable,
+        tag: str,
+        signature: Callable[[], str],
+    ) -> None:
+        self.base = base
+        self.indices = indices
+        self.labels = labels
+        self.transform = transform
+        self.tag = tag
+        self.signature = signature
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, _ = self.base[int(self.indices[index])]
+        return self.transform(image), int(self.labels[index])
+
+    @property
+    def targets(self) -> list[int]:
+        """Every sample's label, in order."""
+        return [int(x) for x in self.labels]
+
+    def fingerprint(self) -> str:
+        """Identity of the items, their labels and the dataset's files: a feature-cache key part."""
+        digest = hashlib.sha256(f"{self.tag}\0{self.signature()}\0".encode())
+        digest.update(np.ascontiguousarray(self.indices, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+
+class FolderSignature:
+    """Path, size and mtime of every file under a folder, hashed once when first asked for."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        if self._value is None:
+            digest = hashlib.sha256()
+            for dirpath, dirnames, filenames in os.walk(self.folder):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    stat = os.stat(os.path.join(dirpath, name))
+                    digest.update(f"{dirpath}/{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            self._value = digest.hexdigest()
+        return self._value
+
+
+# ---------------------------------------------------------------------------- config values
+
+
+def dataset_name(value: Any) -> str:
+    """``data.name``: a dataset of ``CATALOG`` (any letter case); a ConfigError listing them otherwise."""
+    valid = list(CATALOG)
+    if value in (None, ""):
+        raise ConfigError(
+            "data.name is required for data=torchvision: the dataset, e.g. data.name=FashionMNIST.",
+            f"Valid torchvision dataset names: {', '.join(sorted(valid))}",
+        )
+    by_lower = {name.lower(): name for name in valid}
+    if str(value).lower() in by_lower:
+        return by_lower[str(value).lower()]
+    import torchvision.datasets
+
+    error = unknown_name("torchvision dataset", value, valid, key="data.name")
+    if hasattr(torchvision.datasets, str(value)):
+        note = " torchvision has it, but not as a single-label image classification set that ftcli maps."
+        raise ConfigError(error.message + note, error.hint)
+    raise error
+
+
+def data_root(value: Any) -> Path:
+    """``data.root``, or ``$FTCLI_DATA_DIR/torchvision`` (else ``~/.cache/ftcli/torchvision``) when null."""
+    if value in (None, ""):
+        base = os.environ.get("FTCLI_DATA_DIR")
+        value = os.path.join(base, "torchvision") if base else DEFAULT_ROOT
+    return expand_path(value)
+
+
+def download_option(value: Any) -> bool:
+    """``data.download``: true lets torchvision download (online), unless :func:`offline`."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"data.download must be true or false, got {value!r}.")
+    return value
+
+
+def offline() -> bool:
+    """``FTCLI_OFFLINE=1`` (as for weights): never download, whatever data.download says."""
+    return os.environ.get("FTCLI_OFFLINE", "") not in ("", "0")
+
+
+def chosen_classes(value: Any, names: list[str], dataset: str) -> list[int]:
+    """``data.classes``: null (every class) or distinct class names, as indices in the listed order."""
+    if value is None:
+        return list(range(len(names)))
+    if isinstance(value, (str, int)) or not isinstance(value, Iterable):
+        raise ConfigError(
+            f"data.classes must be a list of class names such as [{names[0]},{names[1]}], got {value!r}."
+        )
+    index = {name: i for i, name in enumerate(names)}
+    chosen: list[int] = []
+    for item in value:
+        name = str(item).strip()
+        if name not in index:
+            raise DataError(
+                f"data.classes lists '{name}', which is not a class of {dataset}.",
+                f"Its classes: {_shown(names)}",
+            )
+        if index[name] in chosen:
+            raise ConfigError(f"data.classes lists '{name}' twice.")
+        chosen.append(index[name])
+    if len(chosen) < 2:
+        raise DataError(
+            f"data.classes={list(value)} has fewer than 2 classes; a classifier needs at least 2."
+        )
+    return chosen
+
+
+def _shown(names: list[str], limit: int = 120) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------------- reading the dataset objects
+
+
+def labels_of(dataset: Any) -> np.ndarray:
+    """Every item's label, from the attribute torchvision keeps them in (no image is decoded)."""
+    for attr in ("targets", "labels", "_labels", "y"):
+        labels = getattr(dataset, attr, None)
+        if labels is not None:
+            return np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels, dtype=np.int64)
+    for attr in ("_samples", "samples"):
+        samples = getattr(dataset, attr, None)
+        if samples is not None:
+            return np.asarray([label for _, label in samples], dtype=np.int64)
+    raise DataError(f"{type(dataset).__name__} keeps its labels in no attribute ftcli knows.")
+
+
+def class_names_of(dataset: Any) -> list[str]:
+    """The class names of a torchvision dataset object (``classes`` or ``categories``), unique."""
+    raw = getattr(dataset, "classes", None) or getattr(dataset, "categories", None)
+    if raw is None:
+        labels = labels_of(dataset)
+        return [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
+    # ImageNet and Imagenette give each class a tuple of synonyms: the first names it
+    names = [str(c[0]) if isinstance(c, (tuple, list)) else str(c) for c in raw]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    return [f"{name} ({i})" if seen[name] > 1 else name for i, name in enumerate(names)]
+
+
+def _in_order_of(part: OwnSplit, train_names: list[str], dataset: str, split: str) -> np.ndarray:
+    """A split's labels in the train split's class order, matched by name."""
+    index = {name: i for i, name in enumerate(train_names)}
+    extra = sorted(set(part.class_names) - set(index))
+    if extra:
+        raise DataError(f"{dataset}'s {split} split has class '{extra[0]}', which its train split lacks.")
+    mapping = np.array([index[name] for name in part.class_names], dtype=np.int64)
+    return mapping[part.labels]
