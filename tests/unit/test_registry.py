@@ -79,5 +79,7 @@ def test_every_registered_name_has_its_config_file(group: str) -> None:
     from ftcli.ui.config_groups import config_dir
 
     for option in options:
-        configured_names.add(str(OmegaConf.load(config_dir() / group / f"{option}.yaml").get("name")))
+        node = OmegaConf.load(config_dir() / group / f"{option}.yaml")
+        # data=torchvision is dispatched on data.source (its data.name is the torchvision dataset)
+        configured_names.add(str(node.get("source") or node.get("name")))
     assert set(REGISTRIES[group].names()) == configured_names
