@@ -12,11 +12,14 @@ A family's mapper (``ftcli.model.families``) builds it from the model's own subm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from torch import nn
 
 DEFAULT_INPUT_SIZE = 64
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,3 +41,22 @@ class BlockMap:
     def block_names(self) -> list[str]:
         """The backbone block names in forward order: ``stem``, ``stage1``, ..."""
         return [name for name, _ in self.blocks]
+
+
+def stage_blocks(groups: Sequence[nn.Module]) -> list[tuple[str, nn.Module]]:
+    """Name consecutive stage modules ``stage1``, ``stage2``, ..."""
+    return [(f"stage{i}", group) for i, group in enumerate(groups, start=1)]
+
+
+def near_equal_chunks(items: Sequence[T], n: int) -> list[list[T]]:
+    """Split ``items`` into ``n`` consecutive, near-equal chunks (the first ones get the extras).
+
+    How a transformer's uniform layers become stages; empty chunks are dropped.
+    """
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        stop = start + size + (1 if i < extra else 0)
+        out.append(list(items[start:stop]))
+        start = stop
+    return [chunk for chunk in out if chunk]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ftcli.errors import ConfigError
-from ftcli.model.block_map import DEFAULT_INPUT_SIZE, BlockMap
+from ftcli.model.block_map import DEFAULT_INPUT_SIZE, BlockMap, near_equal_chunks, stage_blocks
 
 Named = list[tuple[str, nn.Module]]
 
@@ -107,7 +107,7 @@ def _sequential(model: nn.Module) -> BlockMap:
     cut = with_params[-1] + 1 if with_params else 0
     groups[-1] = groups[-1] + tail[:cut]
     pool = _named_seq(tail[cut:])
-    blocks = [("stem", _named_seq(groups[0])), *_stages([_named_seq(g) for g in groups[1:]])]
+    blocks = [("stem", _named_seq(groups[0])), *stage_blocks([_named_seq(g) for g in groups[1:]])]
     return BlockMap(
         family=family(model),
         blocks=blocks,
@@ -177,7 +177,7 @@ def _vit(model: nn.Module) -> BlockMap:
     layers = list(model.blocks)
     if len(layers) < 4:
         raise _Unmappable("it has fewer than 4 transformer blocks")
-    chunks = _chunks(layers, 4)
+    chunks = near_equal_chunks([(str(j), layer) for j, layer in enumerate(layers)], 4)
     chunks[-1].append(("norm", model.norm))
     fc_norm = [("pool", pool), ("fc_norm", model.fc_norm)] if _holds_tensors(model.fc_norm) else []
     chunks[-1] += fc_norm
@@ -187,7 +187,7 @@ def _vit(model: nn.Module) -> BlockMap:
     truncated = _TokenPool("token" if has_class_token else "avg", prefix)
     return BlockMap(
         family=family(model),
-        blocks=[("stem", _ViTTokens(model)), *_stages([_named_seq(c) for c in chunks])],
+        blocks=[("stem", _ViTTokens(model)), *stage_blocks([_named_seq(c) for c in chunks])],
         pool=_named_seq([("pool", head_pool), ("head_drop", model.head_drop)]),
         global_pool=truncated,
         classifier=model.head,
@@ -195,17 +195,6 @@ def _vit(model: nn.Module) -> BlockMap:
         fixed_input=not bool(getattr(model, "dynamic_img_size", False)),
         size_kwarg="img_size",
     )
-
-
-def _chunks(layers: list[nn.Module], n: int) -> list[Named]:
-    """``layers`` in ``n`` consecutive near-equal chunks, named by their index in the model."""
-    size, extra = divmod(len(layers), n)
-    out, start = [], 0
-    for i in range(n):
-        stop = start + size + (1 if i < extra else 0)
-        out.append([(str(j), layers[j]) for j in range(start, stop)])
-        start = stop
-    return out
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -221,10 +210,6 @@ def _average_pool(fmt: str) -> nn.Module:
 def _named_seq(items: Named) -> nn.Sequential:
     """A Sequential keeping timm's names (``blocks.3`` becomes ``blocks_3``: dots are not allowed)."""
     return nn.Sequential(OrderedDict((name.replace(".", "_"), module) for name, module in items))
-
-
-def _stages(groups: list[nn.Module]) -> Named:
-    return [(f"stage{i}", group) for i, group in enumerate(groups, start=1)]
 
 
 def _holds_tensors(module: nn.Module) -> bool:

@@ -117,8 +117,9 @@ def load_weights_file(
         if model is not None:
             tensors = weights_lib.in_model_names(tensors, model)
         state = weights_lib.in_block_names(tensors, name_map)
-    model = meta.get("model")
-    weights_lib.load_backbone(net, state, path, holds=model.get("name") if isinstance(model, dict) else None)
+    described = meta.get("model")
+    holds = described.get("name") if isinstance(described, dict) else None
+    weights_lib.load_backbone(net, state, path, holds=holds)
 
 
 def _weights_transform(

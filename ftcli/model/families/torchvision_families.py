@@ -9,13 +9,12 @@ class-token selection) become small parameter-free modules so that they can sit 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torchvision.ops.misc import Permute
 
-from ftcli.model.block_map import BlockMap
+from ftcli.model.block_map import BlockMap, near_equal_chunks, stage_blocks
 from ftcli.model.families import family
 
 # --- small parameter-free wrappers for torchvision's inline functional ops -----------------------
@@ -71,25 +70,9 @@ def _avg_flatten() -> nn.Sequential:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
 
-def _stages(groups: Sequence[nn.Module]) -> list[tuple[str, nn.Module]]:
-    """Name consecutive stage modules ``stage1``, ``stage2``, ..."""
-    return [(f"stage{i}", group) for i, group in enumerate(groups, start=1)]
-
-
 def _has_stride2(module: nn.Module) -> bool:
     """Whether the module downsamples: it holds a Conv2d with a stride above 1."""
     return any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in module.modules())
-
-
-def _chunks(items: Sequence[nn.Module], n: int) -> list[list[nn.Module]]:
-    """Split ``items`` into ``n`` consecutive, near-equal chunks (the first ones get the extras)."""
-    size, extra = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        stop = start + size + (1 if i < extra else 0)
-        out.append(list(items[start:stop]))
-        start = stop
-    return [chunk for chunk in out if chunk]
 
 
 # --- one mapper per family ----------------------------------------------------------------------
@@ -102,7 +85,7 @@ def _resnet(model: nn.Module) -> BlockMap:
     stages = [model.layer1, model.layer2, model.layer3, model.layer4]
     return BlockMap(
         family="resnet",
-        blocks=[("stem", stem), *_stages(stages)],
+        blocks=[("stem", stem), *stage_blocks(stages)],
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.fc,
@@ -117,14 +100,14 @@ def _efficientnet(model: nn.Module) -> BlockMap:
     stages.append(_seq(features[-2], features[-1]))
     return BlockMap(
         family="efficientnet",
-        blocks=[("stem", features[0]), *_stages(stages)],
+        blocks=[("stem", features[0]), *stage_blocks(stages)],
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
     )
 
 
-def _mobilenet_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def _mobilenetstage_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """MobileNet v2/v3: group the inverted-residual blocks by resolution (a stride-2 block opens a stage)."""
     features = list(model.features)
     groups: list[list[nn.Module]] = []
@@ -133,7 +116,7 @@ def _mobilenet_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
             groups.append([])
         groups[-1].append(block)
     groups[-1].append(features[-1])
-    return [("stem", features[0]), *_stages([_seq(*group) for group in groups])]
+    return [("stem", features[0]), *stage_blocks([_seq(*group) for group in groups])]
 
 
 @family("mobilenet_v2", "mobilenet_v2")
@@ -141,7 +124,7 @@ def _mobilenet_v2(model: nn.Module) -> BlockMap:
     """MobileNet v2 (its forward pools functionally; the pool here is the module equivalent)."""
     return BlockMap(
         family="mobilenet_v2",
-        blocks=_mobilenet_stages(model),
+        blocks=_mobilenetstage_blocks(model),
         pool=_avg_flatten(),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
@@ -153,7 +136,7 @@ def _mobilenet_v3(model: nn.Module) -> BlockMap:
     """MobileNet v3 small and large."""
     return BlockMap(
         family="mobilenet_v3",
-        blocks=_mobilenet_stages(model),
+        blocks=_mobilenetstage_blocks(model),
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
@@ -172,7 +155,7 @@ def _convnext(model: nn.Module) -> BlockMap:
     ]
     return BlockMap(
         family="convnext",
-        blocks=[("stem", f[0]), *_stages(stages)],
+        blocks=[("stem", f[0]), *stage_blocks(stages)],
         pool=model.classifier[1],
         global_pool=_avg_flatten(),
         classifier=model.classifier[2],
@@ -182,11 +165,11 @@ def _convnext(model: nn.Module) -> BlockMap:
 @family("vit", "vit_")
 def _vit(model: nn.Module) -> BlockMap:
     """Vision Transformer: the encoder layers in 4 near-equal stages, the final LayerNorm in the last."""
-    chunks = _chunks(list(model.encoder.layers), 4)
+    chunks = near_equal_chunks(list(model.encoder.layers), 4)
     chunks[-1].append(model.encoder.ln)
     return BlockMap(
         family="vit",
-        blocks=[("stem", _ViTStem(model)), *_stages([_seq(*chunk) for chunk in chunks])],
+        blocks=[("stem", _ViTStem(model)), *stage_blocks([_seq(*chunk) for chunk in chunks])],
         pool=_ClassToken(),
         global_pool=_ClassToken(),
         classifier=model.heads,
@@ -207,7 +190,7 @@ def _swin(model: nn.Module) -> BlockMap:
     ]
     return BlockMap(
         family="swin",
-        blocks=[("stem", f[0]), *_stages(stages)],
+        blocks=[("stem", f[0]), *stage_blocks(stages)],
         pool=_seq(permute=model.permute, avgpool=model.avgpool, flatten=model.flatten),
         global_pool=_seq(
             permute=Permute([0, 3, 1, 2]), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(1)
@@ -229,7 +212,7 @@ def _densenet(model: nn.Module) -> BlockMap:
     ]
     return BlockMap(
         family="densenet",
-        blocks=[("stem", stem), *_stages(stages)],
+        blocks=[("stem", stem), *stage_blocks(stages)],
         pool=_avg_flatten(),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
@@ -240,9 +223,10 @@ def _densenet(model: nn.Module) -> BlockMap:
 def _regnet(model: nn.Module) -> BlockMap:
     """RegNet X/Y: the stem and trunk_output.block1..block4."""
     trunk = model.trunk_output
+    stages = [trunk.block1, trunk.block2, trunk.block3, trunk.block4]
     return BlockMap(
         family="regnet",
-        blocks=[("stem", model.stem), *_stages([trunk.block1, trunk.block2, trunk.block3, trunk.block4])],
+        blocks=[("stem", model.stem), *stage_blocks(stages)],
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.fc,
@@ -264,7 +248,7 @@ def _vgg(model: nn.Module) -> BlockMap:
         groups.pop()
     return BlockMap(
         family="vgg",
-        blocks=[("stem", _seq(*stem)), *_stages([_seq(*group) for group in groups])],
+        blocks=[("stem", _seq(*stem)), *stage_blocks([_seq(*group) for group in groups])],
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
