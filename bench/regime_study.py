@@ -41,6 +41,8 @@ RULE = {
     ("similar", "much"): "full",
     ("dissimilar", "little"): "first_layers",
     ("dissimilar", "much"): "scratch",
+    ("imagenet", "little"): "(not a seed regime: ImageNet photos -> digits)",
+    ("imagenet", "much"): "(not a seed regime: ImageNet photos -> digits)",
 }
 QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "trainer=cpu"]
 COMMON = [
@@ -59,8 +61,12 @@ def ftcli(*args: str) -> None:
         raise SystemExit(f"study step failed (exit {result.returncode})")
 
 
-def train_source(out: Path, similar: bool) -> tuple[Path, str]:
-    """Fine-tune ImageNet Lite0 on the source task; return its best checkpoint and a description."""
+def train_source(out: Path, similarity: str) -> tuple[str, str]:
+    """The source network: ImageNet Lite0 as shipped, or fine-tuned by ftcli on the source task
+    (its best checkpoint); returns its ``model.weights`` value and a description."""
+    if similarity == "imagenet":
+        return "imagenet", "ImageNet Lite0 as shipped, no fine-tuning"
+    similar = similarity == "similar"
     run = out / ("source_similar" if similar else "source_dissimilar")
     if similar:
         data, what = ["data=mnist", "data.classes=[0,1,2,3,4]"], "MNIST digits 0-4, every label"
@@ -76,13 +82,15 @@ def train_source(out: Path, similar: bool) -> tuple[Path, str]:
             "data.val_fraction=0.02", "data.batch_size=32", "trainer.max_epochs=3",
             f"hydra.run.dir={run}", *QUIET,
         )  # fmt: skip
-    return run / "checkpoints" / "best.ckpt", what
+    return str(run / "checkpoints" / "best.ckpt"), what
 
 
-def run_cell(out: Path, source: Path, size: str, seeds: list[int], much_epochs: int) -> list[Path]:
-    """Two Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), and the
-    probe at its own lr; returns their folders."""
-    cell = out / f"{source.parents[1].name.removeprefix('source_')}_{size}"
+def run_cell(
+    out: Path, similarity: str, source: str, size: str, seeds: list[int], much_epochs: int
+) -> list[Path]:
+    """Three Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
+    probe at its own lr, and ``strategy=auto`` (the advisor's pick); returns their folders."""
+    cell = out / f"{similarity}_{size}"
     if size == "little":
         data = ["data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
     else:
@@ -91,6 +99,7 @@ def run_cell(out: Path, source: Path, size: str, seeds: list[int], much_epochs: 
     sweeps = [
         (cell, [f"strategy={others}"]),
         (cell.with_name(cell.name + "_probe"), [f"strategy={PROBE}", f"optimizer.lr={PROBE_LR}"]),
+        (cell.with_name(cell.name + "_auto"), ["strategy=auto"]),
     ]
     for sweep, chosen in sweeps:
         if list(sweep.glob("*/summary.json")):
@@ -103,15 +112,51 @@ def run_cell(out: Path, source: Path, size: str, seeds: list[int], much_epochs: 
 
 
 def collect(sweeps: list[Path]) -> dict[str, list[float]]:
-    """Test accuracy of every run of the sweeps, by strategy; the probe only from its own sweep."""
+    """Test accuracy of every run of the strategy sweeps, by strategy; the probe only from its own sweep."""
     by_strategy: dict[str, list[float]] = {}
-    for index, sweep in enumerate(sweeps):
+    for index, sweep in enumerate(sweeps[:2]):
         for path in sorted(sweep.glob("*/summary.json")):
             summary = json.loads(path.read_text())
             if (summary["strategy"] == PROBE) == (index == 0):
                 continue  # a probe run in the main sweep (older layout), or the other way round
             by_strategy.setdefault(summary["strategy"], []).append(float(summary["test_acc"]))
     return by_strategy
+
+
+def collect_auto(sweep: Path) -> list[dict[str, object]]:
+    """What ``strategy=auto`` picked in each run of its sweep, and the test accuracy it reached."""
+    picks = []
+    for path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        decision = json.loads((path.parent / "advice.json").read_text())["decision"]
+        picks.append(
+            {
+                "pick": " ".join(o.removeprefix("strategy.") for o in decision.get("overrides", [])),
+                "regime": f"{decision.get('similarity')} / {decision.get('size')}",
+                "test_acc": float(summary["test_acc"]),
+                "numbers": decision.get("numbers", {}),
+            }
+        )
+    return picks
+
+
+def auto_table(results: dict[str, dict[str, list[float]]], autos: dict[str, list[dict]]) -> str:
+    """Per cell: what auto picked (per seed), its mean test accuracy, the sweep's best, the gap."""
+    lines = [
+        "| cell | auto picked (per seed) | auto | best of the sweep | gap (points) |",
+        "|---|---|---:|---|---:|",
+    ]
+    for cell, picks in autos.items():
+        accs = results[cell]
+        best = max(accs, key=lambda s: statistics.mean(accs[s]))
+        best_mean = statistics.mean(accs[best])
+        auto_mean = statistics.mean(float(p["test_acc"]) for p in picks)
+        chosen = "; ".join(str(p["pick"]).replace("strategy=", "") for p in picks)
+        lines.append(
+            f"| {cell} | {chosen} | {100 * auto_mean:.1f} | {best} {100 * best_mean:.1f} | "
+            f"{100 * (best_mean - auto_mean):.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict[str, list[float]]], sources: dict[str, str]) -> str:
@@ -152,19 +197,23 @@ def main(argv: list[str] | None = None) -> int:
 
     sources: dict[str, str] = {}
     results: dict[str, dict[str, list[float]]] = {}
-    for similarity in ("similar", "dissimilar"):
-        checkpoint, sources[similarity] = train_source(out, similarity == "similar")
+    autos: dict[str, list[dict]] = {}
+    for similarity in ("similar", "dissimilar", "imagenet"):
+        weights, sources[similarity] = train_source(out, similarity)
         for size in ("little", "much"):
             cell_seeds = seeds if size == "little" else seeds[:1]
-            sweeps = run_cell(out, checkpoint, size, cell_seeds, args.much_epochs)
+            sweeps = run_cell(out, similarity, weights, size, cell_seeds, args.much_epochs)
             results[f"{similarity}_{size}"] = collect(sweeps)
+            autos[f"{similarity}_{size}"] = collect_auto(sweeps[2])
 
-    text = table(results, sources)
+    text = table(results, sources) + "\n\n" + auto_table(results, autos)
     minutes = (time.perf_counter() - started) / 60
     print(text)
     print(f"\nstudy time {minutes:.0f} min; test accuracy in %, mean (min-max over seeds); best in bold")
     (out / "study.md").write_text(text + "\n")
-    (out / "study.json").write_text(json.dumps({"sources": sources, "results": results}, indent=2))
+    (out / "study.json").write_text(
+        json.dumps({"sources": sources, "results": results, "auto": autos}, indent=2)
+    )
     return 0
 
 

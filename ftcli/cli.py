@@ -1,6 +1,6 @@
 """``ftcli <command> [overrides]``: the dispatcher. It picks the command's module and runs it.
 
-``train`` and ``inspect`` are Hydra apps run as modules (runpy), so every Hydra flag works
+``train``, ``inspect`` and ``advise`` are Hydra apps run as modules (runpy), so every Hydra flag works
 (``-m``, ``--cfg job``, ``--info``, ``--config-dir``) and Lightning's DDP launcher can re-run the
 same command line for extra ranks. The other commands take ``key=value`` arguments and expose
 ``main(args) -> exit code``. Every command ends in the one error boundary (``ftcli.ui.error_boundary``).
@@ -27,6 +27,11 @@ COMMANDS = {
         "dry run: what train would build, freeze and optimise (same overrides as train);\n"
         "           `inspect ckpt=PATH`: where a checkpoint stands (epoch, phase, classes)",
     ),
+    "advise": (
+        "ftcli.commands.advise",
+        "which strategy fits this data: a linear probe on every block, the regime, the train command\n"
+        "           (same overrides as train; `train strategy=auto` trains with its pick)",
+    ),
     "ls": (
         "ftcli.commands.ls",
         "every option of every config group, one line each (--config-dir DIR adds yours)",
@@ -49,7 +54,7 @@ COMMANDS = {
     ),
 }
 # Hydra apps: composed from configs/train.yaml, run as modules. The rest are `main(args)` commands.
-HYDRA_APPS = ("train", "inspect")
+HYDRA_APPS = ("train", "inspect", "advise")
 # `inspect` writes nothing, wherever it runs.
 INSPECT_OVERRIDES = [
     "hydra.output_subdir=null",
@@ -72,6 +77,7 @@ config groups (`ftcli ls` lists the options):
 examples:
   ftcli train model=resnet50 strategy=last_layers data=imagefolder data.root=~/trucks
   ftcli train -m model=resnet18,mobilenet_v3_large strategy=feature_extraction,full
+  ftcli advise data=imagefolder data.root=~/trucks    # which strategy fits? measured
   ftcli inspect model=convnext_tiny strategy=first_layers strategy.n=2
   ftcli train --cfg job           # print the composed config and exit
   ftcli train --config-dir ./my_configs strategy=my_strategy

@@ -20,10 +20,25 @@ from ftcli.ui.sweep_jobs import run_guarded
 
 
 def inspect(cfg: DictConfig) -> float:
-    """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head."""
-    from ftcli.training.build import prepare
+    """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head;
+    with ``strategy=auto``, the advisor's pick and why, then the plan of the picked strategy."""
+    from rich.text import Text
 
+    from ftcli.training.advice.advisor import is_auto, resolve_auto
+    from ftcli.training.build import prepare
+    from ftcli.training.early_stopping import early_stopping
+    from ftcli.training.loss import loss_options
+    from ftcli.ui.config_groups import load_option
+
+    if is_auto(cfg):
+        cfg, advice = resolve_auto(cfg, load_option)
+        console.show(Text(advice.decision.line()))
+        for reason in advice.decision.reasons[:-1]:
+            console.show(Text(f"  {reason}"))
     prepared = prepare(cfg)
+    # checked here as train checks them, so a bad value fails the dry run too
+    loss_options(cfg.get("loss"), prepared.datamodule.num_classes)
+    early_stopping(cfg.trainer.get("early_stopping"))
     console.show(tables.data_line(prepared.datamodule.describe()))
     console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
     for note in tables.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
@@ -34,6 +49,9 @@ def inspect(cfg: DictConfig) -> float:
         f"recipe {surgery.recipe}: removed blocks: {removed} · features {surgery.feature_dim} -> "
         f"{' -> '.join(surgery.head)}"
     )
+    options = tables.options_line(cfg)
+    if options is not None:
+        console.show(options)
     spec = prepared.transform
     console.show(
         f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"

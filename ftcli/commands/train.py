@@ -32,6 +32,7 @@ def train(cfg: DictConfig) -> float:
     from ftcli.training import performance
     from ftcli.training.build import prepare
     from ftcli.training.distributed import distributed_scope
+    from ftcli.training.early_stopping import stop_summary
     from ftcli.training.lightning_logs import quiet_lightning
     from ftcli.training.lightning_module import FineTuneModule
     from ftcli.training.trainer import build_trainer
@@ -42,6 +43,7 @@ def train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    cfg, advice = _resolve_auto(cfg, run_dir)
     if console.is_rank_zero():
         # .hydra/config.yaml keeps interpolations; this is the config exactly as the run used it
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -49,6 +51,7 @@ def train(cfg: DictConfig) -> float:
         console.show(tables.config_tree(cfg))
 
     prepared = prepare(cfg)
+    prepared.advice = advice
     datamodule = prepared.datamodule
     console.show(tables.data_line(datamodule.describe()))
     console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
@@ -61,7 +64,12 @@ def train(cfg: DictConfig) -> float:
         console.show(resume_point.describe())
 
     module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+        prepared.net,
+        prepared.schedule,
+        cfg.optimizer,
+        cfg.scheduler,
+        prepared.checkpoint_meta(cfg),
+        loss=cfg.get("loss"),
     )
     datamodule = _with_feature_cache(prepared, cfg, module)
     performance.tune(module, cfg.trainer, prepared.datamodule.num_workers)
@@ -91,7 +99,9 @@ def train(cfg: DictConfig) -> float:
     summary = RunSummary(
         run_dir=str(run_dir),
         model=str(cfg.model.name),
-        strategy=hydra_cfg.runtime.choices.get("strategy") or str(cfg.strategy.name),
+        strategy=str(cfg.strategy.name)
+        if advice
+        else hydra_cfg.runtime.choices.get("strategy") or str(cfg.strategy.name),
         recipe=hydra_cfg.runtime.choices.get("recipe") or str(cfg.recipe.name),
         data=str(cfg.data.name),
         weights=prepared.weights_label,
@@ -110,6 +120,8 @@ def train(cfg: DictConfig) -> float:
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
         skipped_images=list(prepared.datamodule.bad_images),
+        early_stopping=stop_summary(trainer),
+        advice=advice["decision"] if advice else None,
     )
     if trainer.is_global_zero:
         summary.write()
@@ -118,6 +130,23 @@ def train(cfg: DictConfig) -> float:
         if curves is not None:
             console.show(Text(f"training curves: {curves}"))  # a path, not rich markup
     return best_val if best_val is not None else float("nan")
+
+
+def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str, Any] | None]:
+    """``strategy=auto``: run the advisor, print its decision in one line, keep its evidence in
+    ``advice.json``; the returned config names the chosen strategy. Other configs pass unchanged."""
+    from rich.text import Text
+
+    from ftcli.training.advice.advisor import is_auto, resolve_auto, write_advice
+    from ftcli.ui.config_groups import load_option
+
+    if not is_auto(cfg):
+        return cfg, None
+    resolved, advice = resolve_auto(cfg, load_option)
+    console.show(Text(advice.decision.line()))
+    if console.is_rank_zero():
+        write_advice(run_dir / "advice.json", advice, None)
+    return resolved, advice.to_dict()
 
 
 def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:

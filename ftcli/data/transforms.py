@@ -24,7 +24,14 @@ from torchvision.transforms import InterpolationMode, v2
 from ftcli.errors import ConfigError
 
 INTERPOLATIONS = {mode.value: mode for mode in InterpolationMode}
-AUGMENT_KEYS = ("random_resized_crop", "scale", "hflip", "rotate", "color_jitter")
+AUGMENT_KEYS = ("random_resized_crop", "scale", "hflip", "rotate", "color_jitter", "policy")
+# data.augment.policy: a learned or random augmentation policy, at torchvision's defaults
+# (RandAugment: 2 ops at magnitude 9; AutoAugment: the ImageNet policy).
+AUGMENT_POLICIES: dict[str, Callable[[], Callable]] = {
+    "randaugment": v2.RandAugment,
+    "trivialaugment": v2.TrivialAugmentWide,
+    "autoaugment": v2.AutoAugment,
+}
 DEFAULT_SCALE = (0.08, 1.0)
 EXIF_ORIENTATION = 0x0112
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -213,6 +220,9 @@ def train_transform(spec: TransformSpec, augment: Mapping[str, Any] | None) -> C
         steps.extend(_resize_crop(spec))
     if aug["hflip"]:
         steps.append(v2.RandomHorizontalFlip())
+    if aug["policy"]:
+        # on the cropped PIL image (uint8), as the policies were designed for, before rotate and jitter
+        steps.append(AUGMENT_POLICIES[aug["policy"]]())
     if aug["rotate"]:
         steps.append(v2.RandomRotation(aug["rotate"]))
     if aug["color_jitter"]:
@@ -224,7 +234,9 @@ def train_transform(spec: TransformSpec, augment: Mapping[str, Any] | None) -> C
 def is_deterministic(augment: Mapping[str, Any] | None) -> bool:
     """True when every augmentation is off, so the train transform equals the eval transform."""
     aug = validate_augment(augment)
-    return not (aug["random_resized_crop"] or aug["hflip"] or aug["rotate"] or aug["color_jitter"])
+    return not (
+        aug["random_resized_crop"] or aug["hflip"] or aug["rotate"] or aug["color_jitter"] or aug["policy"]
+    )
 
 
 def validate_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -242,6 +254,7 @@ def validate_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
         "hflip": _flag(augment, "hflip"),
         "rotate": _non_negative(augment, "rotate", 360.0),
         "color_jitter": _non_negative(augment, "color_jitter", 1.0),
+        "policy": _policy(augment.get("policy")),
     }
 
 
@@ -261,6 +274,23 @@ def _non_negative(augment: Mapping[str, Any], key: str, maximum: float) -> float
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= maximum:
         raise ConfigError(f"data.augment.{key} must be a number from 0 (off) to {maximum:g}, got {value!r}.")
     return float(value)
+
+
+def _policy(value: Any) -> str | None:
+    """``data.augment.policy``: null (off) or one of :data:`AUGMENT_POLICIES`, case-insensitive."""
+    if value is None or value is False:
+        return None
+    name = str(value).lower() if isinstance(value, str) else None
+    if name in ("null", "none", "off"):
+        return None
+    if name not in AUGMENT_POLICIES:
+        valid = ", ".join(AUGMENT_POLICIES)
+        raise ConfigError(
+            f"data.augment.policy={value!r} is not an augmentation policy: it must be null (off) or one "
+            f"of {valid}.",
+            "For example data.augment.policy=randaugment",
+        )
+    return name
 
 
 def _scale(value: Any) -> tuple[float, float]:

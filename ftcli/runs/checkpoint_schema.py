@@ -42,6 +42,7 @@ def build(
     data: dict[str, Any],
     seed: int,
     chained_from: str | None,
+    advice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metadata known before training starts (plain types only: loads with ``weights_only``)."""
     return {
@@ -58,6 +59,8 @@ def build(
         "data": data,
         "seed": int(seed),
         "chained_from": chained_from,
+        # strategy=auto: the advisor's decision and what it measured (``ftcli.training.advice``)
+        "advice": advice,
     }
 
 

@@ -39,6 +39,10 @@ class RunSummary:
     first_step_done: float | None = None
     # unreadable image files left out under data.on_bad_image=skip
     skipped_images: list[str] = field(default_factory=list)
+    # strategy=auto: the advisor's decision and its evidence (advice.json in the run has all of it)
+    advice: dict[str, Any] | None = None
+    # trainer.early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why
+    early_stopping: dict[str, Any] | None = None
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""

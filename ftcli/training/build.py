@@ -38,6 +38,8 @@ class Prepared:
     transform: TransformSpec
     weights_label: str
     source_meta: dict[str, Any] = field(default_factory=dict)
+    # strategy=auto: what the advisor measured and decided (``Advice.to_dict``), stored in checkpoints
+    advice: dict[str, Any] | None = None
 
     @property
     def plan(self) -> FreezePlan:
@@ -56,11 +58,17 @@ class Prepared:
             data=_plain(cfg.data),
             seed=int(cfg.seed),
             chained_from=self.weights_label if self.source_meta else None,
+            advice=self.advice,
         )
 
 
 def prepare(cfg: DictConfig) -> Prepared:
-    """Build data, network and freeze plan from a composed config."""
+    """Build data, network and freeze plan from a composed config (``strategy=auto`` resolved first)."""
+    if str(cfg.strategy.get("name")) == "auto":
+        raise ConfigError(
+            "strategy=auto must be resolved by the advisor before the run is prepared.",
+            "Run it through `ftcli train` or `ftcli inspect`, which resolve it.",
+        )
     model_name = str(cfg.model.name)
     family_of(model_name)  # unknown names fail here, listing the valid ones
     pretrained = bool(cfg.strategy.get("pretrained", True))

@@ -174,12 +174,17 @@ def compute(
 
 
 def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
+    """Write one split's (features, labels) atomically (see :func:`save_tensors`)."""
+    save_tensors(path, {"features": features, "labels": labels})
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write atomically: a crash or a parallel run never leaves half a file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
     os.close(fd)
     try:
-        torch.save({"features": features, "labels": labels}, tmp)
+        torch.save(dict(tensors), tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -188,10 +193,18 @@ def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
 
 def load(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The stored (features, labels), or None when the file is missing or unreadable."""
+    data = load_tensors(path)
+    if data is None or "features" not in data or "labels" not in data:
+        return None
+    return data["features"], data["labels"]
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor] | None:
+    """A file written by :func:`save_tensors`, or None when it is missing or unreadable."""
     if not path.is_file():
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return data["features"], data["labels"]
     except (OSError, RuntimeError, KeyError, EOFError, ValueError):
         return None  # truncated or foreign file: recompute and overwrite
+    return data if isinstance(data, dict) else None

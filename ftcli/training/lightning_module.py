@@ -15,6 +15,7 @@ from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
 from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.loss import AUTO, class_counts, imbalance_line, loss_options, resolve_weights, train_loss
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
 
@@ -35,6 +36,7 @@ class FineTuneModule(L.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any],
         meta: Mapping[str, Any],
+        loss: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = net
@@ -42,9 +44,15 @@ class FineTuneModule(L.LightningModule):
         self.phase_index = 0
         self.optimizer_cfg = dict(optimizer)
         self.scheduler_cfg = dict(scheduler)
-        self.meta = dict(meta)
         num_classes = int(meta["num_classes"])
-        self.criterion = nn.CrossEntropyLoss()
+        # loss.* (training/loss.py): smoothing and class weights shape the training loss only
+        self.loss_options = loss_options(loss, num_classes)
+        self.meta = {**meta, "loss": self.loss_options.to_dict()}
+        # Not persistent: `auto` weights are recomputed from the data at setup, and checkpoints written
+        # with and without class weights keep the same tensors (resume and eval load either).
+        fixed = None if self.loss_options.class_weights == AUTO else resolve_weights(self.loss_options, None)
+        self.register_buffer("class_weight", fixed, persistent=False)
+        self.criterion = nn.CrossEntropyLoss()  # validation and test loss: plain (training/loss.py says why)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -67,12 +75,35 @@ class FineTuneModule(L.LightningModule):
         return self.schedule.phases[self.phase_index]
 
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self._weigh_classes()
         if stage == "fit" and len(self.schedule.phases) > 1 and self.trainer.world_size > 1:
             # DDP registers gradient hooks only on parameters that require grad when it wraps the model:
             # mark everything a later phase trains, and let on_train_start put the phase back.
             for name in self.model.block_names:
                 if any(phase.lr_mult(name) > 0 for phase in self.schedule.phases):
                     self.model.blocks[name].requires_grad_(True)
+
+    def _weigh_classes(self) -> None:
+        """Count the training split's classes: one line when it is imbalanced, and the ``auto`` weights."""
+        counts = self._train_counts()
+        if counts is not None:
+            names = self.meta.get("class_names") or [str(i) for i in range(len(counts))]
+            weighted = self.loss_options.class_weights is not None
+            line = imbalance_line(counts, names, weighted)
+            if line is not None:
+                self.print(line)
+        if self.loss_options.class_weights == AUTO:
+            self.class_weight = resolve_weights(self.loss_options, counts).to(self.device)
+
+    def _train_counts(self) -> list[int] | None:
+        """Images per class in the training split, or None when the data does not list its labels."""
+        datamodule = self.trainer.datamodule
+        # cached features (training/feature_data.py) keep their image datamodule as ``source``
+        source = getattr(datamodule, "source", datamodule)
+        dataset = source.dataset("train") if hasattr(source, "dataset") else None
+        targets = getattr(dataset, "targets", None)
+        return None if targets is None else class_counts(targets, int(self.meta["num_classes"]))
 
     def on_train_start(self) -> None:
         self.enter_phase(self.schedule.phase_index(self.current_epoch))
@@ -110,7 +141,7 @@ class FineTuneModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self._logits(x)
-        loss = self.criterion(logits, y)
+        loss = train_loss(logits, y, self.loss_options, self.class_weight)
         self.train_acc(logits, y)
         self.log(
             "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True

@@ -15,6 +15,7 @@ from ftcli.errors import ConfigError
 from ftcli.training.best_and_last import BestAndLast
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
 from ftcli.training.divergence import StopOnNonFinite
+from ftcli.training.early_stopping import early_stopping
 from ftcli.training.loggers import build_loggers
 from ftcli.training.throughput import Throughput
 from ftcli.training.trainer_options import check_trainer_options
@@ -31,11 +32,13 @@ def build_trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/, metrics.csv (and TensorBoard events if asked) into the run dir.
 
+    ``trainer.early_stopping`` adds a phase-aware EarlyStopping (training/early_stopping.py).
     With several phases under DDP, parameters frozen in one phase train in another: DDP must be
     told that some parameters get no gradient in some steps.
     """
     kwargs = dict(trainer_cfg)
     kwargs.pop("compile", None)  # ftcli's own switch (ftcli.training.performance), not a Trainer arg
+    stopper = early_stopping(kwargs.pop("early_stopping", None))  # ftcli's block, not a Trainer arg
     check_trainer_options(kwargs)
     # trainer.strategy is Lightning's distribution strategy (ddp), not ftcli's freeze strategy
     if multi_phase and str(kwargs.get("strategy")) == "ddp":
@@ -54,6 +57,8 @@ def build_trainer(
     )
     throughput = Throughput()
     callbacks: list[L.Callback] = [checkpoint, throughput, StopOnNonFinite()]
+    if stopper is not None:
+        callbacks.append(stopper)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
     logger = build_loggers(logger_cfg, run_dir)

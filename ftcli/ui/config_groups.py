@@ -87,3 +87,13 @@ def _description(path: Path) -> str:
         if line.startswith("#") and not line.startswith("# @"):
             return line.lstrip("# ").strip()
     return ""
+
+
+def load_option(group: str, option: str) -> Any:
+    """One shipped option file of a group as written (no ``defaults:``), e.g. ``strategy/full.yaml``.
+
+    Used inside a running Hydra app (``strategy=auto``), where a second compose cannot start.
+    """
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(config_dir() / group / f"{option}.yaml")

@@ -107,6 +107,29 @@ def data_line(describe: dict[str, Any]) -> Text:
     )
 
 
+def options_line(cfg: Any) -> Text | None:
+    """The training options switched on (``loss.*``, ``trainer.early_stopping``, ``data.augment.policy``).
+
+    None when all are off, so a run that sets none of them shows what it always showed. The values are
+    checked before this is called (training/loss.py, training/early_stopping.py, data/transforms.py).
+    """
+    parts = []
+    loss = cfg.get("loss") or {}
+    if loss.get("label_smoothing"):
+        parts.append(f"label smoothing {float(loss['label_smoothing']):g}")
+    weights = loss.get("class_weights")
+    if weights is not None:
+        shown = weights if isinstance(weights, str) else f"[{', '.join(f'{float(w):g}' for w in weights)}]"
+        parts.append(f"class weights {shown}")
+    stop = (cfg.get("trainer") or {}).get("early_stopping") or {}
+    if stop.get("enabled"):
+        parts.append(f"early stopping on {stop.get('monitor')} (patience {stop.get('patience')})")
+    policy = ((cfg.get("data") or {}).get("augment") or {}).get("policy")
+    if policy:
+        parts.append(f"augment policy {policy}")
+    return Text("training options: " + " · ".join(parts)) if parts else None
+
+
 def run_table(summary: Any) -> Table:
     """The end-of-run summary."""
     table = Table(title=escape(f"ftcli run · {summary.run_dir}"), title_justify="left", show_header=False)
@@ -124,6 +147,10 @@ def run_table(summary: Any) -> Table:
         ("train images/s", f"{summary.images_per_second:.1f}"),
         ("best checkpoint", str(summary.best_checkpoint)),
     ]
+    stop = getattr(summary, "early_stopping", None)
+    if stop:
+        when = f"after epoch {stop.get('epoch')}: " if stop.get("stopped") else ""
+        rows.append(("early stopping", f"{when}{stop.get('reason', '')}"))
     skipped = getattr(summary, "skipped_images", None)
     if skipped:
         rows.append(
@@ -159,3 +186,56 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def advice_tables(record: dict[str, Any]) -> list[Any]:
+    """What ``ftcli advise`` shows, from its ``advice.json`` record: the data, a probe table (one row
+    per block), the regime with the numbers that led there, and the recommendation."""
+    measured, decision = record["measurements"], record["decision"]
+    probe = measured["probe"]
+    counts = measured["per_class"]
+    probed = measured["images_probed"]
+    subsample = f" · probes on a stratified subsample of {probed}" if probed < measured["images"] else ""
+    data = Text(
+        f"data {measured['data']}: {len(counts)} classes · {measured['images']} training images · "
+        f"per class min {measured['min_per_class']} / median {measured['median_per_class']:g} · "
+        f"{measured['image_size']}x{measured['image_size']} px{subsample}"
+    )
+    table = Table(
+        title=escape(f"linear probe per block · {measured['model']} · weights: {measured['weights']}"),
+        title_justify="left",
+        caption=escape(f"{probe['method']}; accuracy ± standard error over folds"),
+        caption_justify="left",
+    )
+    for column in ("block", "pretrained", "random init", ""):
+        table.add_column(column, justify="left" if column in ("block", "") else "right")
+    peak = decision.get("numbers", {}).get("peak_block")
+    for name in measured["blocks"]:
+        ours, theirs = probe["pretrained"].get(name), probe["random_init"].get(name)
+        mark = "[bold]<- best[/bold]" if name == peak else ""
+        if name in measured.get("unprobed", {}):
+            mark = escape(f"not probed: {measured['unprobed'][name]}")
+        table.add_row(escape(name), _score(ours), _score(theirs), mark)
+    if probe.get("pixels"):
+        table.add_section()
+        table.add_row("raw pixels", _score(probe["pixels"]), "", "no pretrained knowledge")
+    verdict = Table(title="decision", title_justify="left", show_header=False)
+    verdict.add_column(style="bold")
+    verdict.add_column()
+    verdict.add_row("regime", escape(f"{decision['similarity']} task, {decision['size']} data"))
+    for reason in decision["reasons"]:
+        verdict.add_row("", Text(reason))
+    verdict.add_row("strategy", Text(" ".join(decision["overrides"])))
+    for alternative in decision.get("alternatives", []):
+        verdict.add_row("worth a run", Text(alternative))
+    if record.get("command"):
+        verdict.add_row("run it", Text(record["command"]))
+    timing = f"advice in {record['seconds']:.1f} s"
+    timing += " (block features from the cache)" if measured.get("features_loaded") else ""
+    return [data, table, verdict, Text(timing)]
+
+
+def _score(score: dict[str, float] | None) -> str:
+    if not score:
+        return "-"
+    return f"{100 * score['accuracy']:.1f}% ± {100 * score['stderr']:.1f}"

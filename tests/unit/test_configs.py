@@ -37,9 +37,10 @@ def known_names(group: str) -> set[str]:
 
         return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()}
     if group == "strategy":
+        from ftcli.training.advice.advisor import AUTO
         from ftcli.training.freeze_strategies import STRATEGIES
 
-        return set(STRATEGIES.names())
+        return set(STRATEGIES.names()) | {AUTO}  # auto: the advisor picks one of them
     if group == "data":
         from ftcli.data.sources import DATA_SOURCES
 
