@@ -5,7 +5,8 @@ count. ftcli runs as a user runs it: the CLI in a subprocess per strategy; its s
 images/s without the warm-up epoch, per-epoch seconds and when the first training step ended; the
 child's peak resident memory comes from ``os.wait4``. The raw loop (the ceiling) runs in a subprocess
 of this script too, on the same network built by ftcli, with the training images preprocessed into one
-tensor in memory. Results: a rich table and ``bench-results.json`` at the repository root.
+tensor in memory. Also timed: ``ftcli advise`` on 1,000 MNIST digits at 64 px with the ImageNet Lite0,
+cold and again with its block features cached. Results: a rich table and ``bench-results.json``.
 
     python bench/bench.py                          # 2-CPU defaults: resnet18, 64 px, batch 32
     python bench/bench.py --model resnet50 --image-size 224 --batch-size 64 --epochs 4   # a GPU
@@ -138,6 +139,36 @@ def run_ftcli(
         "val_acc": summary["best_val_acc"],
         "trainable_params": summary["trainable_params"],
         "feature_cache": "on" if "feature cache: on" in log else "off",
+    }
+
+
+ADVISE = [
+    "model=efficientnet_lite0",
+    "data=mnist",
+    "data.image_size=64",
+    "data.per_class=100",
+    "trainer=cpu",
+    "print_config=false",
+]
+
+
+def run_advise(args: argparse.Namespace, work: Path, cache: Path, label: str) -> dict[str, Any]:
+    """``ftcli advise`` on 1,000 MNIST digits at 64 px with the ImageNet Lite0 (the issue's yardstick):
+    wall time of the command, and the advisor's own time from its advice.json."""
+    run_dir = work / label
+    command = [*ftcli_command(), "advise", *ADVISE, f"hydra.run.dir={run_dir}"]
+    run_dir.mkdir(parents=True)
+    code, _, wall, rss = run_child(command, child_env(args, cache), run_dir / "bench.log")
+    if code != 0:
+        raise SystemExit(f"ftcli {label} failed (exit {code}):\n{(run_dir / 'bench.log').read_text()[-3000:]}")
+    record = json.loads((run_dir / "advice.json").read_text())
+    return {
+        "label": f"ftcli {label.replace('-', ' ')}",
+        "wall_seconds": wall,
+        "advice_seconds": record["seconds"],
+        "images": record["measurements"]["images_probed"],
+        "features_loaded": record["measurements"]["features_loaded"],
+        "peak_rss_mib": rss,
     }
 
 
@@ -284,6 +315,8 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
         "cached_epoch_speedup": (">=", 20.0),
         "help_seconds": ("<", 1.0),
         "first_step_seconds": ("<", 10.0),
+        "advise_seconds": ("<", 60.0),
+        "advise_again_seconds": ("<", 5.0),
     }
     for key, (op, target) in targets.items():
         value = results[key]
@@ -317,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             by_label[label] = row
             print(f"  {row['label']}: {row['images_per_second']:.0f} img/s", flush=True)
+        advise = [run_advise(args, work, cache, label) for label in ("advise", "advise-again")]
+        for row in advise:
+            print(f"  {row['label']}: {row['wall_seconds']:.1f} s ({row['advice_seconds']:.1f} s advising)")
         full = by_label["full"]
         cached = by_label["feature_extraction cached"]
         frozen = ("last_layers", "first_layers", "feature_extraction")
@@ -326,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             "cached_epoch_speedup": full["epoch_seconds"] / cached["epoch_seconds"],
             "help_seconds": help_seconds(),
             "first_step_seconds": full["first_step_seconds"],
+            "advise_seconds": advise[0]["wall_seconds"],
+            "advise_again_seconds": advise[1]["advice_seconds"],
+            "advise": advise,
             "frozen_peak_rss_lower": all(by_label[s]["peak_rss_mib"] < full["peak_rss_mib"] for s in frozen),
             "machine": machine(args),
             "config": {

@@ -116,7 +116,18 @@ def collect(roots: list[Path]) -> list[Row]:
         )
     forms = [{_canonical(o) for o in s.overrides} for _, s in found]
     shared = set.intersection(*forms) if len(found) > 1 else set()
-    return [Row(name, s, [o for o in s.overrides if _canonical(o) not in shared]) for name, s in found]
+    return [
+        Row(name, s, [_with_pick(o, s) for o in s.overrides if _canonical(o) not in shared])
+        for name, s in found
+    ]
+
+
+def _with_pick(override: str, summary: RunSummary) -> str:
+    """``strategy=auto`` shown with what the advisor picked for that run (from its summary)."""
+    if override != "strategy=auto" or not summary.advice:
+        return override
+    picked = " ".join(o.removeprefix("strategy=") for o in summary.advice.get("overrides", []))
+    return f"strategy=auto ({picked})"
 
 
 def _canonical(override: str) -> str:

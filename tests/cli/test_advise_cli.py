@@ -75,6 +75,12 @@ def test_auto_trains_with_what_advise_printed(advised) -> None:
     written_out = json.loads((tmp / "explicit" / "summary.json").read_text())
     assert written_out["test_acc"] == summary["test_acc"]
 
+    # the report names what auto picked
+    report = run_cli("report", str(tmp / "auto"), str(tmp / "explicit"), f"out={tmp / 'report'}", cwd=tmp)
+    assert_ok(report)
+    picked = " ".join(o.removeprefix("strategy=") for o in overrides)
+    assert f"strategy=auto ({picked})" in (tmp / "report" / "report.csv").read_text()
+
 
 def test_inspect_shows_what_auto_would_pick(advised) -> None:
     tmp, common, record = advised

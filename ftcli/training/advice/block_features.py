@@ -36,6 +36,8 @@ class BlockFeatures:
     # blocks whose output could not be pooled to a vector, with the reason
     unprobed: dict[str, str] = field(default_factory=dict)
     loaded: bool = False
+    # where they are stored (None: not stored, the dataset has no fingerprint)
+    path: Path | None = None
 
 
 def _generic_pool(x: torch.Tensor) -> torch.Tensor:
@@ -129,9 +131,10 @@ def cached(
         stored = load_tensors(path)
         if stored is not None and "labels" in stored:
             blocks = {k.removeprefix(BLOCK): v for k, v in stored.items() if k.startswith(BLOCK)}
-            return BlockFeatures(stored["labels"], blocks, loaded=True)
+            return BlockFeatures(stored["labels"], blocks, loaded=True, path=path)
     features = compute(net, Subset(dataset, indices), batch_size, device, pixels)
     if path is not None and not features.unprobed:
         tensors = {f"{BLOCK}{name}": value for name, value in features.by_block.items()}
         save_tensors(path, {"labels": features.labels, **tensors})
+        features.path = path
     return features

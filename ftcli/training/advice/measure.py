@@ -156,11 +156,9 @@ def measure(
     result.features_loaded = ours.loaded and theirs.loaded
     result.unprobed = dict(ours.unprobed)
     if probes.fold_count(ours.labels) >= 2:
-        for name in result.blocks:
-            if name in ours.by_block:
-                result.pretrained[name] = probes.score(ours.by_block[name], ours.labels, seed)
-            if name in theirs.by_block:
-                result.random_init[name] = probes.score(theirs.by_block[name], theirs.labels, seed)
-        result.pixels = probes.score(ours.by_block[block_features.PIXELS], ours.labels, seed)
+        scores = probes.scores_of(ours.by_block, ours.labels, seed, ours.path)
+        result.pixels = scores.pop(block_features.PIXELS)
+        result.pretrained = scores
+        result.random_init = probes.scores_of(theirs.by_block, theirs.labels, seed, theirs.path)
     result.seconds = time.perf_counter() - started
     return result

@@ -8,9 +8,12 @@ estimate, and the validation and test splits stay untouched.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +38,7 @@ class ProbeScore:
     folds: int
 
     def to_dict(self) -> dict[str, float]:
-        return {"accuracy": self.accuracy, "stderr": self.stderr, "folds": self.folds}
+        return asdict(self)
 
 
 def fold_count(labels: torch.Tensor) -> int:
@@ -65,3 +68,28 @@ def score(features: torch.Tensor, labels: torch.Tensor, seed: int) -> ProbeScore
     values = [float(v) for v in per_fold]
     stderr = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
     return ProbeScore(statistics.fmean(values), stderr, folds)
+
+
+def scores_of(
+    by_block: dict[str, torch.Tensor], labels: torch.Tensor, seed: int, stored: Path | None
+) -> dict[str, ProbeScore]:
+    """:func:`score` for every block; kept beside the stored features they came from (``stored``), so a
+    second ``advise`` on the same features and seed only reads them back."""
+    memo = None
+    if stored is not None:
+        memo = stored.with_name(f"{stored.stem}-probes-seed{seed}-C{PROBE_C}-k{MAX_FOLDS}.json")
+        try:
+            known = json.loads(memo.read_text())
+            if set(known) == set(by_block):
+                return {name: ProbeScore(**known[name]) for name in by_block}
+        except (OSError, ValueError, TypeError):
+            pass  # missing or unreadable: compute
+    result = {name: score(features, labels, seed) for name, features in by_block.items()}
+    if memo is not None:
+        tmp = memo.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps({name: asdict(value) for name, value in result.items()}))
+            os.replace(tmp, memo)
+        except OSError:
+            pass  # a read-only cache folder costs only the time of the probes next time
+    return result
