@@ -10,13 +10,13 @@ DEMO_DIR ?= outputs/demo
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite]
+install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite,sweep,cluster]
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite]'
+	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster]'
 	touch $(STAMP)
 
 demo: install  ## offline: train on digits 0-4, transfer to 5-9 with 5 labels/class, compare strategies

@@ -160,7 +160,9 @@ def run_advise(args: argparse.Namespace, work: Path, cache: Path, label: str) ->
     run_dir.mkdir(parents=True)
     code, _, wall, rss = run_child(command, child_env(args, cache), run_dir / "bench.log")
     if code != 0:
-        raise SystemExit(f"ftcli {label} failed (exit {code}):\n{(run_dir / 'bench.log').read_text()[-3000:]}")
+        raise SystemExit(
+            f"ftcli {label} failed (exit {code}):\n{(run_dir / 'bench.log').read_text()[-3000:]}"
+        )
     record = json.loads((run_dir / "advice.json").read_text())
     return {
         "label": f"ftcli {label.replace('-', ' ')}",

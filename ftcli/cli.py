@@ -18,6 +18,7 @@ import sys
 from ftcli.ui.config_groups import GROUPS, check_group_choices
 from ftcli.ui.error_boundary import guard
 from ftcli.ui.hydra_args import overrides_first
+from ftcli.ui.sweep_plugins import check_plugins
 
 # verb: (module, what it does)
 COMMANDS = {
@@ -31,6 +32,11 @@ COMMANDS = {
         "ftcli.commands.advise",
         "which strategy fits this data: a linear probe on every block, the regime, the train command\n"
         "           (same overrides as train; `train strategy=auto` trains with its pick)",
+    ),
+    "lrfind": (
+        "ftcli.commands.lrfind",
+        "learning-rate range test of the first phase: suggested lr, curve PNG, the train command\n"
+        "           (same overrides as train, plus lrfind.min_lr/max_lr/steps/phase)",
     ),
     "ls": (
         "ftcli.commands.ls",
@@ -54,7 +60,7 @@ COMMANDS = {
     ),
 }
 # Hydra apps: composed from configs/train.yaml, run as modules. The rest are `main(args)` commands.
-HYDRA_APPS = ("train", "inspect", "advise")
+HYDRA_APPS = ("train", "inspect", "advise", "lrfind")
 # `inspect` writes nothing, wherever it runs.
 INSPECT_OVERRIDES = [
     "hydra.output_subdir=null",
@@ -78,6 +84,8 @@ examples:
   ftcli train model=resnet50 strategy=last_layers data=imagefolder data.root=~/trucks
   ftcli train -m model=resnet18,mobilenet_v3_large strategy=feature_extraction,full
   ftcli advise data=imagefolder data.root=~/trucks    # which strategy fits? measured
+  ftcli train -m hparams_search=finetune hydra.sweeper.n_trials=30   # Optuna search
+  ftcli train -m hydra/launcher=slurm trainer.devices=4 strategy=full,lp_ft   # SLURM jobs
   ftcli inspect model=convnext_tiny strategy=first_layers strategy.n=2
   ftcli train --cfg job           # print the composed config and exit
   ftcli train --config-dir ./my_configs strategy=my_strategy
@@ -112,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_hydra_app(command: str, args: list[str]) -> int:
     """Run a Hydra app module as ``__main__`` (a sweep's failed jobs make it exit 2 at the sweep's end)."""
     check_group_choices(args)  # an unknown group=option lists the valid ones before Hydra starts
+    check_plugins(args)  # a sweeper or launcher that is unknown, not installed, or (SLURM) without sbatch
     if command == "inspect":
         args = [*args, *INSPECT_OVERRIDES]
     module = COMMANDS[command][0]

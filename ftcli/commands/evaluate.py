@@ -1,7 +1,8 @@
 """``ftcli eval ckpt=PATH [split=test|val|train] [data=NAME data.KEY=VALUE ...]``: metrics of a checkpoint.
 
 Top-1 (and top-5 with more than 5 classes) accuracy, macro-F1, per-class precision/recall, and a
-confusion matrix (PNG and CSV), all written with a metrics.json into ``<run>/eval/<ckpt>-<data>-<split>/``.
+confusion matrix (PNG and CSV), all written with a metrics.json into ``<run>/eval/<ckpt>-<data>-<split>/``
+(``-2``, ``-3``, ... when an earlier eval holds that folder: results are never overwritten).
 By default the data is the checkpoint's own (same config, same seed, so the same split); ``data=``
 and ``data.KEY=`` evaluate on other data whose class names must be the checkpoint's.
 """
@@ -12,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftcli.errors import DataError
+from ftcli.errors import ConfigError, DataError
+from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
 from ftcli.ui import console
 from ftcli.ui.key_value_args import Key, data_config, parse, usage, wants_help
@@ -21,7 +23,7 @@ SUMMARY = "accuracy, macro-F1, per-class precision/recall and a confusion matrix
 KEYS = (
     Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
     Key("split", "test, val or train (default: test when the data has one, else val)"),
-    Key("out", "output folder (default: <run>/eval/<checkpoint>-<data>-<split>)"),
+    Key("out", "output folder (default: a new <run>/eval/<checkpoint>-<data>-<split>[-N])"),
     Key("batch_size", "images per batch (default: the data config's)", kind=int),
     Key("device", "auto (a GPU when there is one), cpu or cuda", default="auto"),
     Key("seed", "the split seed (default: the training run's, so val/test are the same images)", kind=int),
@@ -29,6 +31,7 @@ KEYS = (
 EXTRA = """data: the checkpoint's own by default; data=NAME and data.KEY=VALUE as in `ftcli train`, e.g.
   ftcli eval ckpt=outputs/.../checkpoints/best.ckpt data=imagefolder data.root=~/trucks_2024 split=val"""
 SPLITS = ("train", "val", "test")
+WRITES = ("metrics.json", "confusion_matrix.csv", "confusion_matrix.png")  # never over an earlier eval's
 
 
 def main(args: list[str]) -> int:
@@ -39,6 +42,7 @@ def main(args: list[str]) -> int:
     parsed = parse("eval", args, KEYS, accepts_data=True)
     options = parsed.values
     path = checkpoint_path(options["ckpt"])
+    check_named(options["out"], WRITES)  # before the work: out= must not hold earlier results
     split = options["split"]
     if split is not None and split not in SPLITS:
         from ftcli.errors import unknown_name
@@ -60,12 +64,18 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
 
     model = trained_model.load(path)
     stored = dict(model.meta.get("data") or {})
-    data_cfg = data_config(stored, [*_group_defaults(stored, data_overrides, path), *data_overrides])
-    if options["batch_size"] is not None:
-        data_cfg["batch_size"] = options["batch_size"]
-    seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
-    spec = input_transform(data_cfg, model.transform)  # the checkpoint's own, read by trained_model.load
-    datamodule = build_datamodule(data_cfg, spec, seed)
+    try:  # the data config is the checkpoint's, plus the command line's overrides: an error says so
+        data_cfg = data_config(stored, [*_group_defaults(stored, data_overrides, path), *data_overrides])
+        if options["batch_size"] is not None:
+            data_cfg["batch_size"] = options["batch_size"]
+        seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
+        spec = input_transform(data_cfg, model.transform)  # the checkpoint's own, read by trained_model.load
+        datamodule = build_datamodule(data_cfg, spec, seed)
+    except ConfigError as err:
+        origin = " plus the data overrides given here" if data_overrides else ""
+        raise ConfigError(
+            f"{err.message}\n(the data config is the one stored in the checkpoint {path}{origin})", err.hint
+        ) from err
     remap = class_mapping(model.class_names, datamodule.class_names, data_cfg.get("name"))
     split = split or ("test" if datamodule.has_test else "val")
     dataset = datamodule.dataset(split)
@@ -91,8 +101,8 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     )
 
     data_name = str(data_cfg.get("name"))
-    out = Path(options["out"] or model.run_dir / "eval" / f"{path.stem}-{data_name}-{split}").expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    default = model.run_dir / "eval" / f"{path.stem}-{data_name}-{split}"
+    out = results_folder(options["out"], default, WRITES)  # a new folder unless out= names one
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_confusion_csv(metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.csv")
     title = f"{path.name} on {data_name} {split} · accuracy {100 * metrics['accuracy']:.1f}%"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.errors import ConfigError, ExportError, unknown_name
+from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import TrainedModel, checkpoint_path
 from ftcli.ui import console
 from ftcli.ui.key_value_args import Key, parse, usage, wants_help
@@ -28,7 +29,7 @@ SUMMARY = "write the model as ONNX or TorchScript with its preprocessing, checke
 KEYS = (
     Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
     Key("format", "onnx (dynamic batch; needs pip install 'ftcli[export]') or torchscript", default="onnx"),
-    Key("out", "output folder (default: <run>/export)"),
+    Key("out", "output folder (default: <run>/export, or export-N when it holds this export already)"),
     Key(
         "atol",
         "largest allowed |exported - PyTorch| on the check batch, plus rtol x |logit|",
@@ -60,12 +61,15 @@ def main(args: list[str]) -> int:
     if fmt not in FORMATS:
         raise unknown_name("export format", fmt, list(FORMATS), key="format")
     path = checkpoint_path(options["ckpt"])
+    writes = (f"{path.stem}{FORMATS[fmt]}", f"{path.stem}{FORMATS[fmt]}.json")
+    check_named(options["out"], writes)  # before the work: out= must not hold an earlier export
     if fmt == "onnx":
         require_onnx()
     from ftcli.runs import trained_model
 
     model = trained_model.load(path)
-    out = Path(options["out"] or model.run_dir / "export").expanduser()
+    # <run>/export, else the first of export-2, export-3 ... without this checkpoint's file of this format
+    out = results_folder(options["out"], model.run_dir / "export", writes, share=True)
     result = export(model, fmt, out, options)
     console.console.print(
         f"[green]export ok[/green] · {fmt} · max |{fmt} - pytorch| = {result.max_abs_diff:.2e} "

@@ -26,10 +26,12 @@ def inspect(cfg: DictConfig) -> float:
 
     from ftcli.training.advice.advisor import is_auto, resolve_auto
     from ftcli.training.build import prepare
+    from ftcli.training.config_schema import check_config
     from ftcli.training.early_stopping import early_stopping
     from ftcli.training.loss import loss_options
     from ftcli.ui.config_groups import load_option
 
+    check_config(cfg)  # the typed schema, before the advisor uses any value
     if is_auto(cfg):
         cfg, advice = resolve_auto(cfg, load_option)
         console.show(Text(advice.decision.line()))
@@ -52,11 +54,58 @@ def inspect(cfg: DictConfig) -> float:
     options = tables.options_line(cfg)
     if options is not None:
         console.show(options)
+    for line in training_option_lines(cfg, prepared):
+        console.show(Text(line))
     spec = prepared.transform
     console.show(
         f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"
     )
     return 0.0
+
+
+def training_option_lines(cfg: DictConfig, prepared: object) -> list[str]:
+    """Which param groups get weight decay (always), and where MixUp/CutMix, EMA and BatchNorm
+    recalibration act when they are on (each checked as train checks it)."""
+    from ftcli.training.ema import ema_options
+    from ftcli.training.freeze_plan import decay_summary, param_groups
+    from ftcli.training.mixing import head_only, mix_options
+    from ftcli.training.trainer import bn_recalibrate
+
+    schedule = prepared.schedule  # type: ignore[attr-defined]
+    net = prepared.net  # type: ignore[attr-defined]
+    lines = []
+    decay_all = bool(cfg.optimizer.get("decay_norm_and_bias", False))
+    on, off = decay_summary(param_groups(net, schedule.first, 1.0, decay_norm_and_bias=decay_all))
+    rate = cfg.optimizer.get("weight_decay", 0.0)
+    if decay_all:
+        lines.append(f"weight decay {rate}: on all {on:,} parameters (optimizer.decay_norm_and_bias=true)")
+    else:
+        lines.append(
+            f"weight decay {rate}: on {on:,} parameters (conv/linear weights); none on {off:,} "
+            "(norms, biases, position embeddings, class tokens; "
+            "optimizer.decay_norm_and_bias=true decays all)"
+        )
+    mix = mix_options(cfg.get("mixup"))
+    if mix.enabled:
+        where = [
+            f"phase {p.index + 1} ({p.label or p.strategy}): {'on' if mix.applies(p) else 'off, head only'}"
+            for p in schedule.phases
+        ]
+        note = (
+            ""
+            if mix.during_head_only_phases or not any(head_only(p) for p in schedule.phases)
+            else (" · off while only the head trains (mixup.during_head_only_phases=true mixes there too)")
+        )
+        lines.append(f"{mix.describe()}: {'; '.join(where)}{note}")
+    ema = ema_options(cfg.get("ema"))
+    if ema.enabled:
+        lines.append(ema.describe())
+    if bn_recalibrate(cfg.strategy):
+        lines.append(
+            "BatchNorm recalibration: before each validation, the trainable blocks' BatchNorm statistics are "
+            "recomputed over the training images (frozen blocks untouched)"
+        )
+    return lines
 
 
 def inspect_checkpoint(path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.errors import DataError
+from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
 from ftcli.ui import console
 from ftcli.ui.key_value_args import Key, natural_key, parse, usage, wants_help
@@ -27,11 +28,12 @@ KEYS = (
         required=True,
     ),
     Key("topk", "how many labels per image, best first", default=3, kind=int),
-    Key("out", "output folder (default: <run>/predict/<date>_<time>)"),
+    Key("out", "output folder (default: a new <run>/predict/<date>_<time>[-N])"),
     Key("batch_size", "images per batch", default=32, kind=int),
     Key("device", "auto (a GPU when there is one), cpu or cuda", default="auto"),
     Key("show", "rows printed in the terminal", default=10, kind=int),
 )
+WRITES = ("predictions.csv",)  # never over an earlier call's
 
 
 def main(args: list[str]) -> int:
@@ -41,6 +43,7 @@ def main(args: list[str]) -> int:
         return 0
     options = parse("predict", args, KEYS).values
     path = checkpoint_path(options["ckpt"])
+    check_named(options["out"], WRITES)  # before the work: out= must not hold earlier predictions
     files = find_inputs(str(options["inputs"]))
     for key in ("topk", "batch_size"):
         if options[key] < 1:
@@ -119,8 +122,8 @@ def predict(path: Path, files: list[Path], options: dict[str, Any]) -> list[dict
     if not rows:
         raise DataError(f"None of the {len(files)} input file(s) could be read as an image.")
 
-    out = Path(options["out"] or model.run_dir / "predict" / time.strftime("%Y-%m-%d_%H-%M-%S")).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    default = model.run_dir / "predict" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = results_folder(options["out"], default, WRITES)  # a new folder unless out= names one
     csv_path = write_csv(rows, k, out / "predictions.csv")
     heading = f"ftcli predict · {path} · {model.label} · {len(rows)} images"
     console.console.print(heading, style="bold", markup=False, highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftcli.ui import console
 from ftcli.ui.config_groups import config_dir
-from ftcli.ui.sweep_jobs import pin_sweep_job_command_line, run_guarded
+from ftcli.ui.sweep_jobs import pin_sweep_job_command_line, requeued_checkpoint, run_guarded
 
 
 def train(cfg: DictConfig) -> float:
@@ -31,17 +31,19 @@ def train(cfg: DictConfig) -> float:
     from ftcli.runs.summary import RunSummary
     from ftcli.training import performance
     from ftcli.training.build import prepare
+    from ftcli.training.config_schema import check_config
     from ftcli.training.distributed import distributed_scope
     from ftcli.training.early_stopping import stop_summary
     from ftcli.training.lightning_logs import quiet_lightning
     from ftcli.training.lightning_module import FineTuneModule
-    from ftcli.training.trainer import build_trainer
+    from ftcli.training.trainer import build_trainer, training_callbacks
     from ftcli.ui import tables
 
     quiet_lightning()
     started = time.perf_counter()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    check_config(cfg)  # the typed schema, before the seed or the advisor use any value
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     cfg, advice = _resolve_auto(cfg, run_dir)
     if console.is_rank_zero():
@@ -57,8 +59,13 @@ def train(cfg: DictConfig) -> float:
     console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
     for note in tables.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
         console.show(f"[yellow]note[/yellow]: {note}")
+    # a sweep job requeued by SLURM (submitit) continues from its own last.ckpt
     resume_point = resume.resolve(
-        cfg.get("resume"), cfg, run_dir, prepared.net.block_names, datamodule.num_classes
+        requeued_checkpoint(run_dir) or cfg.get("resume"),
+        cfg,
+        run_dir,
+        prepared.net.block_names,
+        datamodule.num_classes,
     )
     if resume_point is not None:
         console.show(resume_point.describe())
@@ -70,13 +77,19 @@ def train(cfg: DictConfig) -> float:
         cfg.scheduler,
         prepared.checkpoint_meta(cfg),
         loss=cfg.get("loss"),
+        mixup=cfg.get("mixup"),
+        ema=cfg.get("ema"),
     )
     datamodule = _with_feature_cache(prepared, cfg, module)
     performance.tune(module, cfg.trainer, prepared.datamodule.num_workers)
     pin_sweep_job_command_line()
     with distributed_scope():
         trainer, checkpoint, throughput = build_trainer(
-            cfg.trainer, run_dir, cfg.get("logger"), multi_phase=len(prepared.schedule.phases) > 1
+            cfg.trainer,
+            run_dir,
+            cfg.get("logger"),
+            multi_phase=len(prepared.schedule.phases) > 1,
+            extra_callbacks=training_callbacks(cfg),
         )
         fit_started = time.perf_counter()
         trainer.fit(
@@ -158,6 +171,7 @@ def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:
 
     from ftcli.device import training_device
     from ftcli.training.feature_data import maybe_cached
+    from ftcli.training.mixing import mixes_in_cached_phase
 
     datamodule, report = maybe_cached(
         prepared.datamodule,
@@ -166,6 +180,7 @@ def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:
         prepared.datamodule.cfg,
         training_device(cfg.trainer),
         module.feed_features,
+        mixing=mixes_in_cached_phase(module.mix_options, prepared.schedule),
     )
     if report is not None:
         console.show(Text(report.line()))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torchvision
 from torch import nn
 
-from ftcli.errors import unknown_name
+from ftcli.errors import ConfigError, unknown_name
 from ftcli.model import timm_blocks, timm_models
 from ftcli.model.block_map import BlockMap
 from ftcli.model.blocks import BlockNet
@@ -62,7 +62,19 @@ def family_of(name: str) -> str:
 def build_torchvision(name: str, weights: object | None = None, **kwargs: object) -> nn.Module:
     """Build a supported torchvision classifier (``weights`` as ``torchvision.models.get_model`` takes)."""
     family_of(name)
-    return torchvision.models.get_model(name, weights=weights, **kwargs)
+    try:
+        return torchvision.models.get_model(name, weights=weights, **kwargs)
+    except (TypeError, ValueError) as exc:  # the builder's signature (or its checks) refused model.kwargs
+        if not kwargs:
+            raise
+        import re
+
+        found = re.search(r"keyword argument '(\w+)'", str(exc))
+        key = f"model.kwargs.{found.group(1)}" if found and found.group(1) in kwargs else "model.kwargs"
+        raise ConfigError(
+            f"{key}: {dict(kwargs)} is not accepted by the builder of {name} ({exc}).",
+            "model.kwargs passes keyword arguments to torchvision.models.get_model; remove the unknown ones.",
+        ) from exc
 
 
 def build_model(

@@ -5,7 +5,10 @@ class names, the resolved model/recipe/strategy/data config, the eval transform,
 the seed, where its weights came from, and (added at each save) the strategy's phases and the phase
 reached. ``eval``, ``predict``, ``export``, ``inspect``, ``resume`` and chaining
 (``model.weights=PATH``) all read it through :func:`read`, which checks the format version, that
-the keys the reader needs are there, and that no stored config names code to instantiate.
+the keys the reader needs are there, that no stored config names code to instantiate, the type of
+every stored key (:func:`check_metadata`), that the head's outputs match the class names and that
+every weight is finite (:func:`check_tensors`). The archive's own CRCs were checked when the file
+was read (``ftcli.model.weights_file.read_file``). A value that fails says it came from the checkpoint.
 
 Format history: 1 (this one) adds ``format``; checkpoints written before it carry no ``format``
 and the same keys, and are read as format 0. Imports no torch at module level.
@@ -95,12 +98,146 @@ def read(loaded: Mapping[str, Any], path: Path, needs: Iterable[str] = ()) -> di
         raise WeightsError(f"{path}: its ftcli metadata lacks {', '.join(missing)}.", CHECKPOINT_HINT)
     # The stored config is data: refuse it when it names code to instantiate outside the allowlist.
     check_targets(meta, str(path))
+    check_metadata(meta, path)
+    check_tensors(loaded, meta, path)
     return meta
 
 
+# The type of every stored key (checked when present: older checkpoints may lack some).
+_MAPPING, _TEXT, _WHOLE, _LIST = "a mapping", "a string", "a whole number", "a list"
+FIELD_TYPES: dict[str, tuple[str, bool]] = {  # key -> (what it must be, whether null is allowed)
+    "version": (_TEXT, True),
+    "class_names": (_LIST, False),
+    "num_classes": (_WHOLE, False),
+    "model": (_MAPPING, False),
+    "recipe": (_MAPPING, False),
+    "strategy": (_MAPPING, False),
+    "transform": (_MAPPING, False),
+    "blocks": (_LIST, False),
+    "data": (_MAPPING, True),
+    "seed": (_WHOLE, False),
+    "chained_from": (_TEXT, True),
+    "advice": (_MAPPING, True),
+    "loss": (_MAPPING, True),
+    "schedule": (_LIST, True),
+    "phase": (_MAPPING, True),
+}
+DAMAGED_HINT = (
+    "The checkpoint was edited or damaged after `ftcli train` wrote it; use another checkpoint of the run "
+    "(best.ckpt or last.ckpt) or train again."
+)
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _MAPPING:
+        return isinstance(value, Mapping)
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _WHOLE:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, list)
+
+
+def _damaged(path: Path, what: str) -> WeightsError:
+    return WeightsError(f"{path}: the checkpoint's ftcli metadata is invalid: {what}.", DAMAGED_HINT)
+
+
+def check_metadata(meta: Mapping[str, Any], path: Path) -> None:
+    """Types of the stored keys, and their consistency with each other; values that fail say they came
+    from the checkpoint (a WeightsError naming ``ftcli.KEY``)."""
+    for key, (kind, nullable) in FIELD_TYPES.items():
+        if key not in meta or (nullable and meta[key] is None):
+            continue
+        if not _is(meta[key], kind):
+            raise _damaged(path, f"ftcli.{key} is {type(meta[key]).__name__} {meta[key]!r:.60}, not {kind}")
+    names = meta.get("class_names")
+    if names is not None:
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise _damaged(path, f"ftcli.class_names must be non-empty strings, got {names!r:.80}")
+        if len(set(names)) != len(names):
+            raise _damaged(path, f"ftcli.class_names repeats a name: {names!r:.80}")
+        if "num_classes" in meta and meta["num_classes"] != len(names):
+            raise _damaged(
+                path, f"ftcli.num_classes is {meta['num_classes']} but it lists {len(names)} class names"
+            )
+    if "blocks" in meta and not all(isinstance(b, str) for b in meta["blocks"]):
+        raise _damaged(path, f"ftcli.blocks must be block names, got {meta['blocks']!r:.80}")
+    model = meta.get("model")
+    if model is not None:
+        if not isinstance(model.get("name"), str) or not model.get("name"):
+            raise _damaged(path, f"ftcli.model.name must be a model name, got {model.get('name')!r:.60}")
+        if model.get("kwargs") is not None and not isinstance(model["kwargs"], Mapping):
+            raise _damaged(path, f"ftcli.model.kwargs must be a mapping, got {model['kwargs']!r:.60}")
+    for key in ("recipe", "strategy"):
+        name = (meta.get(key) or {}).get("name")
+        if key in meta and name is not None and not isinstance(name, str):
+            raise _damaged(path, f"ftcli.{key}.name must be a name, got {name!r:.60}")
+    phase = meta.get("phase")
+    if phase:
+        for key in ("index", "count"):
+            if key in phase and not _is(phase[key], _WHOLE):
+                raise _damaged(path, f"ftcli.phase.{key} must be a whole number, got {phase[key]!r:.60}")
+    for item in meta.get("schedule") or []:
+        if not isinstance(item, Mapping):
+            raise _damaged(path, "ftcli.schedule must be a list of phases (mappings)")
+        for key in ("start_epoch", "epochs"):
+            if item.get(key) is not None and not _is(item[key], _WHOLE):
+                raise _damaged(path, f"ftcli.schedule[].{key} must be a whole number, got {item[key]!r:.60}")
+    if "transform" in meta:
+        from ftcli.data.transforms import TransformSpec  # torch: imported when a checkpoint is read
+        from ftcli.errors import FtcliError
+
+        try:
+            TransformSpec.from_dict(meta["transform"])
+        except (FtcliError, TypeError, ValueError) as err:
+            message = err.message if isinstance(err, FtcliError) else str(err)
+            raise _damaged(path, f"ftcli.transform: {message.rstrip('.')}") from err
+
+
+def check_tensors(loaded: Mapping[str, Any], meta: Mapping[str, Any], path: Path) -> None:
+    """The tensors fit the metadata (the head's outputs are the class names) and are all finite."""
+    state = loaded.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise _damaged(path, f"its state_dict is {type(state).__name__}, not a mapping of tensors")
+    tensors = model_state(loaded)
+    names = meta.get("class_names")
+    if names is not None:
+        head = [(k, v) for k, v in tensors.items() if k.startswith("blocks.head.") and v.dim() >= 1]
+        weights = [(k, v) for k, v in head if k.endswith(".weight") and v.dim() == 2]
+        last = weights[-1] if weights else None
+        if last is not None and last[1].shape[0] != len(names):
+            raise _damaged(
+                path,
+                f"it lists {len(names)} class names but its head ({last[0]}) has {last[1].shape[0]} outputs",
+            )
+    check_finite(tensors, path)
+
+
+def check_finite(tensors: Mapping[str, Any], path: Path) -> None:
+    """Refuse weights holding NaN or inf (a run that diverged): no reader may use them."""
+    import torch
+
+    bad = [
+        name
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise WeightsError(
+            f"{path}: the checkpoint holds NaN/inf weights in {len(bad)} tensor(s), e.g. {bad[0]}.",
+            "The run that wrote it diverged or the file was damaged: use an earlier checkpoint "
+            "(best.ckpt), or train again with a lower optimizer.lr.",
+        )
+
+
 def find(loaded: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """:func:`read` for a file that may be any weights file: ``{}`` when it is not an ftcli checkpoint."""
-    return read(loaded, path) if is_ftcli_checkpoint(loaded) else {}
+    """:func:`read` for a file that may be any weights file: ``{}`` when it is not an ftcli checkpoint
+    (whose tensors must be finite all the same)."""
+    if is_ftcli_checkpoint(loaded):
+        return read(loaded, path)
+    state = loaded["state_dict"] if isinstance(loaded.get("state_dict"), Mapping) else loaded
+    check_finite(state, path)
+    return {}
 
 
 def model_state(loaded: Mapping[str, Any]) -> dict[str, Any]:

@@ -131,3 +131,32 @@ def accuracy_bars(
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return Path(out)
+
+
+def lr_range_curve(
+    lrs: Sequence[float], losses: Sequence[float], suggestion: float | None, out: Path, title: str = ""
+) -> Path:
+    """The learning-rate range test (``ftcli lrfind``): smoothed training loss against lr (log scale),
+    the suggestion marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(list(lrs), list(losses), "-")
+    if suggestion is not None and lrs:
+        index = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggestion))
+        ax.plot([lrs[index]], [losses[index]], "o", color="red", label=f"suggested lr {suggestion:.3g}")
+        ax.legend()
+    finite = [v for v in losses if math.isfinite(v)]
+    if finite:
+        low = min(finite)
+        ax.set_ylim(low - 0.05 * abs(low), min(max(finite), 4 * max(low, 1e-3)))
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (optimizer.lr)")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -62,8 +62,15 @@ def resolve(
             f"this config builds {block_names} with {num_classes} classes.",
             "Resume with the same model, recipe and data as the interrupted run.",
         )
+    for key in ("epoch", "global_step"):
+        stored = loaded.get(key, 0)
+        if isinstance(stored, bool) or not isinstance(stored, int) or stored < 0:
+            raise ConfigError(
+                f"resume={value}: {path}: the checkpoint's {key} is {stored!r:.40}, not a whole number >= 0.",
+                checkpoint_schema.DAMAGED_HINT,
+            )
     return ResumePoint(
-        path, int(loaded.get("epoch", 0)), int(loaded.get("global_step", 0)), meta.get("phase", {})
+        path, int(loaded.get("epoch", 0)), int(loaded.get("global_step", 0)), meta.get("phase") or {}
     )
 
 

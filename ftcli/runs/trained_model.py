@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftcli.errors import WeightsError
+from ftcli.errors import FtcliError, WeightsError
 from ftcli.runs.checkpoint_schema import CHECKPOINT_HINT
 
 
@@ -71,11 +71,26 @@ def load(path: Path) -> TrainedModel:
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
     model_name = str(meta["model"]["name"])
     class_names = [str(c) for c in meta["class_names"]]
-    model = build_model(model_name, dict(meta["model"].get("kwargs") or {}))
-    net, block_map = to_blocknet(model, model_name)
-    apply_recipe(net, block_map, dict(meta["recipe"]), len(class_names))
+    try:  # every value here comes from the checkpoint: an error says so
+        model = build_model(model_name, dict(meta["model"].get("kwargs") or {}))
+        net, block_map = to_blocknet(model, model_name)
+        apply_recipe(net, block_map, dict(meta["recipe"]), len(class_names))
+        transform = TransformSpec.from_dict(meta["transform"])
+    except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:
+        message = err.message if isinstance(err, FtcliError) else f"{type(err).__name__}: {err}"
+        raise WeightsError(
+            f"{path}: the network its ftcli metadata describes cannot be rebuilt: {message}",
+            checkpoint_schema.DAMAGED_HINT,
+        ) from err
     state = checkpoint_schema.model_state(loaded)
-    result = net.load_state_dict(state, strict=False)
+    try:
+        result = net.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape than the network the metadata describes
+        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+        raise WeightsError(
+            f"{path}: its tensors do not fit the {model_name} it describes ({first[:300]}).",
+            checkpoint_schema.DAMAGED_HINT,
+        ) from err
     if result.missing_keys or result.unexpected_keys:
         example = (result.missing_keys or result.unexpected_keys)[0]
         raise WeightsError(
@@ -87,4 +102,4 @@ def load(path: Path) -> TrainedModel:
     net.eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)
-    return TrainedModel(path, net, class_names, TransformSpec.from_dict(meta["transform"]), meta)
+    return TrainedModel(path, net, class_names, transform, meta)

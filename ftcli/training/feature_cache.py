@@ -7,7 +7,8 @@ split, stores it on disk keyed by everything that determines it, and trains the 
 tensors. The checkpoint still holds the whole network, so it runs on images exactly as before.
 
 Used when (see :func:`cache_eligible`): only the head trains, the training transform is
-deterministic (no ``data.augment``), and BatchNorm in the frozen blocks is frozen (``strategy.bn``).
+deterministic (no ``data.augment``), no MixUp/CutMix mixes its batches (``mixup.*``, off in head-only
+phases by default), and BatchNorm in the frozen blocks is frozen (``strategy.bn``).
 Switched by ``data.cache_features`` (``auto`` | ``false``); stored under ``data.feature_cache_dir``,
 else ``$FTCLI_FEATURE_CACHE``, else ``~/.cache/ftcli/features`` (one ``.pt`` file per split).
 """
@@ -39,12 +40,14 @@ MAX_BYTES = 4 * 2**30
 SPLITS = ("train", "val", "test")
 
 
-def cache_eligible(schedule: Schedule, augment: Mapping[str, Any] | None) -> tuple[bool, str]:
+def cache_eligible(
+    schedule: Schedule, augment: Mapping[str, Any] | None, mixing: bool = False
+) -> tuple[bool, str]:
     """Whether the frozen blocks' output can be computed once; otherwise why not.
 
     The reason is empty when caching does not apply at all (pretrained blocks train, or will in a
-    later phase), and says what to change when only the transform or the BatchNorm policy stands
-    in the way.
+    later phase), and says what to change when only the transform, batch mixing (``mixing``: MixUp or
+    CutMix applies to the head-only phase, training/mixing.py) or the BatchNorm policy stands in the way.
     """
     if len(schedule.phases) > 1:
         return False, ""
@@ -55,6 +58,8 @@ def cache_eligible(schedule: Schedule, augment: Mapping[str, Any] | None) -> tup
         return False, "strategy.bn=affine trains the frozen blocks' BatchNorm scale and shift"
     if not is_deterministic(augment):
         return False, "data.augment is on, so the frozen blocks see a new version of each image every epoch"
+    if mixing:
+        return False, "mixup.* mixes the images of each batch, so the frozen blocks see new images every step"
     if any(block.bn == "train" for block in plan.blocks if block.name != HEAD):
         return False, "strategy.bn=train keeps changing the frozen blocks' BatchNorm statistics"
     return True, ""

@@ -142,6 +142,7 @@ def maybe_cached(
     data_cfg: Mapping[str, Any],
     device: torch.device,
     use_tail: Callable[[Callable[[torch.Tensor], torch.Tensor]], None],
+    mixing: bool = False,
 ) -> tuple[Any, CacheReport | None]:
     """The datamodule to train on: cached features when eligible, else ``datamodule`` unchanged.
 
@@ -150,7 +151,7 @@ def maybe_cached(
     """
     if not cache_mode(data_cfg):
         return datamodule, None
-    ok, reason = cache_eligible(schedule, data_cfg.get("augment"))
+    ok, reason = cache_eligible(schedule, data_cfg.get("augment"), mixing=mixing)
     if not ok:
         return datamodule, (CacheReport(False, reason) if reason else None)
     started = time.perf_counter()

@@ -124,18 +124,65 @@ def apply_plan(net: BlockNet, plan: FreezePlan) -> None:
     net.train(net.training)
 
 
-def param_groups(net: BlockNet, plan: FreezePlan, base_lr: float) -> list[dict[str, Any]]:
-    """One optimizer param group per block that has parameters, frozen blocks included (lr 0)."""
+# Parameters named like these (the last part of the name) get no weight decay whatever their shape:
+# timm's ``no_weight_decay()`` names and torchvision's ViT/Swin equivalents.
+NO_DECAY_NAMES = frozenset(
+    {
+        "pos_embed",
+        "pos_embedding",
+        "position_embeddings",
+        "cls_token",
+        "class_token",
+        "dist_token",
+        "reg_token",
+        "relative_position_bias_table",
+    }
+)
+
+
+def decays(name: str, param: nn.Parameter) -> bool:
+    """Whether weight decay applies to a parameter under timm's convention: not to normalisation scales
+    and shifts or biases (every 1-d tensor), nor to position embeddings and class tokens."""
+    return param.ndim > 1 and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
+
+
+def param_groups(
+    net: BlockNet, plan: FreezePlan, base_lr: float, decay_norm_and_bias: bool = False
+) -> list[dict[str, Any]]:
+    """The optimizer param groups, created once: per block that has parameters (frozen blocks included,
+    lr 0), one group with weight decay and one without (``weight_decay`` 0: norms, biases, position
+    embeddings, class tokens; see :func:`decays`). ``decay_norm_and_bias=True``
+    (``optimizer.decay_norm_and_bias``) puts every parameter of a block in one group, decayed.
+    Both groups of a block carry its ``name``; the no-decay one has ``no_decay: True``.
+    """
     groups = []
     for block in plan.blocks:
-        params: list[nn.Parameter] = list(net.blocks[block.name].parameters())
-        if params:
-            groups.append(
-                {
-                    "params": params,
-                    "lr": base_lr * block.lr_mult,
-                    "lr_mult": block.lr_mult,
-                    "name": block.name,
-                }
-            )
+        named = list(net.blocks[block.name].named_parameters())
+        if decay_norm_and_bias:
+            split = [(False, [p for _, p in named])]
+        else:
+            split = [
+                (False, [p for n, p in named if decays(n, p)]),
+                (True, [p for n, p in named if not decays(n, p)]),
+            ]
+        for no_decay, params in split:
+            if not params:
+                continue
+            group: dict[str, Any] = {
+                "params": params,
+                "lr": base_lr * block.lr_mult,
+                "lr_mult": block.lr_mult,
+                "name": block.name,
+            }
+            if no_decay:
+                group["weight_decay"] = 0.0
+                group["no_decay"] = True
+            groups.append(group)
     return groups
+
+
+def decay_summary(groups: list[dict[str, Any]]) -> tuple[int, int]:
+    """(parameters with weight decay, parameters without) over ``param_groups``' groups."""
+    off = sum(p.numel() for g in groups if g.get("no_decay") for p in g["params"])
+    on = sum(p.numel() for g in groups if not g.get("no_decay") for p in g["params"])
+    return on, off

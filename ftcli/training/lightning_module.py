@@ -14,8 +14,10 @@ from ftcli.errors import ConfigError
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
+from ftcli.training.ema import ema_options
 from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
 from ftcli.training.loss import AUTO, class_counts, imbalance_line, loss_options, resolve_weights, train_loss
+from ftcli.training.mixing import batch_mixer, mix_options
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
 
@@ -37,6 +39,8 @@ class FineTuneModule(L.LightningModule):
         scheduler: Mapping[str, Any],
         meta: Mapping[str, Any],
         loss: Mapping[str, Any] | None = None,
+        mixup: Mapping[str, Any] | None = None,
+        ema: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = net
@@ -47,7 +51,17 @@ class FineTuneModule(L.LightningModule):
         num_classes = int(meta["num_classes"])
         # loss.* (training/loss.py): smoothing and class weights shape the training loss only
         self.loss_options = loss_options(loss, num_classes)
-        self.meta = {**meta, "loss": self.loss_options.to_dict()}
+        # mixup.* (training/mixing.py): mixed training batches with soft targets, in the phases it applies to
+        self.mix_options = mix_options(mixup)
+        self.mixer = batch_mixer(self.mix_options, num_classes) if self.mix_options.enabled else None
+        # Recorded beside the loss (the strategy, with strategy.bn_recalibrate, is in meta already).
+        self.meta = {
+            **meta,
+            "loss": self.loss_options.to_dict(),
+            "mixup": self.mix_options.to_dict(),
+            "ema": ema_options(ema).to_dict(),
+            "decay_norm_and_bias": bool(self.optimizer_cfg.get("decay_norm_and_bias", False)),
+        }
         # Not persistent: `auto` weights are recomputed from the data at setup, and checkpoints written
         # with and without class weights keep the same tensors (resume and eval load either).
         fixed = None if self.loss_options.class_weights == AUTO else resolve_weights(self.loss_options, None)
@@ -140,8 +154,12 @@ class FineTuneModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        targets = y
+        if self.mixer is not None and self.mix_options.applies(self.plan):
+            x, targets = self.mixer(x, y)  # soft targets, one row per image summing to 1
+            y = targets.argmax(dim=1)  # train/acc against each mixed image's larger share
         logits = self._logits(x)
-        loss = train_loss(logits, y, self.loss_options, self.class_weight)
+        loss = train_loss(logits, targets, self.loss_options, self.class_weight)
         self.train_acc(logits, y)
         self.log(
             "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
@@ -166,9 +184,11 @@ class FineTuneModule(L.LightningModule):
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self) -> Any:
-        """One param group per block, created once (docs/ARCHITECTURE.md); the scheduler steps every batch."""
+        """Param groups per block (decay / no decay), created once (docs/ARCHITECTURE.md); the scheduler
+        steps every batch."""
         lr = float(self.optimizer_cfg["lr"])
-        groups = param_groups(self.model, self.plan, lr)
+        decay_all = bool(self.optimizer_cfg.get("decay_norm_and_bias", False))
+        groups = param_groups(self.model, self.plan, lr, decay_norm_and_bias=decay_all)
         optimizer = OPTIMIZERS.get(self.optimizer_cfg["name"])(groups, lr, self.optimizer_cfg)
         curve = SCHEDULERS.get(self.scheduler_cfg["name"])(self.scheduler_cfg, self._run_length)
         for group in optimizer.param_groups:

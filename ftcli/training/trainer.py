@@ -29,10 +29,12 @@ def build_trainer(
     run_dir: Path,
     logger_cfg: Mapping[str, Any] | None = None,
     multi_phase: bool = False,
+    extra_callbacks: list[L.Callback] | None = None,
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/, metrics.csv (and TensorBoard events if asked) into the run dir.
 
     ``trainer.early_stopping`` adds a phase-aware EarlyStopping (training/early_stopping.py).
+    ``extra_callbacks`` (``training_callbacks``: EMA, BatchNorm recalibration) run in their order.
     With several phases under DDP, parameters frozen in one phase train in another: DDP must be
     told that some parameters get no gradient in some steps.
     """
@@ -59,6 +61,7 @@ def build_trainer(
     callbacks: list[L.Callback] = [checkpoint, throughput, StopOnNonFinite()]
     if stopper is not None:
         callbacks.append(stopper)
+    callbacks.extend(extra_callbacks or [])
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
     logger = build_loggers(logger_cfg, run_dir)
@@ -74,3 +77,27 @@ def build_trainer(
     except (TypeError, ValueError, MisconfigurationException) as exc:
         raise ConfigError(f"Bad trainer option: {exc}.", "See the Lightning Trainer arguments.") from exc
     return trainer, checkpoint, throughput
+
+
+def training_callbacks(cfg: Mapping[str, Any]) -> list[L.Callback]:
+    """The callbacks the run's options ask for, in the order they must run: the EMA of the weights
+    (``ema.enabled``) swaps its weights in before BatchNorm recalibration
+    (``strategy.bn_recalibrate``) recomputes the statistics of the weights being validated."""
+    from ftcli.training.bn_recalibration import RecalibrateBatchNorm
+    from ftcli.training.ema import PhaseAwareEMA, ema_options
+
+    callbacks: list[L.Callback] = []
+    options = ema_options(cfg.get("ema"))
+    if options.enabled:
+        callbacks.append(PhaseAwareEMA(options))
+    if bn_recalibrate(cfg.get("strategy") or {}):
+        callbacks.append(RecalibrateBatchNorm())
+    return callbacks
+
+
+def bn_recalibrate(strategy: Mapping[str, Any]) -> bool:
+    """``strategy.bn_recalibrate`` checked (false when absent, e.g. a strategy file of your own)."""
+    value = strategy.get("bn_recalibrate", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"strategy.bn_recalibrate={value!r} must be true or false.")
+    return value

@@ -12,7 +12,19 @@ from typing import Any
 
 from ftcli.errors import unknown_name
 
-GROUPS = ("model", "recipe", "strategy", "data", "trainer", "optimizer", "scheduler", "logger", "experiment")
+GROUPS = (
+    "model",
+    "recipe",
+    "strategy",
+    "data",
+    "trainer",
+    "optimizer",
+    "scheduler",
+    "logger",
+    "experiment",
+    # an Optuna search over the others (`ftcli train -m hparams_search=NAME`, ftcli.ui.search_space)
+    "hparams_search",
+)
 
 
 def config_dir_flags(args: list[str]) -> list[str]:

@@ -17,8 +17,10 @@ error_console = Console(stderr=True)
 
 
 def is_rank_zero() -> bool:
-    """True in the main process (Lightning's DDP launcher sets these for the extra ranks)."""
-    return all(os.environ.get(var, "0") == "0" for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+    """True in the main process (Lightning's DDP launcher sets these for the extra ranks; SLURM sets
+    SLURM_PROCID for each task of a multi-GPU job, before Lightning sets the others)."""
+    ranks = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
+    return all(os.environ.get(var, "0") == "0" for var in ranks)
 
 
 def show(renderable: Any) -> None:

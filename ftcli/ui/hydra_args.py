@@ -35,6 +35,20 @@ def overrides_first(args: list[str]) -> list[str]:
             flags += [arg, args[index + 1]]
             index += 2
             continue
-        (flags if arg.startswith("-") else overrides).append(arg)
+        if arg.startswith("-"):
+            flags.append(arg)
+        else:
+            overrides.append(quote_non_ascii(arg))
         index += 1
     return [*overrides, *flags]
+
+
+def quote_non_ascii(override: str) -> str:
+    """``key=résnet18`` -> ``key='résnet18'``: Hydra's grammar refuses non-ASCII letters unquoted (a
+    lexer message that does not say why), so such a value reaches the key's own check as a string and
+    gets its message (``unknown model 'résnet18'``, valid: ...). Lists, sweeps (``a,b``), functions and
+    values with quotes or backslashes are left as written."""
+    key, sep, value = override.partition("=")
+    if not sep or value.isascii() or not value or value[0] in "[{" or any(c in value for c in "'\",()\\"):
+        return override
+    return f"{key}='{value}'"

@@ -8,6 +8,7 @@ Imports no torch: it runs in the dispatcher.
 
 from __future__ import annotations
 
+import errno
 import re
 import traceback
 from pathlib import Path
@@ -26,6 +27,13 @@ def usage_error(exc: BaseException) -> FtcliError | None:
 
     if isinstance(exc, FtcliError):
         return exc
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given on the command line
+        name = str(exc.filename or "")
+        shown = name if len(name) <= 120 else f"{name[:120]}... ({len(name)} characters)"
+        return ConfigError(
+            f"A path is too long for the file system: {shown}",
+            "File systems allow 255 bytes per folder or file name (about 4,096 in all); shorten it.",
+        )
     if isinstance(exc, (HydraException, OmegaConfBaseException)) or _raised_by_hydra(exc):
         return ConfigError(_short(exc), HINT)
     return None

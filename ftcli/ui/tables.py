@@ -127,6 +127,15 @@ def options_line(cfg: Any) -> Text | None:
     policy = ((cfg.get("data") or {}).get("augment") or {}).get("policy")
     if policy:
         parts.append(f"augment policy {policy}")
+    mix = cfg.get("mixup") or {}
+    for key, name in (("mixup_alpha", "mixup"), ("cutmix_alpha", "cutmix")):
+        if mix.get(key):
+            parts.append(f"{name} alpha {float(mix[key]):g}")
+    ema = cfg.get("ema") or {}
+    if ema.get("enabled"):
+        parts.append(f"EMA decay {float(ema.get('decay', 0.999)):g}")
+    if (cfg.get("strategy") or {}).get("bn_recalibrate"):
+        parts.append("BatchNorm recalibration")
     return Text("training options: " + " · ".join(parts)) if parts else None
 
 

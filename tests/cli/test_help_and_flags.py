@@ -29,7 +29,17 @@ def test_help_lists_commands(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for command in ("train", "inspect", "ls"):
         assert f"  {command} " in result.stdout
-    assert set(COMMANDS) == {"train", "inspect", "advise", "ls", "eval", "predict", "export", "report"}
+    assert set(COMMANDS) == {
+        "train",
+        "inspect",
+        "advise",
+        "lrfind",
+        "ls",
+        "eval",
+        "predict",
+        "export",
+        "report",
+    }
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ls"]], ids=["help", "ls"])

@@ -206,3 +206,14 @@ def test_the_transfer_gain_is_relative_to_the_baseline_error() -> None:
     decision = rule.decide(_measured(500, [0.7, 0.9, 0.95, 0.97], NO_KNOWLEDGE, pixels=0.93))
     assert decision.numbers["transfer_gain"] == pytest.approx(1 - 0.03 / 0.07)
     assert decision.overrides == ["strategy=full"]
+
+
+def test_a_similarity_call_within_the_noise_is_said_to_be_uncertain() -> None:
+    noisy = _measured(5, PEAKED, NO_KNOWLEDGE, pixels=0.4)
+    for name in noisy.pretrained:
+        noisy.pretrained[name] = ProbeScore(noisy.pretrained[name].accuracy, 0.08, 5)
+    decision = rule.decide(noisy)
+    assert decision.numbers["similarity_uncertain"]
+    assert any(reason.startswith("uncertain:") for reason in decision.reasons)
+    assert decision.overrides == ["strategy=first_layers", "strategy.n=2"]  # said, the pick is the rule's
+    assert not rule.decide(_measured(5, PEAKED, NO_KNOWLEDGE, pixels=0.4)).numbers["similarity_uncertain"]

@@ -252,7 +252,8 @@ def test_bn_train_policy_keeps_frozen_blocks_bn_in_train_mode(tiny_net) -> None:
 def test_param_groups_one_per_block_frozen_included_with_lr_zero(tiny_net) -> None:
     net = tiny_net("resnet18")
     plan = planned(net, {"name": "last_layers", "n": 1})
-    groups = param_groups(net, plan, base_lr=0.5)
+    # one group per block when every parameter decays (the no-decay split: test_weight_decay_groups.py)
+    groups = param_groups(net, plan, base_lr=0.5, decay_norm_and_bias=True)
     assert [g["name"] for g in groups] == RESNET_BLOCKS
     for group in groups:
         assert group["lr"] == 0.5 * plan.lr_mult(group["name"])
@@ -367,7 +368,8 @@ def test_inspect_trainable_set_equals_what_a_real_step_changes(compose_train, st
         net, prepared.schedule, cfg.optimizer, cfg.scheduler, {"num_classes": num_classes}
     )
     optimizer = module.configure_optimizers()["optimizer"]
-    assert [g["name"] for g in optimizer.param_groups] == net.block_names
+    # per block in order: its decayed group, then its no-decay group (norms, biases)
+    assert list(dict.fromkeys(g["name"] for g in optimizer.param_groups)) == net.block_names
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     module.train()
     x, y = random_batch(num_classes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,18 @@ class CsvDataModule(FileDataModule):
 def read_manifest(manifest: Path, root: Path) -> list[tuple[str, str, str | None]]:
     """(absolute path, label, split or None) per row; DataError for a missing column, value or file."""
     check_file(manifest, "data.manifest")
+    data = manifest.read_bytes()
+    bad = data.find(b"\x00")  # NUL: a binary file, which UTF-8 would otherwise decode
+    if bad < 0:
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            bad = exc.start
+    if bad >= 0:
+        raise DataError(
+            f"data.manifest={manifest} is not UTF-8 text (byte {bad} is not; is it a binary file?).",
+            "Give a CSV file saved as UTF-8 text with a header line: path,label[,split]",
+        )
     with open(manifest, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
@@ -94,6 +107,7 @@ def read_manifest(manifest: Path, root: Path) -> list[tuple[str, str, str | None
                 "The first line must be a header naming at least the columns path and label.",
             )
         rows = [_manifest_row(row, columns, manifest, reader.line_num, root) for row in reader]
+    rows = _unique_rows(rows, manifest)
     if not rows:
         raise DataError(f"{manifest} has a header but no rows.", "Add one row per image: path,label")
     missing_files = [path for path, _, _ in rows if not os.path.isfile(path)]
@@ -103,6 +117,39 @@ def read_manifest(manifest: Path, root: Path) -> list[tuple[str, str, str | None
             f"Paths are relative to data.root={root}; fix the paths or data.root.",
         )
     return rows
+
+
+def _unique_rows(
+    rows: list[tuple[str, str, str | None]], manifest: Path
+) -> list[tuple[str, str, str | None]]:
+    """Repeated rows once each (a warning says how many); one file under two labels, or in two splits,
+    is a DataError naming it (it would train on its own validation image, or on two answers)."""
+    seen: dict[str, tuple[str, str | None]] = {}
+    unique = []
+    for path, label, split in rows:
+        key = os.path.normpath(path)
+        if key not in seen:
+            seen[key] = (label, split)
+            unique.append((path, label, split))
+            continue
+        first_label, first_split = seen[key]
+        if first_label != label:
+            raise DataError(
+                f"{manifest} lists {path} under two labels: '{first_label}' and '{label}'.",
+                "Give each image one label: delete or fix one of its rows.",
+            )
+        if first_split != split:
+            raise DataError(
+                f"{manifest} lists {path} in two splits: {first_split or 'unset'} and {split or 'unset'}.",
+                "An image in both train and val/test would be evaluated on what it trained on; keep one row.",
+            )
+    if len(unique) < len(rows):
+        print(
+            f"warning: {manifest}: {len(rows) - len(unique)} repeated row(s) ignored; "
+            f"{len(unique)} distinct images.",
+            file=sys.stderr,
+        )
+    return unique
 
 
 def _manifest_row(

@@ -94,6 +94,7 @@ def class_folders(directory: Path, minimum: int = 2) -> dict[str, list[str]]:
                 "Add images to it or remove the folder.",
             )
         folders[sub.name] = images
+    _one_class_per_file(folders, directory)
     if len(folders) < minimum:
         raise DataError(
             f"{directory} has only one class folder ('{subdirs[0].name}'); a classifier needs at least 2.",
@@ -104,12 +105,49 @@ def class_folders(directory: Path, minimum: int = 2) -> dict[str, list[str]]:
 
 def _image_files(directory: Path, recursive: bool) -> list[str]:
     if not recursive:
-        return sorted(str(p) for p in directory.iterdir() if p.is_file() and _is_image(p.name))
+        return _once(sorted(str(p) for p in directory.iterdir() if p.is_file() and _is_image(p.name)))
+    # Symlinked folders are followed, but never into a loop (``red/loop -> .``) or back up to a folder
+    # above the class folder (which would pull in other classes): each real folder is walked once.
+    start = os.path.realpath(directory)
+    walked = {start}
     found = []
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        kept = []
+        for name in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if name.startswith(".") or real in walked or start.startswith(real + os.sep):
+                continue
+            walked.add(real)
+            kept.append(name)
+        dirnames[:] = kept
         found.extend(os.path.join(dirpath, f) for f in filenames if _is_image(f))
-    return sorted(found)
+    return _once(sorted(found))
+
+
+def _one_class_per_file(folders: Mapping[str, list[str]], directory: Path) -> None:
+    """A file reached from two class folders (through links) would carry two labels: a DataError naming it."""
+    owner: dict[str, str] = {}
+    for name, paths in folders.items():
+        for path in paths:
+            other = owner.setdefault(os.path.realpath(path), name)
+            if other != name:
+                raise DataError(
+                    f"{path} is reached from two class folders of {directory}: '{other}' and '{name}' "
+                    "(through a symbolic link).",
+                    "Give each image one class: remove the link or the copy.",
+                )
+
+
+def _once(paths: list[str]) -> list[str]:
+    """Each file once, however many links reach it (the first path, in sorted order, is kept)."""
+    seen: set[str] = set()
+    unique = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
+    return unique
 
 
 def _is_image(filename: str) -> bool:

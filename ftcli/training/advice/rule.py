@@ -168,9 +168,18 @@ def decide(m: Measurements) -> Decision:
             f"{'dissimilar task' if size == 'little' else 'much data, but the pretrained features help'}: "
             f"freeze the first {frozen} block(s) ({', '.join(blocks[:frozen]) or 'none'}), train the rest"
         )
+    stderr = (m.pretrained[peak].stderr ** 2 + m.pretrained[top].stderr ** 2) ** 0.5
+    numbers["top_drop_stderr"] = stderr
+    numbers["similarity_uncertain"] = abs(drop - TOP_DROP) < 2 * stderr
+    if numbers["similarity_uncertain"]:
+        # said, not acted on: the pick stays the rule's (the README's validation measures how often it holds)
+        reasons.insert(
+            3,
+            f"uncertain: the top block's gap ({100 * drop:.1f} ± {100 * stderr:.1f} points) is within two "
+            f"standard errors of {100 * TOP_DROP:g}; more labelled images would make the call firmer",
+        )
     decision.reasons = reasons
     decision.numbers = numbers
-    stderr = (m.pretrained[peak].stderr ** 2 + m.pretrained[top].stderr ** 2) ** 0.5
     if peak != top and drop >= TRUNCATE_DROP and drop > 2 * stderr:
         cut = len(blocks) - 1 - blocks.index(peak)
         decision.alternatives.append(

@@ -59,8 +59,8 @@ def positive_float(value: Any, key: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if number < 0:
-        raise ConfigError(f"{key}={value} must be a number >= 0.")
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):  # nan and inf too
+        raise ConfigError(f"{key}={value} must be a finite number >= 0.")
     return number
 
 

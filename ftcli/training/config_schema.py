@@ -1,0 +1,282 @@
+"""The typed schema of the composed config: types, enums, ranges and finiteness, checked in one place.
+
+``train``, ``inspect``, ``lrfind`` and ``advise`` call :func:`check_config` right after Hydra composed the
+config (``train`` before it seeds anything; ``training.build.prepare`` again, so every path is
+covered), before data, networks or the Trainer exist. A value of the wrong type (``seed=abc``,
+``strategy.pretrained=maybe``), out of range (``optimizer.betas=[2,3]``, ``data.image_size=0``) or not
+finite (``strategy.backbone_lr_mult=nan``) is a ConfigError naming the key, the value and what is
+allowed. Keys the schema does not list are left to their own checks (registries, data sources,
+``trainer_options``, ``loss``, ``early_stopping``...), and a key missing from the config is skipped:
+the schema never rejects a key it does not know. Names (``model.name``, ``optimizer.name``...) are
+checked by their registries, which list the valid ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ftcli.errors import ConfigError
+
+MAX_IMAGE_SIZE = 2048  # pixels a side: larger inputs do not fit a GPU batch of any ImageNet network
+MAX_INPUT_BATCH_BYTES = 8 << 30  # batch_size x 3 x image_size^2 float32: the input batch alone
+MAX_HEAD_PARAMETERS = 200_000_000  # a head's size estimate (recipe.hidden), before anything is allocated
+FEATURES_ESTIMATE = 2048  # features entering the head, for the estimate (resnet50's; most are smaller)
+MAX_LR_MULT = 1000.0
+SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255  # Linux's PATH_MAX and NAME_MAX
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a key's value must be: a test, the words for it, and an example."""
+
+    test: Callable[[Any], bool]
+    expected: str
+    example: str
+    nullable: bool = False
+
+    def or_null(self) -> Rule:
+        return Rule(self.test, f"{self.expected}, or null", self.example, nullable=True)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def whole(low: int, high: int | None = None, example: str = "1") -> Rule:
+    words = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
+    return Rule(lambda v: _whole(v) and v >= low and (high is None or v <= high), words, example)
+
+
+def number(low: float, high: float | None = None, *, open_high: bool = False, example: str = "1.0") -> Rule:
+    if high is None:
+        words = f"a finite number >= {low:g}"
+    else:
+        words = f"a finite number from {low:g} to {'below ' if open_high else ''}{high:g}"
+
+    def test(v: Any) -> bool:
+        return _number(v) and v >= low and (high is None or (v < high if open_high else v <= high))
+
+    return Rule(test, words, example)
+
+
+def positive(high: float, example: str) -> Rule:
+    return Rule(lambda v: _number(v) and 0 < v <= high, f"a finite number above 0, up to {high:g}", example)
+
+
+def numbers(count: int, low: float, high: float, *, open_high: bool, example: str) -> Rule:
+    item = number(low, high, open_high=open_high)
+    return Rule(
+        lambda v: isinstance(v, list) and len(v) == count and all(item.test(x) for x in v),
+        f"a list of {count} {item.expected.replace('a finite number', 'finite numbers')}",
+        example,
+    )
+
+
+BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false", "false")
+TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string", "name")
+MAPPING = Rule(lambda v: isinstance(v, Mapping), "a mapping of key: value", "{}")
+
+
+def _path_ok(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    encoded = value.encode("utf-8", "surrogateescape")
+    return len(encoded) <= MAX_PATH_BYTES and all(len(part) <= MAX_NAME_BYTES for part in encoded.split(b"/"))
+
+
+PATH = Rule(_path_ok, "a path of at most 4,096 bytes, 255 per folder or file name", "~/data/cats")
+
+
+def choice(*values: Any) -> Rule:
+    shown = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+    return Rule(
+        lambda v: any(v == x and type(v) is type(x) for x in values), f"one of {shown}", str(values[0])
+    )
+
+
+def _hidden_ok(value: Any) -> bool:
+    return isinstance(value, list) and all(_whole(h) and 1 <= h <= 65536 for h in value)
+
+
+def _non_empty_phases(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 0
+
+
+# key -> rule; checked only when the key is in the composed config.
+RULES: dict[str, Rule] = {
+    "seed": whole(0, SEED_MAX, "42"),
+    "print_config": BOOLEAN,
+    "resume": PATH.or_null(),
+    # model
+    "model.name": TEXT,
+    "model.weights": Rule(
+        _path_ok, "a weights name or file (a path of at most 4,096 bytes)", "DEFAULT"
+    ).or_null(),
+    "model.kwargs": MAPPING.or_null(),
+    # recipe (the head)
+    "recipe.name": TEXT,
+    "recipe.hidden": Rule(_hidden_ok, "a list of layer widths, each from 1 to 65536", "[256]"),
+    "recipe.dropout": number(0, 1, open_high=True, example="0.2"),
+    "recipe.activation": TEXT,
+    # strategy
+    "strategy.name": TEXT,
+    "strategy.pretrained": BOOLEAN,
+    "strategy.bn": choice("frozen", "train", "affine"),
+    "strategy.bn_recalibrate": BOOLEAN,
+    "strategy.backbone_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
+    "strategy.lr_decay": number(0, 1, example="0.7 (1: no decay)"),
+    "strategy.probe_lr_mult": number(0, MAX_LR_MULT, example="1.0"),
+    "strategy.ft_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
+    # strategy.n and recipe.n: checked against the network's blocks (freeze_strategies, surgery), which
+    # name the blocks in their message
+    "strategy.every": whole(1, example="1"),
+    "strategy.probe_epochs": whole(1, example="3"),
+    "strategy.phases": Rule(
+        _non_empty_phases, "a non-empty list of phases", "[{epochs: 2, train: [head]}, {train: all}]"
+    ).or_null(),
+    # optimizer
+    "optimizer.name": TEXT,
+    "optimizer.lr": positive(10.0, "0.001"),
+    "optimizer.weight_decay": number(0, 10, example="0.01"),
+    "optimizer.betas": numbers(2, 0, 1, open_high=True, example="[0.9,0.999]"),
+    "optimizer.momentum": number(0, 1, open_high=True, example="0.9"),
+    "optimizer.nesterov": BOOLEAN,
+    "optimizer.eps": positive(1.0, "1e-8"),
+    "optimizer.decay_norm_and_bias": BOOLEAN,
+    # scheduler
+    "scheduler.name": TEXT,
+    "scheduler.warmup_epochs": number(0, example="1"),
+    "scheduler.min_lr_ratio": number(0, 1, example="0.01"),
+    # trainer (the rest: trainer_options, early_stopping, device.resolve_precision)
+    "trainer.accelerator": choice(*ACCELERATORS),
+    "trainer.compile": BOOLEAN,
+    "trainer.deterministic": Rule(
+        lambda v: isinstance(v, bool) or v == "warn", "true, false or warn", "false"
+    ).or_null(),
+    "trainer.benchmark": BOOLEAN.or_null(),
+    "trainer.fast_dev_run": Rule(
+        lambda v: isinstance(v, bool) or (_whole(v) and v >= 0), "true, false or a number of batches", "false"
+    ),
+    # data (the keys every source shares; each source checks its own)
+    "data.name": TEXT,
+    "data.image_size": whole(1, MAX_IMAGE_SIZE, "224").or_null(),
+    "data.mean": numbers(3, 0, 1, open_high=False, example="[0.485,0.456,0.406]").or_null(),
+    "data.std": Rule(
+        lambda v: isinstance(v, list) and len(v) == 3 and all(_number(x) and 0 < x <= 10 for x in v),
+        "a list of 3 finite numbers above 0",
+        "[0.229,0.224,0.225]",
+    ).or_null(),
+    "data.batch_size": whole(1, 65536, "32"),
+    "data.on_bad_image": choice("error", "skip"),
+    "data.cache_images": Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto"),
+    "data.image_cache_mb": number(0, example="1024"),
+    "data.cache_features": Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto"),
+    "data.feature_cache_dir": PATH.or_null(),
+    "data.root": PATH.or_null(),
+    "data.manifest": PATH.or_null(),
+    "data.augment.random_resized_crop": BOOLEAN,
+    "data.augment.hflip": BOOLEAN,
+    "data.augment.rotate": number(0, 180, example="15"),
+    "data.augment.color_jitter": number(0, 1, example="0.2"),
+    "data.augment.scale": Rule(
+        lambda v: (
+            isinstance(v, list) and len(v) == 2 and all(_number(x) and 0 < x <= 1 for x in v) and v[0] <= v[1]
+        ),
+        "[low, high] with 0 < low <= high <= 1",
+        "[0.35,1.0]",
+    ),
+    "data.augment.policy": choice("randaugment", "trivialaugment", "autoaugment").or_null(),
+}
+
+
+def check_config(cfg: Any) -> None:
+    """ConfigError for the first value of the composed config that breaks the schema (in RULES order),
+    then the rules that tie keys together."""
+    plain = _plain(cfg)
+    for key, rule in RULES.items():
+        found, value = lookup(plain, key)
+        if not found or value == "???" or (value is None and rule.nullable):
+            continue
+        if not rule.test(value):
+            raise invalid(key, value, rule.expected, rule.example)
+    _cross_field(plain)
+
+
+def invalid(key: str, value: Any, expected: str, example: str) -> ConfigError:
+    """The message of every schema error: the key, the value as given, what is allowed."""
+    return ConfigError(
+        f"{key}={_shown(value)} is not valid: it must be {expected}.", f"For example {key}={example}."
+    )
+
+
+def lookup(config: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    """(found, plain value) of a dotted key; a missing (``???``) value or an interpolation that cannot be
+    resolved counts as not found: whoever needs the value names it (``hydra_errors.missing_value``)."""
+    if isinstance(config, DictConfig):
+        from omegaconf.errors import OmegaConfBaseException
+
+        try:
+            value = OmegaConf.select(config, dotted, default=_ABSENT, throw_on_missing=False)
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException:
+            return False, None
+        return (False, None) if value is _ABSENT else (True, value)
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _cross_field(plain: Mapping[str, Any]) -> None:
+    found_size, size = lookup(plain, "data.image_size")
+    found_batch, batch = lookup(plain, "data.batch_size")
+    if found_size and found_batch and _whole(size) and _whole(batch):
+        needed = batch * 3 * size * size * 4
+        if needed > MAX_INPUT_BATCH_BYTES:
+            raise ConfigError(
+                f"data.batch_size={batch} with data.image_size={size}: one input batch alone would take "
+                f"{needed / 2**30:.0f} GiB.",
+                "Lower data.batch_size or data.image_size.",
+            )
+    found, hidden = lookup(plain, "recipe.hidden")
+    if found and _hidden_ok(hidden) and hidden:
+        widths = [FEATURES_ESTIMATE, *hidden]
+        parameters = sum(a * b for a, b in pairwise(widths))
+        if parameters > MAX_HEAD_PARAMETERS:
+            raise ConfigError(
+                f"recipe.hidden={hidden}: a head of about {parameters / 1e6:,.0f}M parameters "
+                f"(~{parameters * 4 / 2**30:.1f} GiB) is over the limit of {MAX_HEAD_PARAMETERS / 1e6:.0f}M.",
+                "Use narrower layers, e.g. recipe.hidden=[512].",
+            )
+
+
+_ABSENT = object()
+
+
+def _plain(cfg: Any) -> Mapping[str, Any]:
+    """The config as :func:`lookup` reads it: a DictConfig stays one (resolved key by key)."""
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"The config must be a mapping, got {type(cfg).__name__}.")
+    return cfg
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, str):
+        text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

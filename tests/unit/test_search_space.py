@@ -1,0 +1,109 @@
+"""The Optuna search space (ftcli.ui.search_space), the plugin checks (ftcli.ui.sweep_plugins) and the
+SLURM launcher preset, without running a sweep (tests/cli/test_search_and_cluster.py runs them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ftcli.errors import ConfigError
+from ftcli.ui import sweep_plugins
+from ftcli.ui.config_groups import config_dir
+from ftcli.ui.search_space import check_search_space, sample_conditional
+from ftcli.ui.sweep_jobs import FailedJob
+
+
+def compose_with_hydra(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_slurm_preset_takes_its_resources_from_the_trainer() -> None:
+    cfg = compose_with_hydra(
+        "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"
+    )
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
+    assert launcher["submitit_folder"].endswith(".submitit/%j")
+    # as Hydra builds the launcher of a sweep: the interpolations resolve against the whole config
+    built = instantiate(cfg.hydra.launcher)
+    assert (built.params["nodes"], built.params["gpus_per_node"], built.params["tasks_per_node"]) == (2, 4, 4)
+
+
+def test_the_shipped_search_maximizes_with_a_seeded_sampler_and_survives_failed_trials() -> None:
+    cfg = compose_with_hydra("hparams_search=finetune")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == 42 and sweeper.max_failure_rate == 1.0
+    assert {"strategy", "optimizer.lr", "strategy.lr_decay", "strategy.bn", "recipe"} <= set(sweeper.params)
+    check_search_space(cfg)  # every key it names exists
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0"),
+        (["strategy=choice(full,nope)"], "Unknown strategy 'nope'"),
+        (["+hydra.sweeper.params.optimizer.nesterov=choice(true,false)"], "nesterov, which this config"),
+        (["+hydra.sweeper.params.foo=choice(1,2)"], "foo, which this config does not have"),
+        (["strategy=choice(full,lp_ft)", "strategy.n=2"], "strategy.n, which strategy=full does not have"),
+    ],
+)
+def test_a_search_space_naming_what_does_not_exist_is_refused(overrides: list[str], message: str) -> None:
+    cfg = compose_with_hydra("hparams_search=finetune")
+    for override in overrides:
+        key, value = override.lstrip("+").split("=", 1)
+        if key.startswith("hydra.sweeper.params."):
+            with open_dict(cfg.hydra.sweeper.params):
+                cfg.hydra.sweeper.params[key.removeprefix("hydra.sweeper.params.")] = value
+        elif key.startswith("hydra."):
+            OmegaConf.update(cfg, key, int(value))
+        else:
+            cfg.hydra.overrides.task.append(override)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        check_search_space(cfg)
+
+
+def test_keys_of_one_strategy_are_sampled_only_when_a_trial_picks_it() -> None:
+    cfg = compose_with_hydra("hparams_search=finetune")
+    picked = {}
+    for strategy in ("lp_ft", "last_layers", "full"):
+        trial = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        trial._suggest("strategy", optuna.distributions.CategoricalDistribution([strategy]))
+        sample_conditional(cfg, trial)
+        picked[strategy] = set(trial.params) - {"strategy"}
+    assert picked == {"lp_ft": {"strategy.probe_epochs"}, "last_layers": {"strategy.n"}, "full": set()}
+
+
+def test_a_failed_job_is_no_number_so_optuna_counts_the_trial_failed() -> None:
+    failed = FailedJob(Path("sweep/3"), "optimizer.lr=-1 must be a positive number\nhint")
+    with pytest.raises(ValueError, match=r"optimizer\.lr=-1"):
+        float(failed)
+    assert str(failed) == "job sweep/3 failed: optimizer.lr=-1 must be a positive number"
+
+
+def test_plugins_and_launchers_are_checked_before_hydra_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep_plugins.check_plugins(["-m", "hparams_search=finetune", "hydra/launcher=submitit_local"])
+    with pytest.raises(ConfigError, match="needs -m"):
+        sweep_plugins.check_plugins(["hparams_search=finetune"])
+    with pytest.raises(ConfigError, match="Unknown hydra/launcher 'nope'"):
+        sweep_plugins.check_plugins(["-m", "hydra/launcher=nope"])
+    with pytest.raises(ConfigError, match="Unknown hydra/sweeper 'ax'"):
+        sweep_plugins.check_plugins(["-m", "hydra/sweeper=ax"])
+
+    monkeypatch.setattr(sweep_plugins.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="no sbatch on PATH"):
+        sweep_plugins.check_plugins(["-m", "hydra/launcher=submitit_slurm"])
+    sweep_plugins.check_plugins(["-m", "hydra/launcher=slurm", "--cfg", "hydra"])  # a preview submits nothing
+
+    monkeypatch.setattr(sweep_plugins.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"ftcli\[sweep\]"):
+        sweep_plugins.check_plugins(["-m", "hparams_search=finetune"])
+    with pytest.raises(ConfigError, match=r"ftcli\[cluster\]"):
+        sweep_plugins.check_plugins(["-m", "hydra/launcher=submitit_local"])
