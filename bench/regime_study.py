@@ -10,11 +10,14 @@ Target task: MNIST digits 5-9 (``data=mnist``, 64 px), on EfficientNet-Lite0. Th
 - **little data**: 5 labelled images per class, seeds 0, 1, 2 (each seed draws other images and
   another validation/test split); **much data**: every training image (about 1,650), seed 0.
 
-Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW 1e-3, and one
-for feature_extraction at lr 1e-2, the demo's probe rate), then the script
+Two more cells start from the shipped ImageNet Lite0 itself (source ``imagenet``, no fine-tuning on a
+source task). Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW
+1e-3, one for feature_extraction at lr 1e-2, the demo's probe rate, and one of ``strategy=auto``, the
+advisor's pick, with the same seeds), then the script
 prints and writes (``study.md``, ``study.json``) mean test accuracy and spread (min-max over seeds)
-per cell and strategy, and which strategy the four-regime rule recommends there. Not run by CI;
-about 30 minutes on 2 CPU cores.
+per cell and strategy, which strategy the four-regime rule recommends there, and what auto picked,
+its accuracy and its gap to the best strategy of the cell. Not run by CI; about 60-90 minutes on 2
+CPU cores.
 
 Usage: python bench/regime_study.py [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
 """
