@@ -28,8 +28,8 @@ def advise(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     advice = advisor.advise(cfg)
     command = advisor.train_command(list(hydra_cfg.overrides.task), advice.decision)
-    path = advisor.write_advice(run_dir / "advice.json", advice, command)
-    record = {**advice.to_dict(), "command": command}
+    record = advice.to_dict(command)
+    path = advisor.write_advice(run_dir / "advice.json", record)
     for item in tables.advice_tables(record):
         console.show(item)
     console.show(f"advice.json: {path}")

@@ -29,12 +29,13 @@ def lrfind(cfg: DictConfig) -> float:
 
     from ftcli.errors import ConfigError
     from ftcli.runs import plots
+    from ftcli.training.advice.advisor import is_auto
     from ftcli.training.build import prepare
     from ftcli.training.lightning_logs import quiet_lightning
     from ftcli.training.lr_range import RangeTestModule, find_lr, range_options
 
     quiet_lightning()
-    if str(cfg.strategy.get("name")) == "auto":
+    if is_auto(cfg):
         raise ConfigError(
             "lrfind needs a strategy, not strategy=auto.",
             "Run `ftcli advise` first, then lrfind with the strategy it picks.",

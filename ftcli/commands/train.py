@@ -157,9 +157,10 @@ def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str,
         return cfg, None
     resolved, advice = resolve_auto(cfg, load_option)
     console.show(Text(advice.decision.line()))
+    record = advice.to_dict()
     if console.is_rank_zero():
-        write_advice(run_dir / "advice.json", advice, None)
-    return resolved, advice.to_dict()
+        write_advice(run_dir / "advice.json", record)
+    return resolved, record
 
 
 def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:

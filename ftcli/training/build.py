@@ -23,6 +23,7 @@ from ftcli.model.blocks import BlockNet
 from ftcli.model.surgery import SurgeryReport, apply_recipe
 from ftcli.model.weights_file import read_file
 from ftcli.runs import checkpoint_schema
+from ftcli.training.advice.advisor import is_auto
 from ftcli.training.config_schema import check_config
 from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan
 from ftcli.training.phases import make_schedule
@@ -66,7 +67,7 @@ class Prepared:
 def prepare(cfg: DictConfig) -> Prepared:
     """Build data, network and freeze plan from a composed config (``strategy=auto`` resolved first)."""
     check_config(cfg)  # types, ranges, finiteness: before anything is built
-    if str(cfg.strategy.get("name")) == "auto":
+    if is_auto(cfg):
         raise ConfigError(
             "strategy=auto must be resolved by the advisor before the run is prepared.",
             "Run it through `ftcli train` or `ftcli inspect`, which resolve it.",

@@ -35,11 +35,13 @@ class Advice:
     decision: Decision
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, command: str | None = None) -> dict[str, Any]:
+        """What ``advice.json`` holds (with the train command when there is one to print)."""
         return {
             "decision": self.decision.to_dict(),
             "measurements": self.measurements.to_dict(),
             "seconds": self.seconds,
+            "command": command,
         }
 
 
@@ -100,9 +102,8 @@ def train_command(overrides: list[str], decision: Decision) -> str:
     return "ftcli train " + " ".join(shlex.quote(part) for part in parts)
 
 
-def write_advice(path: Path, advice: Advice, command: str | None) -> Path:
-    """``advice.json``: the decision, every measured number, and the train command (atomic write)."""
-    record = {**advice.to_dict(), "command": command}
+def write_advice(path: Path, record: dict[str, Any]) -> Path:
+    """``advice.json``: an :meth:`Advice.to_dict` record, written atomically."""
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, path)
