@@ -37,6 +37,9 @@ STRATEGIES = ("scratch", "feature_extraction", "last_layers", "first_layers", "f
 # (chosen there on the validation split): few steps at 1e-3 leave a fresh head far from converged
 PROBE = "feature_extraction"
 PROBE_LR = "0.01"
+# the strategies whose trainable blocks hold BatchNorm layers: where strategy.bn_recalibrate can act
+# (the probe trains only the head; scratch is not a transfer strategy)
+RECALIBRATED = ("last_layers", "first_layers", "full", "lp_ft", "gradual")
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 # what the seed's four-regime rule says for each cell
 RULE = {
@@ -48,7 +51,10 @@ RULE = {
     ("imagenet", "much"): "(not a seed regime: ImageNet photos -> digits)",
 }
 QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "trainer=cpu"]
+# optimizer.decay_norm_and_bias=true: the study was measured before the no-decay convention became
+# the default; pinned so that it reproduces and later sweeps (BN recalibration) compare like with like
 COMMON = [
+    "optimizer.decay_norm_and_bias=true",
     "model=efficientnet_lite0",
     "data=mnist",
     "data.image_size=64",
@@ -91,8 +97,9 @@ def train_source(out: Path, similarity: str) -> tuple[str, str]:
 def run_cell(
     out: Path, similarity: str, source: str, size: str, seeds: list[int], much_epochs: int
 ) -> list[Path]:
-    """Three Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
-    probe at its own lr, and ``strategy=auto`` (the advisor's pick); returns their folders."""
+    """Four Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
+    probe at its own lr, ``strategy=auto`` (the advisor's pick) and, in little-data cells, the
+    strategies that train BatchNorm layers with ``strategy.bn_recalibrate=true``; returns their folders."""
     cell = out / f"{similarity}_{size}"
     if size == "little":
         data = ["data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
@@ -104,6 +111,9 @@ def run_cell(
         (cell.with_name(cell.name + "_probe"), [f"strategy={PROBE}", f"optimizer.lr={PROBE_LR}"]),
         (cell.with_name(cell.name + "_auto"), ["strategy=auto"]),
     ]
+    if size == "little":
+        recalibrated = [f"strategy={','.join(RECALIBRATED)}", "strategy.bn_recalibrate=true"]
+        sweeps.append((cell.with_name(cell.name + "_bnrecal"), recalibrated))
     for sweep, chosen in sweeps:
         if list(sweep.glob("*/summary.json")):
             continue
@@ -162,6 +172,30 @@ def auto_table(results: dict[str, dict[str, list[float]]], autos: dict[str, list
     return "\n".join(lines)
 
 
+def recalibration_table(results: dict[str, dict[str, list[float]]], sweeps: dict[str, Path]) -> str:
+    """Per little-data cell and strategy: test accuracy without and with ``strategy.bn_recalibrate``."""
+    lines = [
+        "| cell | strategy | off: mean (min-max) | on: mean (min-max) | on - off (points) |",
+        "|---|---|---:|---:|---:|",
+    ]
+
+    def spread(values: list[float]) -> str:
+        return f"{100 * statistics.mean(values):.1f} ({100 * min(values):.1f}-{100 * max(values):.1f})"
+
+    for cell, sweep in sweeps.items():
+        recalibrated: dict[str, list[float]] = {}
+        for path in sorted(sweep.glob("*/summary.json")):
+            summary = json.loads(path.read_text())
+            recalibrated.setdefault(summary["strategy"], []).append(float(summary["test_acc"]))
+        for strategy in RECALIBRATED:
+            off, on = results[cell].get(strategy), recalibrated.get(strategy)
+            if not off or not on:
+                continue
+            gain = 100 * (statistics.mean(on) - statistics.mean(off))
+            lines.append(f"| {cell} | {strategy} | {spread(off)} | {spread(on)} | {gain:+.1f} |")
+    return "\n".join(lines)
+
+
 def table(results: dict[str, dict[str, list[float]]], sources: dict[str, str]) -> str:
     """A markdown table: one row per cell, one column per strategy, mean (min-max) test accuracy."""
     lines = [
@@ -201,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     sources: dict[str, str] = {}
     results: dict[str, dict[str, list[float]]] = {}
     autos: dict[str, list[dict]] = {}
+    recalibrated: dict[str, Path] = {}
     for similarity in ("similar", "dissimilar", "imagenet"):
         weights, sources[similarity] = train_source(out, similarity)
         for size in ("little", "much"):
@@ -208,14 +243,26 @@ def main(argv: list[str] | None = None) -> int:
             sweeps = run_cell(out, similarity, weights, size, cell_seeds, args.much_epochs)
             results[f"{similarity}_{size}"] = collect(sweeps)
             autos[f"{similarity}_{size}"] = collect_auto(sweeps[2])
+            if len(sweeps) > 3:
+                recalibrated[f"{similarity}_{size}"] = sweeps[3]
 
-    text = table(results, sources) + "\n\n" + auto_table(results, autos)
+    text = "\n\n".join(
+        [table(results, sources), auto_table(results, autos), recalibration_table(results, recalibrated)]
+    )
     minutes = (time.perf_counter() - started) / 60
     print(text)
     print(f"\nstudy time {minutes:.0f} min; test accuracy in %, mean (min-max over seeds); best in bold")
     (out / "study.md").write_text(text + "\n")
     (out / "study.json").write_text(
-        json.dumps({"sources": sources, "results": results, "auto": autos}, indent=2)
+        json.dumps(
+            {
+                "sources": sources,
+                "results": results,
+                "auto": autos,
+                "bn_recalibrate": {cell: str(sweep) for cell, sweep in recalibrated.items()},
+            },
+            indent=2,
+        )
     )
     return 0
 

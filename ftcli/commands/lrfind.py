@@ -84,7 +84,7 @@ def lrfind(cfg: DictConfig) -> float:
     console.show(Text(f"curve: {png}"))
     console.show(Text("train with it:"))
     command = train_command(list(hydra_cfg.overrides.task), result.suggestion)
-    console.show(Text("  " + command, no_wrap=True, overflow="ignore"))  # one line, to copy
+    console.show_line("  " + command)  # one line, to copy
     return float(result.suggestion)
 
 

@@ -30,9 +30,11 @@ class BlockNet(nn.Module):
         self.blocks = nn.ModuleDict(ordered)
         self.family = family
         # Set by the freeze plan (ftcli.training.freeze_plan): how many leading blocks run without autograd,
-        # and which blocks keep their BatchNorm layers in eval mode.
+        # which blocks keep their BatchNorm layers in eval mode, and which run entirely in eval mode
+        # (frozen under bn=frozen: dropout and stochastic depth off too, a fixed function).
         self.no_grad_prefix = 0
         self.frozen_bn_blocks: frozenset[str] = frozenset()
+        self.fixed_blocks: frozenset[str] = frozenset()
 
     @property
     def block_names(self) -> list[str]:
@@ -79,6 +81,8 @@ class BlockNet(nn.Module):
     def train(self, mode: bool = True) -> BlockNet:
         super().train(mode)
         if mode:
+            for name in self.fixed_blocks:
+                self.blocks[name].eval()
             for name in self.frozen_bn_blocks:
                 for module in self.blocks[name].modules():
                     if isinstance(module, _BatchNorm):

@@ -9,6 +9,10 @@ prints is what training does. Decisions (docs/ARCHITECTURE.md):
 - BatchNorm inside frozen blocks follows ``bn``: ``frozen`` (eval mode, statistics and affine
   fixed), ``train`` (statistics update, affine fixed) or ``affine`` (statistics fixed, affine
   parameters train);
+- with ``bn=frozen`` a frozen block is a fixed function: the whole block runs in eval mode, so its
+  dropout and stochastic depth are off too (``fixed``), and the live path computes exactly what the
+  feature cache stores; with ``bn=train|affine`` only BatchNorm follows ``bn`` and the rest of the
+  block stays in the network's mode;
 - layer-wise rates (``lr_decay``) are multipliers ftcli applies itself, so they work with every
   optimizer and scheduler.
 """
@@ -32,6 +36,7 @@ class BlockPlan:
     trainable: bool
     lr_mult: float  # 0 when nothing in the block trains
     bn: str  # "train" | "frozen" | "affine" for blocks holding BatchNorm, "-" otherwise
+    fixed: bool = False  # frozen under bn=frozen: the whole block runs in eval mode (dropout, drop path too)
 
     @property
     def updates(self) -> bool:
@@ -69,6 +74,11 @@ class FreezePlan:
     def frozen_bn_blocks(self) -> frozenset[str]:
         """Blocks whose BatchNorm layers stay in eval mode (statistics fixed)."""
         return frozenset(b.name for b in self.blocks if b.bn in ("frozen", "affine"))
+
+    @property
+    def fixed_blocks(self) -> frozenset[str]:
+        """Blocks that run entirely in eval mode: frozen under ``bn=frozen``, a fixed function."""
+        return frozenset(b.name for b in self.blocks if b.fixed)
 
     @property
     def end_epoch(self) -> int | None:
@@ -121,6 +131,7 @@ def apply_plan(net: BlockNet, plan: FreezePlan) -> None:
                 bn.requires_grad_(True)
     net.no_grad_prefix = plan.no_grad_prefix
     net.frozen_bn_blocks = plan.frozen_bn_blocks
+    net.fixed_blocks = plan.fixed_blocks
     net.train(net.training)
 
 

@@ -79,7 +79,8 @@ def _block_plans(net: BlockNet, spec: PhaseSpec, base: Mapping[str, float], bn: 
         if has_batchnorm(net.blocks[name]):
             block_bn = "train" if trainable else bn
         updates = trainable or block_bn == "affine"
-        blocks.append(BlockPlan(name, trainable, base[name] * phase_mult if updates else 0.0, block_bn))
+        rate = base[name] * phase_mult if updates else 0.0
+        blocks.append(BlockPlan(name, trainable, rate, block_bn, fixed=not trainable and bn == "frozen"))
     return tuple(blocks)
 
 

@@ -28,6 +28,12 @@ def show(renderable: Any) -> None:
         console.print(renderable)
 
 
+def show_line(text: str) -> None:
+    """One line printed verbatim and never wrapped (a command to copy), on rank 0."""
+    if is_rank_zero():
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_error(err: BaseException) -> None:
     """A user error: a short red message and its hint, no traceback."""
     message = getattr(err, "message", str(err))

@@ -45,9 +45,9 @@ def plan_table(prepared: Any, base_lr: float) -> Table:
         f"{net.family} · strategy {schedule.strategy} · recipe {prepared.surgery.recipe} · "
         f"weights: {prepared.weights_label}"
     )
-    caption = (
-        None if single else "cells: learning rate of a trainable block · bn: only BatchNorm affine trains"
-    )
+    notes = [] if single else ["cells: learning rate of a trainable block · bn: only BatchNorm affine trains"]
+    notes.append(frozen_mode_note(schedule))
+    caption = "\n".join(n for n in notes if n) or None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("block", no_wrap=True)
     table.add_column("params", justify="right", no_wrap=True)
@@ -84,6 +84,21 @@ def _phase_cell(block: Any, base_lr: float, no_grad: bool, verbose: bool) -> str
     if block.bn == "affine":
         return f"[blue]frozen[/blue] [cyan](bn affine {lr})[/cyan]"
     return "[blue]frozen[/blue]" + (" · no_grad" if no_grad else "")
+
+
+def frozen_mode_note(schedule: Any) -> str:
+    """What a frozen block computes in training: a fixed function (bn=frozen), or not (bn=train|affine)."""
+    frozen = [b for phase in schedule.phases for b in phase.blocks if not b.trainable]
+    if not frozen:
+        return ""
+    if all(b.fixed for b in frozen):
+        return "frozen blocks run in eval mode (BatchNorm, dropout, stochastic depth): a fixed function"
+    bn = next((b.bn for b in frozen if b.bn in ("train", "affine")), "train")
+    what = "statistics update" if bn == "train" else "statistics fixed, affine trains"
+    return (
+        f"strategy.bn={bn}: frozen blocks' BatchNorm {what}; their dropout and stochastic depth run "
+        "as in training (strategy.bn=frozen makes them a fixed function)"
+    )
 
 
 def schedule_notes(schedule: Any, max_epochs: int | None) -> list[str]:

@@ -50,3 +50,36 @@ def test_every_option_on_reaches_the_run_its_summary_and_its_checkpoint(tmp_path
     meta = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)["ftcli"]
     assert meta["loss"] == {"label_smoothing": 0.1, "class_weights": "auto"}
     assert meta["data"]["augment"]["policy"] == "randaugment"
+
+
+@pytest.mark.slow
+def test_lrfind_writes_its_curve_and_a_train_command_that_runs(tmp_path: Path) -> None:
+    """``ftcli lrfind`` end to end: the curve (PNG, JSON), the suggestion, and the printed train command,
+    which then trains at that rate."""
+    import shlex
+
+    found = run_cli(
+        "lrfind", *FAST, "data.per_class=8", "strategy=lp_ft", "lrfind.steps=24", "lrfind.phase=2",
+        f"hydra.run.dir={tmp_path / 'find'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(found)
+    text = output(found)
+    record = json.loads((tmp_path / "find" / "lr_find.json").read_text())
+    assert (tmp_path / "find" / "lr_find.png").stat().st_size > 0
+    assert record["phase"] == 2 and "stage1" in record["trainable"]  # lp_ft's second phase: everything
+    assert len(record["lr"]) == len(record["loss"]) >= 10
+    assert record["lr"] == sorted(record["lr"]) and record["lr"][0] >= 1e-7
+    suggestion = record["suggestion"]
+    assert suggestion is not None and 1e-7 <= suggestion <= 1.0
+    assert f"suggested lr: {suggestion:.3g}" in text
+    lines = [line.strip() for line in found.stdout.splitlines()]
+    command = next(line for line in lines if line.startswith("ftcli train"))
+    args = shlex.split(command)[2:]
+    assert f"optimizer.lr={suggestion:.3g}" in args and not any(a.startswith("lrfind.") for a in args)
+
+    trained = run_cli(
+        "train", *args, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}", cwd=tmp_path
+    )
+    assert_ok(trained)
+    summary = json.loads((tmp_path / "train" / "summary.json").read_text())
+    assert "optimizer.lr=" + f"{suggestion:.3g}" in summary["overrides"]

@@ -213,3 +213,57 @@ def _with(cfg: DictConfig, key: str, value: object) -> DictConfig:
     copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.update(copy, key, value)
     return copy
+
+
+FAMILIES_WITH_STOCHASTIC_DEPTH = [
+    ("efficientnet_b0", []),  # torchvision: stochastic depth 0.2, dropout in the blocks' squeeze path
+    ("convnext_tiny", []),  # torchvision: stochastic depth 0.1
+    ("efficientnet_lite0", ["+model.kwargs.drop_path_rate=0.3"]),  # timm's drop_path
+]
+
+
+@pytest.mark.parametrize(("model", "extra"), FAMILIES_WITH_STOCHASTIC_DEPTH, ids=lambda v: str(v))
+def test_frozen_prefix_is_a_fixed_function_under_bn_frozen(
+    compose_train: Callable[..., DictConfig], model: str, extra: list[str]
+) -> None:
+    """With strategy.bn=frozen the live frozen prefix in train mode computes exactly what the cache stores
+    (eval mode): no dropout, no stochastic depth, no BN statistics update. bn=train keeps the old
+    behaviour (the block follows the network's mode), so there the two differ."""
+    cfg = compose_train(f"model={model}", "model.weights=null", "data.image_size=32", *extra)
+    prepared = prepare(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "frozen"}))
+    net, cut = prepared.net, feature_cache.cut_of(prepared.net)
+    apply_plan(net, prepared.schedule.first)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    with torch.no_grad():
+        cached = cut.prefix(net, x)
+    net.train()
+    assert net.training and net.blocks[HEAD].training
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        live = [cut.prefix(net, x) for _ in range(2)]
+    assert torch.equal(live[0], cached) and torch.equal(live[1], cached)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no BN statistics moved
+
+    bn_train = prepare(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "train"}))
+    apply_plan(bn_train.net, bn_train.schedule.first)
+    bn_train.net.load_state_dict(before)
+    bn_train.net.train()
+    with torch.no_grad():
+        drawn = cut.prefix(bn_train.net, x)
+    assert not torch.equal(drawn, cached)
+
+
+def test_cached_and_live_agree_with_drop_path(
+    compose_train: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """A timm network with stochastic depth: training on cached features equals training live."""
+    cfg = compose_train(
+        "model=efficientnet_lite0", "model.weights=null", "+model.kwargs.drop_path_rate=0.3",
+        "strategy=feature_extraction", "data.per_class=6", "optimizer.lr=0.01",
+    )  # fmt: skip
+    live, _, live_acc = fit(cfg, cache=False, tmp_path=tmp_path / "live")
+    cached, _, cached_acc = fit(cfg, cache=True, tmp_path=tmp_path / "cached")
+    assert cached_acc == pytest.approx(live_acc, abs=1e-6)
+    for (name, a), b in zip(live.model.state_dict().items(), cached.model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
