@@ -42,7 +42,7 @@ def split_arrays(
     datamodule.setup("test")
     embed = _embedder(loaded, cut)
     out = {}
-    for split, loader in (("train", datamodule.train_dataloader()), ("test", datamodule.test_dataloader())):
+    for split, loader in (("train", datamodule.loader("train")), ("test", datamodule.loader("test"))):
         xs, ys = [], []
         with torch.no_grad():
             for x, y in loader:

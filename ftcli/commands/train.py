@@ -81,6 +81,7 @@ def train(cfg: DictConfig) -> float:
         ema=cfg.get("ema"),
     )
     datamodule = _with_feature_cache(prepared, cfg, module)
+    _show_image_store(prepared.datamodule)
     performance.tune(module, cfg.trainer, prepared.datamodule.num_workers)
     pin_sweep_job_command_line()
     with distributed_scope():
@@ -186,6 +187,16 @@ def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:
     if report is not None:
         console.show(Text(report.line()))
     return datamodule
+
+
+def _show_image_store(datamodule: Any) -> None:
+    """Preprocess the deterministic splits now (not inside the first epoch) and say what was stored."""
+    from rich.text import Text
+
+    datamodule.setup()
+    line = datamodule.store_line() if hasattr(datamodule, "store_line") else None
+    if line:
+        console.show(Text(line))
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

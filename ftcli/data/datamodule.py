@@ -3,11 +3,14 @@
 Every module knows its class names right after construction (scanning folders or reading a CSV,
 never decoding images), so the caller can size the classifier head before any data is loaded.
 Splits are stratified per class and driven only by the ``seed`` argument, so two runs with the
-same seed see the same train/val/test images.
+same seed see the same train/val/test images. A split whose transform is deterministic is
+preprocessed once into a uint8 store (``ftcli.data.image_store``); its training loaders hand out
+uint8 batches that :meth:`ImageDataModule.on_after_batch_transfer` normalises on the device.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,9 +20,16 @@ import torch
 from lightning.fabric.utilities.seed import seed_everything
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from ftcli.data import image_store
 from ftcli.data.checks import auto_flag, choice_option, int_option, num_workers_option
 from ftcli.data.splits import SPLITS
-from ftcli.data.transforms import TransformSpec, eval_transform, train_transform, validate_augment
+from ftcli.data.transforms import (
+    TransformSpec,
+    eval_transform,
+    is_deterministic,
+    train_transform,
+    validate_augment,
+)
 from ftcli.device import pin_memory
 from ftcli.errors import DataError
 
@@ -66,6 +76,7 @@ class ImageDataModule(L.LightningDataModule):
         self.class_names: list[str] = []
         self.has_test = False
         self.bad_images: list[str] = []
+        self.store_reports: list[image_store.StoreReport] = []
         self._datasets: dict[str, Dataset] = {}
 
     @property
@@ -85,9 +96,47 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets once (later calls are no-ops)."""
+        """Build the datasets once, storing the deterministic splits (later calls are no-ops)."""
         if not self._datasets:
-            self._datasets = self._make_datasets()
+            datasets = self._make_datasets()
+            self._store(datasets)
+            self._datasets = datasets
+
+    def stores_split(self, split: str) -> bool:
+        """Whether ``split`` is preprocessed once (``data.cache_images`` on and its transform fixed)."""
+        return self.cache_images is not False and (split != "train" or is_deterministic(self.augment))
+
+    def _store(self, datasets: dict[str, Dataset]) -> None:
+        """Replace each deterministic split by its uint8 store; the memory budget is shared by the splits."""
+        budget = self.image_cache_bytes
+        directory = image_store.store_dir(self.cfg)
+        for split in [s for s in SPLITS if s in datasets and self.stores_split(s)]:
+            source = datasets[split]
+            if not hasattr(source, "transform") or not hasattr(source, "targets"):
+                continue
+            threads = min(8, os.cpu_count() or 1)
+            stored, report = image_store.build(split, source, self.spec, budget, directory, threads)
+            self.store_reports.append(report)
+            if stored is not None:
+                datasets[split] = stored
+                if report.where == "memory":
+                    budget -= report.nbytes
+
+    def store_line(self) -> str | None:
+        """One line on what was preprocessed once, or None when nothing was."""
+        if not self.store_reports:
+            return None
+        return "images preprocessed once: " + " · ".join(r.text() for r in self.store_reports)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """A stored split's uint8 batch, now on the training device: to float and normalised there."""
+        if isinstance(batch, (tuple, list)) and len(batch) == 2 and batch[0].dtype == torch.uint8:
+            return self.inputs(batch[0]), batch[1]
+        return batch
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """Network inputs from a uint8 batch (on any device); float batches pass unchanged."""
+        return image_store.to_input(images, self.spec) if images.dtype == torch.uint8 else images
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split (``train`` uses the augmenting transform)."""
@@ -99,9 +148,22 @@ class ImageDataModule(L.LightningDataModule):
         self.setup()
         return self._datasets[split]
 
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """A DataLoader over one split; shuffled batches are drawn by (seed, epoch), see EpochShuffle."""
+    def loader(self, split: str, shuffle: bool = False, uint8: bool = False) -> DataLoader:
+        """A DataLoader over one split; shuffled batches are drawn by (seed, epoch), see EpochShuffle.
+
+        A stored split is served a batch at a time in this process (one gather, no workers); with
+        ``uint8`` its batches stay uint8 for :meth:`on_after_batch_transfer` to normalise on the device.
+        """
         dataset = self.dataset(split)
+        if isinstance(dataset, image_store.StoredImages):
+            view = image_store.StoredBatches(dataset, normalise=not uint8)
+            return DataLoader(
+                view,
+                batch_size=self.batch_size,
+                sampler=EpochShuffle(view, self.seed, self._epoch) if shuffle else None,
+                collate_fn=image_store.batch_as_is,
+                pin_memory=pin_memory(),
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -116,16 +178,16 @@ class ImageDataModule(L.LightningDataModule):
         return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled, augmented training batches."""
-        return self.loader("train", shuffle=True)
+        """Shuffled, augmented training batches (uint8 when stored: normalised on the device)."""
+        return self.loader("train", shuffle=True, uint8=True)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in a fixed order."""
-        return self.loader("val")
+        return self.loader("val", uint8=True)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches in a fixed order (DataError when there is no test split)."""
-        return self.loader("test")
+        return self.loader("test", uint8=True)
 
     def split_sizes(self) -> dict[str, int]:
         """Images per split (after dropping bad images once :meth:`setup` ran)."""

@@ -67,7 +67,8 @@ class FileDataModule(ImageDataModule):
                     "Replace the unreadable files listed in bad_images.",
                 )
             datasets[split] = FileDataset(kept, transforms[split])
-        self._maybe_preload(list(datasets.values()))  # type: ignore[arg-type]
+        # the splits preprocessed once (image_store) decode there; decoding them here too would double it
+        self._maybe_preload([ds for split, ds in datasets.items() if not self.stores_split(split)])  # type: ignore[misc]
         return datasets
 
     def _maybe_preload(self, datasets: list[FileDataset]) -> None:

@@ -90,9 +90,14 @@ class RecalibrateBatchNorm(L.Callback):
         loader = datamodule.train_dataloader() if datamodule is not None else trainer.train_dataloader
         device = pl_module.device
 
+        inputs = getattr(datamodule, "inputs", None)  # a stored split's uint8 batches: normalised here
+
         def forward(x: torch.Tensor) -> Any:
+            x = x.to(device)
+            if inputs is not None:
+                x = inputs(x)
             with trainer.precision_plugin.forward_context():
-                return pl_module._logits(x.to(device))  # type: ignore[attr-defined]
+                return pl_module._logits(x)  # type: ignore[attr-defined]
 
         self.images = recalibrate(forward, layers, loader, self.max_images)
         if trainer.world_size > 1:

@@ -74,7 +74,7 @@ def test_digits_per_class_keeps_test_set():
 
 def test_digits_batch_shape():
     dm = make({"name": "digits"})
-    x, y = next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)  # uint8 until on the device
     assert x.shape == (4, 3, 12, 12) and x.dtype == torch.float32
     assert y.dtype == torch.int64
 
@@ -305,7 +305,10 @@ def test_truncated_image_names_file_on_load(tmp_path):
     path = tmp_path / "cat" / "big.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
     path.write_bytes(path.read_bytes()[:2000])
-    dm = make({"name": "imagefolder", "root": str(tmp_path), "val_fraction": 0.4})
+    stored = make({"name": "imagefolder", "root": str(tmp_path), "val_fraction": 0.4})
+    with pytest.raises(DataError, match=r"big\.png"):
+        stored.setup()  # preprocessing once decodes every image up front: the run stops before training
+    dm = make({"name": "imagefolder", "root": str(tmp_path), "val_fraction": 0.4, "cache_images": False})
     dm.setup()  # the header is fine, so the cheap check passes
     split = next(s for s in ("train", "val") if str(path) in paths(dm, s))
     ds = dm.dataset(split)

@@ -30,9 +30,12 @@ def folder(root: Path, **cfg: object):
     return build_datamodule({"name": "imagefolder", "root": str(root), "num_workers": 0, **cfg}, SPEC, 0)
 
 
+AUGMENTED = {"augment": {"hflip": True}}  # a random transform: the training split is decoded, not stored
+
+
 def test_small_image_folders_are_decoded_once_and_served_from_memory(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "imgs")
-    dm = folder(root)
+    dm = folder(root, **AUGMENTED)
     dm.setup()
     train = dm.dataset("train")
     assert train.decoded is not None and len(train.decoded) == len(train)
@@ -45,7 +48,7 @@ def test_small_image_folders_are_decoded_once_and_served_from_memory(tmp_path: P
 def test_decode_cache_respects_the_switch_and_the_limit(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "imgs")
     for cfg in ({"cache_images": False}, {"cache_images": "false"}, {"image_cache_mb": 0}):
-        dm = folder(root, **cfg)
+        dm = folder(root, **AUGMENTED, **cfg, feature_cache_dir=str(tmp_path / "cache"))
         dm.setup()
         assert dm.dataset("train").decoded is None, cfg
     with pytest.raises(ConfigError, match="cache_images"):

@@ -120,8 +120,8 @@ def test_the_debian_layout_reads_the_four_files_in_the_folder_itself(tmp_path: P
         ds = dm.dataset(split)
         assert np.bincount(ds.targets, minlength=10).tolist() == [len(ds) // 10] * 10
         # the label read from the labels file matches the pixel the image file stored for it
-        assert [int(img[0, 0]) for img in ds.images] == ds.targets
-    x, y = next(iter(dm.train_dataloader()))
+        assert [int(img[0, 0]) for img in ds.source.images] == ds.targets  # the stored split's source
+    x, y = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert x.shape == (4, 3, 12, 12) and x.dtype == torch.float32 and y.dtype == torch.int64
 
 
@@ -135,7 +135,8 @@ def test_torchvisions_own_layout_and_plain_files_are_read_too(tmp_path: Path) ->
     dm.setup()
     train = dm.dataset("train")
     # label 0 is digit 7 and label 1 is digit 3: the pixel each image stored says which digit it is
-    pairs = {(int(img[0, 0]), label) for img, label in zip(train.images, train.targets, strict=True)}
+    raw = train.source.images  # the stored split's source arrays
+    pairs = {(int(img[0, 0]), label) for img, label in zip(raw, train.targets, strict=True)}
     assert pairs == {(7, 0), (3, 1)}
 
 
@@ -164,7 +165,7 @@ def test_the_real_debian_fashion_mnist() -> None:
     assert dm.class_names == FASHION
     assert dm.split_sizes() == {"train": 20, "val": 12000, "test": 10000}
     dm.setup()
-    images = dm.dataset("test").images
+    images = dm.dataset("test").source.images
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert np.bincount(dm.dataset("test").targets).tolist() == [1000] * 10
     assert 60 < images.mean() < 90  # real clothes on black, not noise nor blank

@@ -1,0 +1,230 @@
+"""Preprocess once: the deterministic part of a transform kept as one uint8 tensor per split.
+
+When a split's transform is the same every epoch (validation and test always; training when every
+``data.augment`` option is off), decoding, RGB conversion, resizing and centre-cropping are done
+once, into an ``(N, 3, crop, crop)`` uint8 tensor: in memory when it fits ``data.image_cache_mb``,
+else a memory-mapped ``.npy`` file beside the feature cache, keyed by the images, labels and
+transform. What is left per batch, uint8 to float and normalisation, is one vectorised operation on
+the whole batch; the training loaders hand out uint8 batches and the datamodule normalises them after
+they reach the training device (``ImageDataModule.on_after_batch_transfer``), so a GPU receives a
+quarter of the bytes and does the arithmetic itself. The result equals the per-image evaluation
+transform bit for bit (same operations, same order; tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from ftcli.data.transforms import INTERPOLATIONS, ToRGB, TransformSpec
+
+STORE_VERSION = 1
+ENV_DIR = "FTCLI_FEATURE_CACHE"  # the feature cache's folder; stores live in its images/ subfolder
+DEFAULT_DIR = "~/.cache/ftcli/features"
+DISK_MARGIN = 1 << 30  # leave at least 1 GiB free on the cache's disk
+
+
+def store_transform(spec: TransformSpec) -> Callable:
+    """The deterministic part of :func:`ftcli.data.transforms.eval_transform`: RGB, resize, crop, uint8."""
+    mode = INTERPOLATIONS[spec.interpolation]
+    resize = v2.Resize(spec.resize, interpolation=mode, antialias=True)
+    return v2.Compose([ToRGB(), resize, v2.CenterCrop(spec.crop), v2.ToImage()])
+
+
+def to_input(images: torch.Tensor, spec: TransformSpec) -> torch.Tensor:
+    """A uint8 batch (N, 3, H, W) as the network's input: float in [0, 1], then normalised (per channel)."""
+    floats = F.to_dtype(images, torch.float32, scale=True)
+    return F.normalize(floats, list(spec.mean), list(spec.std))
+
+
+class StoredImages(Dataset):
+    """One split's preprocessed images (uint8) and labels; items come out as the eval transform's output.
+
+    ``transform`` and ``fingerprint()`` are the source dataset's, so the feature cache keys a stored
+    split exactly like the split it replaces.
+    """
+
+    def __init__(
+        self, images: torch.Tensor | np.ndarray, labels: torch.Tensor, spec: TransformSpec, source: Any
+    ) -> None:
+        self.images = images  # a tensor in memory, or a read-only memory-mapped array on disk
+        self.labels = labels
+        self.spec = spec
+        self.source = source  # the per-image dataset it was made from (its file list, its raw arrays)
+        self.transform = getattr(source, "transform", None)
+        self._fingerprint = getattr(source, "fingerprint", None)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_input(self._gather([index]), self.spec)[0], int(self.labels[index])
+
+    def batch(self, indices: Sequence[int], normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole batches at once: one gather, and (unless left to the device) one normalisation."""
+        images = self._gather(indices)
+        labels = self.labels[torch.as_tensor(indices, dtype=torch.long)]
+        return (to_input(images, self.spec) if normalise else images), labels
+
+    def _gather(self, indices: Sequence[int]) -> torch.Tensor:
+        if isinstance(self.images, torch.Tensor):
+            return self.images[torch.as_tensor(indices, dtype=torch.long)]
+        return torch.from_numpy(self.images[np.asarray(indices, dtype=np.int64)])  # a copy off the map
+
+    @property
+    def targets(self) -> list[int]:
+        """Every sample's label, in order."""
+        return self.labels.tolist()
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """The (path, label) pairs of a split read from files, in store order."""
+        return self.source.samples
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            raise AttributeError("fingerprint")
+        return self._fingerprint()
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.images.shape))
+
+
+class StoredBatches(Dataset):
+    """The loader's view of a :class:`StoredImages`: ``__getitems__`` returns a whole collated batch.
+
+    Kept apart from :class:`StoredImages` so that any other DataLoader over a stored split (with the
+    default collate) still receives one sample at a time.
+    """
+
+    def __init__(self, store: StoredImages, normalise: bool) -> None:
+        self.store = store
+        self.normalise = normalise
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.store.batch(indices, normalise=self.normalise)
+
+
+def batch_as_is(batch: Any) -> Any:
+    """``__getitems__`` already returned a collated batch."""
+    return batch
+
+
+@dataclass
+class StoreReport:
+    """How one split was stored, for the run's console line."""
+
+    split: str
+    images: int
+    shape: tuple[int, ...]
+    nbytes: int
+    where: str  # "memory" | a file path | "" (not stored)
+    built: bool
+    reason: str = ""
+
+    def text(self) -> str:
+        if not self.where:
+            return f"{self.split}: not stored ({self.reason})"
+        place = "in memory" if self.where == "memory" else f"on disk ({'built' if self.built else 'reused'})"
+        size = f"{self.nbytes / 2**20:.0f} MiB"
+        return f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}"
+
+
+def store_dir(data_cfg: Any) -> Path:
+    """``data.feature_cache_dir`` (or ``$FTCLI_FEATURE_CACHE``, or the default) / images."""
+    value = data_cfg.get("feature_cache_dir") or os.environ.get(ENV_DIR) or DEFAULT_DIR
+    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute() / "images"
+
+
+def build(
+    split: str,
+    dataset: Any,
+    spec: TransformSpec,
+    budget_bytes: int,
+    directory: Path,
+    threads: int,
+) -> tuple[StoredImages | None, StoreReport]:
+    """Store one split: in memory within ``budget_bytes``, else memory-mapped under ``directory``.
+
+    Returns (None, report with the reason) when neither fits: no fingerprint to key a file on, or
+    not enough free disk. ``dataset`` must have a ``transform`` attribute that this replaces while it
+    reads the images (PIL in, uint8 tensor out) and then restores.
+    """
+    n = len(dataset)
+    shape = (3, spec.crop, spec.crop)
+    nbytes = n * int(np.prod(shape))
+    labels = torch.as_tensor(list(dataset.targets), dtype=torch.long)
+    report = StoreReport(split, n, shape, nbytes, "", built=True)
+    over = f"{nbytes / 2**20:.0f} MiB, over data.image_cache_mb,"
+    if nbytes <= budget_bytes:
+        images = torch.empty((n, *shape), dtype=torch.uint8)
+        _fill(dataset, spec, images.numpy(), threads)
+        report.where = "memory"
+        return StoredImages(images, labels, spec, dataset), report
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if fingerprint is None:
+        report.reason = f"{over} and no fingerprint to key a file on"
+        return None, report
+    key = hashlib.sha256(
+        f"v{STORE_VERSION}\0{sorted(spec.to_dict().items())}\0{fingerprint()}".encode()
+    ).hexdigest()[:32]
+    path = directory / f"{split}-{key}.npy"
+    if path.is_file():
+        images_np = _open(path, (n, *shape))
+        if images_np is not None:
+            report.where, report.built = str(path), False
+            return StoredImages(images_np, labels, spec, dataset), report
+    directory.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(directory).free < nbytes + DISK_MARGIN:
+        report.reason = f"{over} and not enough free disk in {directory}"
+        return None, report
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
+    _fill(dataset, spec, images_np, threads)
+    images_np.flush()
+    del images_np
+    os.replace(partial, path)  # a store is complete or absent, never half written
+    report.where = str(path)
+    return StoredImages(_open(path, (n, *shape)), labels, spec, dataset), report
+
+
+def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return images if images.shape == shape and images.dtype == np.uint8 else None
+
+
+def _fill(dataset: Any, spec: TransformSpec, out: np.ndarray, threads: int) -> None:
+    """Run the deterministic transform once per image into ``out`` (threads: PIL resizes outside the GIL)."""
+    kept = dataset.transform
+    dataset.transform = store_transform(spec)
+    try:
+
+        def one(index: int) -> None:
+            out[index] = np.asarray(dataset[index][0])
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            list(pool.map(one, range(len(dataset))))
+    finally:
+        dataset.transform = kept
