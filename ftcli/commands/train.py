@@ -92,6 +92,8 @@ def train(cfg: DictConfig) -> float:
             multi_phase=len(prepared.schedule.phases) > 1,
             extra_callbacks=training_callbacks(cfg),
         )
+        if getattr(datamodule, "reloads_every_epoch", False):  # cached head-only phases, then images
+            trainer.reload_dataloaders_every_n_epochs = 1
         fit_started = time.perf_counter()
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=resume_point.path if resume_point is not None else None

@@ -6,6 +6,10 @@ head, ftcli computes the frozen blocks' output (plus the head's parameter-free p
 split, stores it on disk keyed by everything that determines it, and trains the head on the stored
 tensors. The checkpoint still holds the whole network, so it runs on images exactly as before.
 
+A strategy whose first phase(s) train only the head (``lp_ft``'s probe, ``gradual``'s first phase,
+a user's probe phase) trains those phases on the cached features and then switches to the live
+network, with the head it trained (training/feature_data.py, ``PhasedDataModule``).
+
 Used when (see :func:`cache_eligible`): only the head trains, the training transform is
 deterministic (no ``data.augment``), no MixUp/CutMix mixes its batches (``mixup.*``, off in head-only
 phases by default), and BatchNorm in the frozen blocks is frozen (``strategy.bn``).
@@ -49,11 +53,9 @@ def cache_eligible(
     later phase), and says what to change when only the transform, batch mixing (``mixing``: MixUp or
     CutMix applies to the head-only phase, training/mixing.py) or the BatchNorm policy stands in the way.
     """
-    if len(schedule.phases) > 1:
+    if not cached_phases(schedule):
         return False, ""
     plan = schedule.first
-    if plan.trainable_blocks != [HEAD]:
-        return False, ""
     if any(block.bn == "affine" for block in plan.blocks if block.name != HEAD):
         return False, "strategy.bn=affine trains the frozen blocks' BatchNorm scale and shift"
     if not is_deterministic(augment):
@@ -63,6 +65,19 @@ def cache_eligible(
     if any(block.bn == "train" for block in plan.blocks if block.name != HEAD):
         return False, "strategy.bn=train keeps changing the frozen blocks' BatchNorm statistics"
     return True, ""
+
+
+def cached_phases(schedule: Schedule) -> tuple[int, ...]:
+    """The leading phases that train only the head: the ones the feature cache can serve.
+
+    Only leading ones: after a phase that trains pretrained blocks, their features have changed.
+    """
+    leading = []
+    for phase in schedule.phases:
+        if phase.trainable_blocks != [HEAD]:
+            break
+        leading.append(phase.index)
+    return tuple(leading)
 
 
 def cache_mode(data_cfg: Mapping[str, Any]) -> bool:

@@ -1,8 +1,11 @@
-"""Serving cached features in place of images: the datamodule a head-only run trains on.
+"""Serving cached features in place of images: the datamodule a head-only run or phase trains on.
 
 :func:`maybe_cached` decides (``ftcli.training.feature_cache.cache_eligible``), computes or loads
 the features of every split, and returns a datamodule whose batches are features; the
-LightningModule then runs only the part of the network that trains (``feed_features``).
+LightningModule then runs only the part of the network that trains (``feed_features``). When later
+phases train pretrained blocks, :class:`PhasedDataModule` serves features during the leading
+head-only phases and images from the first phase that trains more (the trainer reloads its loaders
+every epoch for it), and the module runs the whole network from then on.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ftcli.training.feature_cache import (
     cache_eligible,
     cache_key,
     cache_mode,
+    cached_phases,
     compute,
     cut_of,
     load,
@@ -106,6 +110,63 @@ class FeatureDataModule(L.LightningDataModule):
         return self.loader("test")
 
 
+class PhasedDataModule(FeatureDataModule):
+    """Features while a leading head-only phase runs, images from the first phase that trains more.
+
+    Which one a loader serves follows the phase of the trainer's current epoch during ``fit`` (so a
+    resumed run picks up in the right one); ``test`` and ``validate`` outside a fit get images. The
+    loaders of each kind are built once and handed out again, so image workers persist within a phase.
+    """
+
+    reloads_every_epoch = True  # train sets trainer.reload_dataloaders_every_n_epochs=1 for it
+
+    def __init__(
+        self, source: Any, splits: Mapping[str, FeatureDataset], schedule: Schedule, cached: Sequence[int]
+    ) -> None:
+        super().__init__(source, splits)
+        self.schedule = schedule
+        self.cached = frozenset(cached)
+        self.has_test = source.has_test
+        self._loaders: dict[tuple[str, bool], DataLoader] = {}
+
+    @property
+    def cached_until(self) -> int:
+        """The first epoch that runs on images."""
+        return next(p.start_epoch for p in self.schedule.phases if p.index not in self.cached)
+
+    def features_now(self) -> bool:
+        """Whether batches are cached features at this point of the run."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return False
+        return self.schedule.phase_index(trainer.current_epoch) in self.cached
+
+    def _loader(self, split: str) -> DataLoader:
+        features = split != "test" and self.features_now()
+        key = (split, features)
+        if key not in self._loaders:
+            if features:
+                self._loaders[key] = self.loader(split, shuffle=split == "train")
+            else:
+                self.source.trainer = self.trainer  # its shuffling reads the epoch from the trainer
+                self._loaders[key] = getattr(self.source, f"{split}_dataloader")()
+        return self._loaders[key]
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Image batches are normalised as the image datamodule does; feature batches pass unchanged."""
+        hook = getattr(self.source, "on_after_batch_transfer", None)
+        return hook(batch, dataloader_idx) if hook is not None else batch
+
+
 @dataclass
 class CacheReport:
     """What :func:`maybe_cached` did, for one console line."""
@@ -117,6 +178,7 @@ class CacheReport:
     seconds: float = 0.0
     directory: str = ""
     shape: tuple[int, ...] = ()
+    phases: str = ""  # for a multi-phase strategy: which phases run on the cache
 
     def line(self) -> str:
         if not self.used:
@@ -130,8 +192,8 @@ class CacheReport:
             if part
         )
         return (
-            f"feature cache: on · frozen blocks run once ({how} in {self.seconds:.1f} s) · features "
-            f"{'x'.join(map(str, self.shape))} per image · {self.directory}"
+            f"feature cache: on{self.phases} · frozen blocks run once ({how} in {self.seconds:.1f} s) · "
+            f"features {'x'.join(map(str, self.shape))} per image · {self.directory}"
         )
 
 
@@ -188,7 +250,13 @@ def maybe_cached(
     report.seconds = time.perf_counter() - started
     report.shape = tuple(served["train"].features.shape[1:])
     use_tail(lambda x: cut.tail(net, x))
-    return FeatureDataModule(datamodule, served), report
+    cached = cached_phases(schedule)
+    if len(cached) == len(schedule.phases):
+        return FeatureDataModule(datamodule, served), report
+    phased = PhasedDataModule(datamodule, served, schedule, cached)
+    names = ", ".join(str(i + 1) for i in cached)
+    report.phases = f" for phase {names} (epochs 0-{phased.cached_until - 1}), then the live network"
+    return phased, report
 
 
 def _fits(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -> bool:

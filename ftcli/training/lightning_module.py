@@ -81,7 +81,16 @@ class FineTuneModule(L.LightningModule):
         self.input_tail = tail
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.input_tail(x) if self.input_tail is not None else self.model(x)
+        if self.input_tail is not None and self._on_features():
+            return self.input_tail(x)
+        return self.model(x)
+
+    def _on_features(self) -> bool:
+        """Whether batches are cached features now: always with a cached single-phase plan; with
+        cached leading phases, the datamodule knows (training/feature_data.py, ``PhasedDataModule``)."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        features_now = getattr(datamodule, "features_now", None)
+        return features_now() if features_now is not None else True
 
     @property
     def plan(self) -> FreezePlan:

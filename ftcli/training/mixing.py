@@ -91,8 +91,8 @@ def mix_options(cfg: Mapping[str, Any] | None) -> MixOptions:
 
 
 def mixes_in_cached_phase(options: MixOptions, schedule: Schedule) -> bool:
-    """Whether mixing applies to a single head-only phase (the only kind the feature cache serves)."""
-    return len(schedule.phases) == 1 and options.applies(schedule.first)
+    """Whether mixing applies to a leading head-only phase (the kind the feature cache serves)."""
+    return schedule.first.trainable_blocks == [HEAD] and options.applies(schedule.first)
 
 
 def batch_mixer(

@@ -72,15 +72,13 @@ def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net:
         fe_bn = make_schedule({"name": "feature_extraction", "bn": bn}, net)
         ok, reason = feature_cache.cache_eligible(fe_bn, None)
         assert not ok and f"strategy.bn={bn}" in reason
-    strategies = [
-        {"name": "last_layers", "n": 1},
-        {"name": "full"},
-        {"name": "first_layers", "n": 2},
-        {"name": "lp_ft"},  # its probe phase trains only the head, but the next phase trains everything
-        {"name": "gradual"},
-    ]
-    for strategy in strategies:
+    for strategy in ({"name": "last_layers", "n": 1}, {"name": "full"}, {"name": "first_layers", "n": 2}):
         assert feature_cache.cache_eligible(make_schedule(strategy, net), None) == (False, "")
+    # a leading head-only phase (lp_ft's probe, gradual's first phase) runs on the cache, the rest live
+    for strategy in ({"name": "lp_ft", "probe_epochs": 2}, {"name": "gradual"}):
+        schedule = make_schedule(strategy, net)
+        assert feature_cache.cache_eligible(schedule, None) == (True, "")
+        assert feature_cache.cached_phases(schedule) == (0,)
 
 
 def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: Path) -> None:
@@ -267,3 +265,72 @@ def test_cached_and_live_agree_with_drop_path(
     assert cached_acc == pytest.approx(live_acc, abs=1e-6)
     for (name, a), b in zip(live.model.state_dict().items(), cached.model.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
+
+
+def fit_phases(
+    cfg: DictConfig, cache: bool, tmp_path: Path, max_epochs: int, resume: str | None = None
+) -> tuple[FineTuneModule, L.Trainer, object]:
+    """Like ``ftcli train``: the feature cache for the leading head-only phases, then the live network."""
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    prepared = prepare(cfg)
+    module = FineTuneModule(
+        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+    )
+    datamodule = prepared.datamodule
+    if cache:
+        data_cfg = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path.parent / "cache")}
+        datamodule, report = feature_data.maybe_cached(
+            datamodule, prepared.net, prepared.schedule, data_cfg, CPU, module.feed_features
+        )
+        assert report is not None and report.used and "then the live network" in report.line()
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=max_epochs, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path),
+        reload_dataloaders_every_n_epochs=1 if cache else 0,
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+    )  # fmt: skip
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    return module, trainer, datamodule
+
+
+def _same_weights(a: FineTuneModule, b: FineTuneModule) -> None:
+    """Equal to float rounding (in practice bit for bit: the cache computes what the fixed prefix does)."""
+    for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), (name, float((x - y).abs().max()))
+
+
+@pytest.mark.parametrize("strategy", ["strategy=lp_ft", "strategy=gradual"])
+def test_cached_probe_phase_then_live_equals_all_live(
+    compose_train: Callable[..., DictConfig], tmp_path: Path, strategy: str
+) -> None:
+    cfg = (
+        compose_train(strategy, "strategy.probe_epochs=2", "data.per_class=6", "data.batch_size=16")
+        if "lp_ft" in strategy
+        else (compose_train(strategy, "strategy.every=2", "data.per_class=6", "data.batch_size=16"))
+    )
+    live, _, _ = fit_phases(cfg, cache=False, tmp_path=tmp_path / "live", max_epochs=3)
+    cached, _, datamodule = fit_phases(cfg, cache=True, tmp_path=tmp_path / "cached", max_epochs=3)
+    assert isinstance(datamodule, feature_data.PhasedDataModule) and datamodule.cached_until == 2
+    assert cached.phase_index == 1 and not datamodule.features_now()  # epoch 2 ran live
+    _same_weights(live, cached)
+    # the test split (after fit) is served as images to the whole network
+    x, _ = next(iter(datamodule.test_dataloader()))
+    assert x.dim() == 4
+
+
+def test_a_run_resumed_inside_the_cached_phase_equals_the_same_run_resumed_live(
+    compose_train: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = compose_train("strategy=lp_ft", "strategy.probe_epochs=2", "data.per_class=6", "data.batch_size=16")
+    resumed = {}
+    for cache in (False, True):
+        first = tmp_path / f"first-{cache}"
+        fit_phases(cfg, cache=cache, tmp_path=first, max_epochs=1)  # stops inside the probe phase
+        resumed[cache], _, _ = fit_phases(
+            cfg,
+            cache=cache,
+            tmp_path=tmp_path / f"resumed-{cache}",
+            max_epochs=3,
+            resume=str(first / "last.ckpt"),
+        )
+    _same_weights(resumed[False], resumed[True])
