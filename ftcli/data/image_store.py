@@ -149,10 +149,15 @@ class StoreReport:
         return f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}"
 
 
-def store_dir(data_cfg: Any) -> Path:
-    """``data.feature_cache_dir`` (or ``$FTCLI_FEATURE_CACHE``, or the default) / images."""
+def cache_root(data_cfg: Any) -> Path:
+    """The cache folder: ``data.feature_cache_dir``, else ``$FTCLI_FEATURE_CACHE``, else the default."""
     value = data_cfg.get("feature_cache_dir") or os.environ.get(ENV_DIR) or DEFAULT_DIR
-    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute() / "images"
+    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute()
+
+
+def store_dir(data_cfg: Any) -> Path:
+    """Where stores too big for memory live: the feature cache's folder / images."""
+    return cache_root(data_cfg) / "images"
 
 
 def build(

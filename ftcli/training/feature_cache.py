@@ -31,14 +31,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ftcli.data.image_store import ENV_DIR, cache_root  # noqa: F401 (ENV_DIR: feature_data names it)
 from ftcli.data.transforms import is_deterministic
 from ftcli.errors import ConfigError
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.training.freeze_plan import Schedule
 
 CACHE_VERSION = 1
-ENV_DIR = "FTCLI_FEATURE_CACHE"
-DEFAULT_DIR = "~/.cache/ftcli/features"
 # Features are held in memory while training; above this the live path is used instead.
 MAX_BYTES = 4 * 2**30
 SPLITS = ("train", "val", "test")
@@ -92,8 +91,7 @@ def cache_mode(data_cfg: Mapping[str, Any]) -> bool:
 
 def cache_dir(data_cfg: Mapping[str, Any]) -> Path:
     """Where feature files live: ``data.feature_cache_dir``, ``$FTCLI_FEATURE_CACHE`` or the default."""
-    value = data_cfg.get("feature_cache_dir") or os.environ.get(ENV_DIR) or DEFAULT_DIR
-    return Path(os.path.expandvars(os.path.expanduser(str(value)))).absolute()
+    return cache_root(data_cfg)
 
 
 # ---------------------------------------------------------------------------- what is cached
