@@ -82,7 +82,9 @@ def train(cfg: DictConfig) -> float:
     )
     datamodule = _with_feature_cache(prepared, cfg, module)
     _show_image_store(prepared.datamodule)
-    performance.tune(module, cfg.trainer, prepared.datamodule.num_workers)
+    # a stored training split is served without workers, so the network keeps every core
+    workers = getattr(prepared.datamodule, "workers_in_use", prepared.datamodule.num_workers)
+    performance.tune(module, cfg.trainer, workers)
     pin_sweep_job_command_line()
     with distributed_scope():
         trainer, checkpoint, throughput = build_trainer(

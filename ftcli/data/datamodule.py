@@ -122,6 +122,11 @@ class ImageDataModule(L.LightningDataModule):
                 if report.where == "memory":
                     budget -= report.nbytes
 
+    @property
+    def workers_in_use(self) -> int:
+        """DataLoader workers the training loader really starts: none when its split is stored."""
+        return 0 if isinstance(self.dataset("train"), image_store.StoredImages) else self.num_workers
+
     def store_line(self) -> str | None:
         """One line on what was preprocessed once, or None when nothing was."""
         if not self.store_reports:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -127,6 +127,14 @@ class StoredBatches(Dataset):
 def batch_as_is(batch: Any) -> Any:
     """``__getitems__`` already returned a collated batch."""
     return batch
+
+
+def in_order(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Normalised batches in dataset order: whole-batch gathers for a stored split, else a plain loader."""
+    if isinstance(dataset, StoredImages):
+        view = StoredBatches(dataset, normalise=True)
+        return DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=batch_as_is)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
 @dataclass

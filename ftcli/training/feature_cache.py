@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ftcli.data import image_store
 from ftcli.data.image_store import ENV_DIR, cache_root  # noqa: F401 (ENV_DIR: feature_data names it)
 from ftcli.data.transforms import is_deterministic
 from ftcli.errors import ConfigError
@@ -176,7 +177,7 @@ def compute(
     net: BlockNet, cut: Cut, dataset: Dataset, batch_size: int, num_workers: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the cached part of the network (eval mode) over a split: (features, labels) on the CPU."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = image_store.in_order(dataset, batch_size, num_workers)
     was_training = net.training
     original = next(net.parameters()).device
     net.eval().to(device)

@@ -71,6 +71,8 @@ def test_an_augmented_training_split_is_not_stored_and_the_switch_turns_it_off(t
     dm.setup()
     assert not isinstance(dm.dataset("train"), StoredImages)
     assert isinstance(dm.dataset("val"), StoredImages)
+    assert folder(root, tmp_path, num_workers=1).workers_in_use == 0  # stored: no workers, the cores train
+    assert folder(root, tmp_path, num_workers=1, augment={"hflip": True}).workers_in_use == 1
     off = folder(root, tmp_path, cache_images=False)
     off.setup()
     assert not any(isinstance(off.dataset(s), StoredImages) for s in ("train", "val"))

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
+from ftcli.data.image_store import in_order
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.training.feature_cache import Cut, cache_key, cut_of, load_tensors, save_tensors
 
@@ -73,7 +74,7 @@ def compute(
     net: BlockNet, dataset: Dataset, batch_size: int, device: torch.device, pixels: bool
 ) -> BlockFeatures:
     """Run the backbone (eval mode) over ``dataset`` and pool each block's output; CPU float32."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = in_order(dataset, batch_size)
     names = net.backbone_names
     pooler = _pooler(net)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in names}
