@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,32 @@ def run_ftcli(
         "val_acc": summary["best_val_acc"],
         "trainable_params": summary["trainable_params"],
         "feature_cache": "on" if "feature cache: on" in log else "off",
+        "epoch_seconds_each": epochs,
+    }
+
+
+LP_FT_PROBE_EPOCHS = 3
+
+
+def run_lp_ft_probe(args: argparse.Namespace, digits: Suite, work: Path, cache: Path) -> dict[str, Any]:
+    """``lp_ft`` with its probe phase on the feature cache vs the same run all live: the probe epochs'
+    seconds (the first, warm-up, left out) and the accuracy, which must not move."""
+    suite = replace(digits, epochs=LP_FT_PROBE_EPOCHS + 1)  # the probe, then one live epoch
+    probe = [f"strategy.probe_epochs={LP_FT_PROBE_EPOCHS}"]
+    rows = {}
+    for label, extra in (("lp_ft-live", [*probe, "data.cache_features=false"]), ("lp_ft-cached", probe)):
+        rows[label] = run_ftcli(args, suite, "lp_ft", extra, work, cache, label)
+        print(f"  ftcli {label}: epochs {', '.join(f'{e:.2f}' for e in rows[label]['epoch_seconds_each'])} s")
+
+    def probe_seconds(row: dict[str, Any]) -> float:
+        return statistics.mean(row["epoch_seconds_each"][1:LP_FT_PROBE_EPOCHS])
+
+    live, cached = rows["lp_ft-live"], rows["lp_ft-cached"]
+    return {
+        "lp_ft_probe_epoch_speedup": probe_seconds(live) / probe_seconds(cached),
+        "lp_ft_probe_epoch_seconds": {"live": probe_seconds(live), "cached": probe_seconds(cached)},
+        "lp_ft_val_acc": {"live": live["val_acc"], "cached": cached["val_acc"]},
+        "lp_ft_cache_used": cached["feature_cache"] == "on",
     }
 
 
@@ -555,6 +581,7 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
         "jpeg_full_vs_raw": (">=", 0.95),
         "jpeg_last_layers_vs_full": ("", None),  # no target: the JPEG rows are measured, not judged
         "cached_epoch_speedup": (">=", 20.0),
+        "lp_ft_probe_epoch_speedup": (">=", 10.0),
         "help_seconds": ("<", 1.0),
         "first_step_seconds": ("<", 10.0),
         "jpeg_first_step_seconds": ("", None),
@@ -578,6 +605,11 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
                 f"{results['repeats']} round{'s' * (results['repeats'] != 1)})"
             )
         console.print(f"{key:>24} = {value:.2f}{spread}{verdict}")
+    accs = results["lp_ft_val_acc"]
+    console.print(
+        f"{'lp_ft val acc':>24} = live {accs['live']:.4f}, probe on the cache {accs['cached']:.4f} "
+        f"({'equal' if abs(accs['live'] - accs['cached']) < 1e-6 else 'DIFFERENT'})"
+    )
     console.print(f"{'frozen_peak_rss_lower':>24} = {results['frozen_peak_rss_lower']}")
 
 
@@ -648,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "jpeg_first_step_seconds": jpeg_by_name["full"]["first_step_seconds"],
             }
+        phase = time.perf_counter()
+        lp_ft = run_lp_ft_probe(args, digits, work, cache)
+        phase_seconds["lp_ft"] = time.perf_counter() - phase
         advise: list[dict[str, Any]] = []
         if not args.no_advise:
             phase = time.perf_counter()
@@ -674,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
             "advise_seconds": advise[0]["wall_seconds"] if advise else None,
             "advise_again_seconds": advise[1]["advice_seconds"] if advise else None,
             "advise": advise,
+            **lp_ft,
             "frozen_peak_rss_lower": all(by_name[s]["peak_rss_mib"] < full["peak_rss_mib"] for s in frozen),
             "jpeg_full_vs_raw": None,
             "jpeg_full_vs_raw_min": None,

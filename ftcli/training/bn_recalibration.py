@@ -90,12 +90,10 @@ class RecalibrateBatchNorm(L.Callback):
         loader = datamodule.train_dataloader() if datamodule is not None else trainer.train_dataloader
         device = pl_module.device
 
-        inputs = getattr(datamodule, "inputs", None)  # a stored split's uint8 batches: normalised here
-
         def forward(x: torch.Tensor) -> Any:
             x = x.to(device)
-            if inputs is not None:
-                x = inputs(x)
+            if datamodule is not None:  # what the trainer does to a batch on the device (uint8 -> input)
+                x, _ = datamodule.on_after_batch_transfer((x, None), 0)
             with trainer.precision_plugin.forward_context():
                 return pl_module._logits(x)  # type: ignore[attr-defined]
 

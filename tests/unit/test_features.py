@@ -268,7 +268,12 @@ def test_cached_and_live_agree_with_drop_path(
 
 
 def fit_phases(
-    cfg: DictConfig, cache: bool, tmp_path: Path, max_epochs: int, resume: str | None = None
+    cfg: DictConfig,
+    cache: bool,
+    tmp_path: Path,
+    max_epochs: int,
+    resume: str | None = None,
+    callbacks: tuple[L.Callback, ...] = (),
 ) -> tuple[FineTuneModule, L.Trainer, object]:
     """Like ``ftcli train``: the feature cache for the leading head-only phases, then the live network."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -287,7 +292,7 @@ def fit_phases(
         accelerator="cpu", max_epochs=max_epochs, logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path),
         reload_dataloaders_every_n_epochs=1 if cache else 0,
-        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True), *callbacks],
     )  # fmt: skip
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     return module, trainer, datamodule
@@ -334,3 +339,17 @@ def test_a_run_resumed_inside_the_cached_phase_equals_the_same_run_resumed_live(
             resume=str(first / "last.ckpt"),
         )
     _same_weights(resumed[False], resumed[True])
+
+
+def test_bn_recalibration_after_a_cached_probe_phase_reads_the_stored_images(
+    compose_train: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """The recalibration pass takes its batches from the datamodule itself: stored uint8 batches must
+    reach the network normalised (the trainer's on_after_batch_transfer), in the live phase too."""
+    from ftcli.training.bn_recalibration import RecalibrateBatchNorm
+
+    cfg = compose_train("strategy=lp_ft", "strategy.probe_epochs=1", "data.per_class=6", "data.batch_size=16")
+    recalibrate = RecalibrateBatchNorm()
+    _, _, datamodule = fit_phases(cfg, cache=True, tmp_path=tmp_path, max_epochs=2, callbacks=(recalibrate,))
+    assert isinstance(datamodule, feature_data.PhasedDataModule)
+    assert recalibrate.images == 60  # every training image, in the live phase
