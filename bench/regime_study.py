@@ -172,7 +172,18 @@ def auto_table(results: dict[str, dict[str, list[float]]], autos: dict[str, list
     return "\n".join(lines)
 
 
-def recalibration_table(results: dict[str, dict[str, list[float]]], sweeps: dict[str, Path]) -> str:
+def collect_recalibrated(sweep: Path) -> dict[str, list[float]]:
+    """Test accuracy of every run of a ``strategy.bn_recalibrate=true`` sweep, by strategy."""
+    by_strategy: dict[str, list[float]] = {}
+    for path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        by_strategy.setdefault(summary["strategy"], []).append(float(summary["test_acc"]))
+    return by_strategy
+
+
+def recalibration_table(
+    results: dict[str, dict[str, list[float]]], recalibrated: dict[str, dict[str, list[float]]]
+) -> str:
     """Per little-data cell and strategy: test accuracy without and with ``strategy.bn_recalibrate``."""
     lines = [
         "| cell | strategy | off: mean (min-max) | on: mean (min-max) | on - off (points) |",
@@ -182,13 +193,9 @@ def recalibration_table(results: dict[str, dict[str, list[float]]], sweeps: dict
     def spread(values: list[float]) -> str:
         return f"{100 * statistics.mean(values):.1f} ({100 * min(values):.1f}-{100 * max(values):.1f})"
 
-    for cell, sweep in sweeps.items():
-        recalibrated: dict[str, list[float]] = {}
-        for path in sorted(sweep.glob("*/summary.json")):
-            summary = json.loads(path.read_text())
-            recalibrated.setdefault(summary["strategy"], []).append(float(summary["test_acc"]))
+    for cell, accs in recalibrated.items():
         for strategy in RECALIBRATED:
-            off, on = results[cell].get(strategy), recalibrated.get(strategy)
+            off, on = results[cell].get(strategy), accs.get(strategy)
             if not off or not on:
                 continue
             gain = 100 * (statistics.mean(on) - statistics.mean(off))
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     sources: dict[str, str] = {}
     results: dict[str, dict[str, list[float]]] = {}
     autos: dict[str, list[dict]] = {}
-    recalibrated: dict[str, Path] = {}
+    recalibrated: dict[str, dict[str, list[float]]] = {}
     for similarity in ("similar", "dissimilar", "imagenet"):
         weights, sources[similarity] = train_source(out, similarity)
         for size in ("little", "much"):
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{similarity}_{size}"] = collect(sweeps)
             autos[f"{similarity}_{size}"] = collect_auto(sweeps[2])
             if len(sweeps) > 3:
-                recalibrated[f"{similarity}_{size}"] = sweeps[3]
+                recalibrated[f"{similarity}_{size}"] = collect_recalibrated(sweeps[3])
 
     text = "\n\n".join(
         [table(results, sources), auto_table(results, autos), recalibration_table(results, recalibrated)]
@@ -259,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sources": sources,
                 "results": results,
                 "auto": autos,
-                "bn_recalibrate": {cell: str(sweep) for cell, sweep in recalibrated.items()},
+                "bn_recalibrate": recalibrated,
             },
             indent=2,
         )
