@@ -116,6 +116,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="longest possible side in px; each side is drawn from 0.6x-1x of it (default 300-500)",
     )
     jpeg.add_argument("--jpeg-model", default="efficientnet_lite0", help="an ftcli model config")
+    jpeg.add_argument(
+        "--jpeg-weights",
+        default=None,
+        help="model.weights for the JPEG rows (default: the model config's own; null: random init, "
+        "for a model whose pretrained weights would download)",
+    )
     jpeg.add_argument("--jpeg-image-size", type=_positive, default=224, help="the network's input side")
     jpeg.add_argument("--jpeg-batch-size", type=_positive, default=32)
     jpeg.add_argument(
@@ -158,6 +164,7 @@ def jpeg_overrides(args: argparse.Namespace, root: Path) -> list[str]:
     raw loop do the same work per image."""
     return [
         f"model={args.jpeg_model}",
+        *([f"model.weights={args.jpeg_weights}"] if args.jpeg_weights else []),
         "data=imagefolder",
         f"data.root={root}",
         f"data.image_size={args.jpeg_image_size}",
@@ -660,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             phase_seconds["jpeg"] = time.perf_counter() - phase
             jpeg = {
                 "model": args.jpeg_model,
-                "weights": "the model config's default",
+                "weights": args.jpeg_weights or "the model config's default",
                 "image_size": args.jpeg_image_size,
                 "batch_size": args.jpeg_batch_size,
                 "epochs": args.jpeg_epochs,

@@ -28,6 +28,9 @@ run sweep train -m model=resnet50 model.weights=null strategy=feature_extraction
   trainer.max_epochs=2 print_config=false trainer.enable_progress_bar=false hydra.sweep.dir="$work/sweep"
 tail -8 "$OUT/sweep.txt"
 cp "$work/run/summary.json" "$OUT/summary.json" 2>/dev/null
-timeout 300 python3 bench/bench.py --model resnet50 --image-size 128 --batch-size 64 --epochs 3 \
+# issue 14's GPU yardstick: resnet50, 224 px, batch 64, bf16 (precision=auto), channels_last; the digits
+# rows (every digit, ~14 steps an epoch) and the JPEG rows (4,000 real-size JPEGs, ~60 steps an epoch)
+timeout 560 python3 bench/bench.py --model resnet50 --image-size 224 --batch-size 64 --epochs 3 --repeats 2 \
+  --jpeg-images 4000 --jpeg-model resnet50 --jpeg-weights null --jpeg-batch-size 64 --jpeg-epochs 3 --no-advise \
   --out "$OUT/bench-gpu.json" > "$OUT/bench.txt" 2>&1; echo "bench exit $?" | tee -a "$OUT/bench.txt"
-tail -22 "$OUT/bench.txt"
+tail -30 "$OUT/bench.txt"
