@@ -491,6 +491,16 @@ def ratios(over: list[dict[str, Any]], under: list[dict[str, Any]]) -> dict[str,
     }
 
 
+def ratio_keys(key: str, ratio: dict[str, Any]) -> dict[str, Any]:
+    """``key`` (the ratio of medians) with its ``_min``, ``_max`` and per-round ``_rounds``."""
+    return {
+        key: ratio["median"],
+        f"{key}_min": ratio["min"],
+        f"{key}_max": ratio["max"],
+        f"{key}_rounds": ratio["rounds"],
+    }
+
+
 def contend(
     args: argparse.Namespace,
     suite: Suite,
@@ -675,12 +685,8 @@ def main(argv: list[str] | None = None) -> int:
                 "num_workers": "auto",
                 **{k: v for k, v in folder.items() if k != "root"},
             }
-            full_vs_raw = ratios(jpeg_runs["full"], jpeg_runs["raw"])
             jpeg_ratios = {
-                "jpeg_full_vs_raw": full_vs_raw["median"],
-                "jpeg_full_vs_raw_min": full_vs_raw["min"],
-                "jpeg_full_vs_raw_max": full_vs_raw["max"],
-                "jpeg_full_vs_raw_rounds": full_vs_raw["rounds"],
+                **ratio_keys("jpeg_full_vs_raw", ratios(jpeg_runs["full"], jpeg_runs["raw"])),
                 "jpeg_last_layers_vs_full": (
                     jpeg_by_name["last_layers"]["images_per_second"]
                     / jpeg_by_name["full"]["images_per_second"]
@@ -700,13 +706,9 @@ def main(argv: list[str] | None = None) -> int:
         full = by_name["full"]
         cached = by_name["feature_extraction cached"]
         frozen = ("last_layers", "first_layers", "feature_extraction")
-        full_vs_raw = ratios(runs["full"], runs["raw"])
         last_vs_full = ratios(runs["last_layers"], runs["full"])
         results = {
-            "full_vs_raw": full_vs_raw["median"],
-            "full_vs_raw_min": full_vs_raw["min"],
-            "full_vs_raw_max": full_vs_raw["max"],
-            "full_vs_raw_rounds": full_vs_raw["rounds"],
+            **ratio_keys("full_vs_raw", ratios(runs["full"], runs["raw"])),
             "last_layers_vs_full": last_vs_full["median"],
             "last_layers_vs_full_min": last_vs_full["min"],
             "last_layers_vs_full_max": last_vs_full["max"],

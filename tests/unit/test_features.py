@@ -24,24 +24,27 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 CPU = torch.device("cpu")
 
 
-def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, object, float]:
-    """Prepare and fit like ``ftcli train`` (same seed), with or without the feature cache."""
+def prepared_run(cfg: DictConfig, cache_dir: Path | None) -> tuple[FineTuneModule, object, object, object]:
+    """Seed, prepare and build the module like ``ftcli train``; with ``cache_dir``, the feature cache's
+    datamodule (it must be used). Returns (module, prepared, datamodule, cache report)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     prepared = prepare(cfg)
     module = FineTuneModule(
         prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
     )
-    datamodule = prepared.datamodule
-    if cache:
+    datamodule, report = prepared.datamodule, None
+    if cache_dir is not None:
+        data_cfg = {**prepared.datamodule.cfg, "feature_cache_dir": str(cache_dir)}
         datamodule, report = feature_data.maybe_cached(
-            datamodule,
-            prepared.net,
-            prepared.schedule,
-            {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path / "cache")},
-            CPU,
-            module.feed_features,
+            datamodule, prepared.net, prepared.schedule, data_cfg, CPU, module.feed_features
         )
         assert report is not None and report.used, report
+    return module, prepared, datamodule, report
+
+
+def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, object, float]:
+    """Prepare and fit like ``ftcli train`` (same seed), with or without the feature cache."""
+    module, prepared, datamodule, _ = prepared_run(cfg, tmp_path / "cache" if cache else None)
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=3,
@@ -276,18 +279,8 @@ def fit_phases(
     callbacks: tuple[L.Callback, ...] = (),
 ) -> tuple[FineTuneModule, L.Trainer, object]:
     """Like ``ftcli train``: the feature cache for the leading head-only phases, then the live network."""
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    prepared = prepare(cfg)
-    module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-    )
-    datamodule = prepared.datamodule
-    if cache:
-        data_cfg = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path.parent / "cache")}
-        datamodule, report = feature_data.maybe_cached(
-            datamodule, prepared.net, prepared.schedule, data_cfg, CPU, module.feed_features
-        )
-        assert report is not None and report.used and "then the live network" in report.line()
+    module, _, datamodule, report = prepared_run(cfg, tmp_path.parent / "cache" if cache else None)
+    assert report is None or "then the live network" in report.line()
     trainer = L.Trainer(
         accelerator="cpu", max_epochs=max_epochs, logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path),
