@@ -98,10 +98,6 @@ class StoredImages(Dataset):
             raise AttributeError("fingerprint")
         return self._fingerprint()
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.images.shape))
-
 
 class StoredBatches(Dataset):
     """The loader's view of a :class:`StoredImages`: ``__getitems__`` returns a whole collated batch.
