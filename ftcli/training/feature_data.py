@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ftcli.data.datamodule import EpochShuffle
+from ftcli.data.image_store import batch_as_is
 from ftcli.device import pin_memory
 from ftcli.errors import ConfigError
 from ftcli.model.blocks import BlockNet
@@ -59,11 +60,6 @@ class FeatureDataset(Dataset):
         return self.features[idx], self.labels[idx]
 
 
-def _batch_as_is(batch: Any) -> Any:
-    """``__getitems__`` already returns a collated batch."""
-    return batch
-
-
 class FeatureDataModule(L.LightningDataModule):
     """Serves cached features with the image datamodule's batch size and seeded shuffling.
 
@@ -96,7 +92,7 @@ class FeatureDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             sampler=EpochShuffle(dataset, self.seed, self._epoch) if shuffle else None,
-            collate_fn=_batch_as_is,
+            collate_fn=batch_as_is,
             pin_memory=pin_memory(),
         )
 
