@@ -59,6 +59,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results.json"
+# the live path (no feature cache): the frozen blocks run every epoch
+LIVE = ["data.cache_features=false"]
 # digits: these strategies run in every round, interleaved with the raw loop (their ratios are targets) ...
 DIGITS_ROUNDS = ("full", "last_layers")
 # ... these once each, after the rounds (then the feature_extraction cache build and the cached run)
@@ -66,11 +68,16 @@ DIGITS_ONCE = ("first_layers", "feature_extraction")
 # the JPEG folder: full in every round against the raw loop, last_layers once
 JPEG_ROUNDS = ("full",)
 JPEG_ONCE = ("last_layers",)
+# ... and full with a training augmentation (random crop + flip), per image in loader workers vs per
+# batch on the training device from images stored once (data.augment_on_device)
+AUGMENT = ["data.augment.random_resized_crop=true", "data.augment.hflip=true"]
+JPEG_AUGMENTED = (
+    ("full", [*LIVE, *AUGMENT, "data.augment_on_device=false"], "full augmented per image"),
+    ("full", [*LIVE, *AUGMENT, "data.augment_on_device=true"], "full augmented on the device"),
+)
 # scikit-image's bundled colour photos (no download), one class each (skimage's cat() is chelsea())
 JPEG_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
 JPEG_VAL_FRACTION = 0.2
-# the live path (no feature cache): the frozen blocks run every epoch
-LIVE = ["data.cache_features=false"]
 
 
 @dataclass(frozen=True)
@@ -568,7 +575,8 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
         caption += (
             f"\njpeg · {jpeg['model']} {jpeg['image_size']}px batch {jpeg['batch_size']}, "
             f"{jpeg['train_images']} train + {jpeg['val_images']} val JPEGs of {len(jpeg['classes'])} "
-            f"photos, {jpeg['side_px'][0]}-{jpeg['side_px'][1]} px, augmentation off, workers auto."
+            f"photos, {jpeg['side_px'][0]}-{jpeg['side_px'][1]} px, workers auto; augmentation off "
+            "but in the two 'augmented' rows (random crop + flip)."
         )
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     columns = "run", "n", "img/s", "min-max", "epoch s", "min-max", "first step s", "peak RSS MiB", "val acc"
@@ -602,6 +610,7 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
         "help_seconds": ("<", 1.0),
         "first_step_seconds": ("<", 10.0),
         "jpeg_first_step_seconds": ("", None),
+        "jpeg_augment_on_device_vs_per_image": ("", None),  # one run each; auto uses it on a GPU only
         "advise_seconds": ("<", 60.0),
         "advise_again_seconds": ("<", 5.0),
     }
@@ -670,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
                 tuple(jpeg_overrides(args, Path(folder["root"]))),
                 args.jpeg_epochs,
             )
-            once = [(s, LIVE, s) for s in JPEG_ONCE]
+            once = [*((s, LIVE, s) for s in JPEG_ONCE), *JPEG_AUGMENTED]
             jpeg_rows, jpeg_runs = contend(args, suite, JPEG_ROUNDS, once, work, cache)
             rows += jpeg_rows
             jpeg_by_name = {name: row for name, row in zip(jpeg_runs, jpeg_rows, strict=True)}
@@ -681,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
                 "image_size": args.jpeg_image_size,
                 "batch_size": args.jpeg_batch_size,
                 "epochs": args.jpeg_epochs,
-                "augment": "off (random_resized_crop=false, hflip=false)",
+                "augment": "off, but in the two augmented rows (random_resized_crop, hflip)",
                 "num_workers": "auto",
                 **{k: v for k, v in folder.items() if k != "root"},
             }
@@ -692,6 +701,10 @@ def main(argv: list[str] | None = None) -> int:
                     / jpeg_by_name["full"]["images_per_second"]
                 ),
                 "jpeg_first_step_seconds": jpeg_by_name["full"]["first_step_seconds"],
+                "jpeg_augment_on_device_vs_per_image": (
+                    jpeg_by_name["full augmented on the device"]["images_per_second"]
+                    / jpeg_by_name["full augmented per image"]["images_per_second"]
+                ),
             }
         phase = time.perf_counter()
         lp_ft = run_lp_ft_probe(args, digits, work, cache)

@@ -5,7 +5,9 @@ never decoding images), so the caller can size the classifier head before any da
 Splits are stratified per class and driven only by the ``seed`` argument, so two runs with the
 same seed see the same train/val/test images. A split whose transform is deterministic is
 preprocessed once into a uint8 store (``ftcli.data.image_store``); its training loaders hand out
-uint8 batches that :meth:`ImageDataModule.on_after_batch_transfer` normalises on the device.
+uint8 batches that :meth:`ImageDataModule.on_after_batch_transfer` normalises on the device. With
+``data.augment_on_device`` an augmented training split is stored too, and its random crop, flip and
+jitter are applied there per batch (``ftcli.data.device_augment``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ftcli.data import image_store
 from ftcli.data.checks import auto_flag, choice_option, int_option, num_workers_option
+from ftcli.data.device_augment import AugmentBatch, DeviceAugment, unsupported
 from ftcli.data.splits import SPLITS
 from ftcli.data.transforms import (
     TransformSpec,
@@ -31,7 +34,7 @@ from ftcli.data.transforms import (
     validate_augment,
 )
 from ftcli.device import pin_memory
-from ftcli.errors import DataError
+from ftcli.errors import ConfigError, DataError
 
 
 class EpochShuffle(RandomSampler):
@@ -73,6 +76,15 @@ class ImageDataModule(L.LightningDataModule):
         self.on_bad_image = choice_option(cfg, "on_bad_image", ("error", "skip"), "error")
         self.cache_images = auto_flag(cfg, "cache_images")
         self.image_cache_bytes = int_option(cfg, "image_cache_mb", 1024, minimum=0) * 2**20
+        self.augment_on_device = auto_flag(cfg, "augment_on_device")
+        per_image = unsupported(self.augment)
+        if self.augment_on_device is True and per_image:
+            raise ConfigError(
+                f"data.augment_on_device=true, but {per_image}: it has no batched form on the device.",
+                "Use data.augment_on_device=auto (the device takes crop, flip and jitter when it can), "
+                "or turn data.augment.rotate / data.augment.policy off.",
+            )
+        self.on_gpu = False  # set by whoever knows the trainer (training.build.prepare): auto means a GPU
         self.class_names: list[str] = []
         self.has_test = False
         self.bad_images: list[str] = []
@@ -103,8 +115,19 @@ class ImageDataModule(L.LightningDataModule):
             self._datasets = datasets
 
     def stores_split(self, split: str) -> bool:
-        """Whether ``split`` is preprocessed once (``data.cache_images`` on and its transform fixed)."""
-        return self.cache_images is not False and (split != "train" or is_deterministic(self.augment))
+        """Whether ``split`` is preprocessed once: ``data.cache_images`` on, and its transform fixed or
+        (training) its augmentation done on the device."""
+        if self.cache_images is False:
+            return False
+        return split != "train" or is_deterministic(self.augment) or self.device_augment() is not None
+
+    def device_augment(self) -> DeviceAugment | None:
+        """The training augmentation applied per batch on the device, or None (fixed, or per image)."""
+        if is_deterministic(self.augment) or self.augment_on_device is False or unsupported(self.augment):
+            return None
+        if self.augment_on_device == "auto" and not self.on_gpu:
+            return None
+        return DeviceAugment.from_config(self.augment, self.spec.crop)
 
     def _store(self, datasets: dict[str, Dataset]) -> None:
         """Replace each deterministic split by its uint8 store; the memory budget is shared by the splits."""
@@ -115,7 +138,8 @@ class ImageDataModule(L.LightningDataModule):
             if not hasattr(source, "transform") or not hasattr(source, "targets"):
                 continue
             threads = min(8, os.cpu_count() or 1)
-            stored, report = image_store.build(split, source, self.spec, budget, directory, threads)
+            augment = self.device_augment() if split == "train" else None
+            stored, report = image_store.build(split, source, self.spec, budget, directory, threads, augment)
             self.store_reports.append(report)
             if stored is not None:
                 datasets[split] = stored
@@ -128,13 +152,26 @@ class ImageDataModule(L.LightningDataModule):
         return 0 if isinstance(self.dataset("train"), image_store.StoredImages) else self.num_workers
 
     def store_line(self) -> str | None:
-        """One line on what was preprocessed once, or None when nothing was."""
-        if not self.store_reports:
-            return None
-        return "images preprocessed once: " + " · ".join(r.text() for r in self.store_reports)
+        """One line on what was preprocessed once (and why an augmented training split was not)."""
+        parts = [r.text() for r in self.store_reports]
+        if self.cache_images is not False and not self.stores_split("train"):
+            parts.append(f"train: augmented per image ({self._per_image_reason()})")
+        return "images preprocessed once: " + " · ".join(parts) if parts else None
+
+    def _per_image_reason(self) -> str:
+        if self.augment_on_device is False:
+            return "data.augment_on_device=false"
+        per_image = unsupported(self.augment)
+        if per_image:
+            return per_image
+        return "data.augment_on_device=auto and the training device is the CPU"
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """A stored split's uint8 batch, now on the training device: to float and normalised there."""
+        """A stored split's uint8 batch, now on the training device: augmented (training split with
+        ``data.augment_on_device``), to float and normalised there."""
+        if isinstance(batch, AugmentBatch):
+            augment = self.dataset("train").augment  # type: ignore[attr-defined]
+            return image_store.normalise_floats(augment(batch.images, batch.sizes), self.spec), batch.labels
         if isinstance(batch, (tuple, list)) and len(batch) == 2 and batch[0].dtype == torch.uint8:
             return self.inputs(batch[0]), batch[1]
         return batch

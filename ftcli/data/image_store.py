@@ -9,6 +9,10 @@ the whole batch; the training loaders hand out uint8 batches and the datamodule 
 they reach the training device (``ImageDataModule.on_after_batch_transfer``), so a GPU receives a
 quarter of the bytes and does the arithmetic itself. The result equals the per-image evaluation
 transform bit for bit (same operations, same order; tested).
+
+A training split with augmentation is stored too when ``data.augment_on_device`` is on: with
+``random_resized_crop`` each image is kept whole, squashed to ``resize x resize``, with its original
+size beside it, so that ``device_augment`` can draw crops as the per-image path draws them.
 """
 
 from __future__ import annotations
@@ -28,24 +32,34 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from ftcli.data.device_augment import AugmentBatch, DeviceAugment
 from ftcli.data.transforms import INTERPOLATIONS, ToRGB, TransformSpec
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 ENV_DIR = "FTCLI_FEATURE_CACHE"  # the feature cache's folder; stores live in its images/ subfolder
 DEFAULT_DIR = "~/.cache/ftcli/features"
 DISK_MARGIN = 1 << 30  # leave at least 1 GiB free on the cache's disk
 
 
-def store_transform(spec: TransformSpec) -> Callable:
-    """The deterministic part of :func:`ftcli.data.transforms.eval_transform`: RGB, resize, crop, uint8."""
+def store_transform(spec: TransformSpec, squash: bool = False) -> Callable:
+    """What is stored of an RGB image: the deterministic part of the eval transform (resize, centre
+    crop) as uint8; with ``squash``, the whole image resized to ``resize x resize`` for random crops."""
     mode = INTERPOLATIONS[spec.interpolation]
+    if squash:
+        return v2.Compose(
+            [v2.Resize((spec.resize, spec.resize), interpolation=mode, antialias=True), v2.ToImage()]
+        )
     resize = v2.Resize(spec.resize, interpolation=mode, antialias=True)
-    return v2.Compose([ToRGB(), resize, v2.CenterCrop(spec.crop), v2.ToImage()])
+    return v2.Compose([resize, v2.CenterCrop(spec.crop), v2.ToImage()])
 
 
 def to_input(images: torch.Tensor, spec: TransformSpec) -> torch.Tensor:
     """A uint8 batch (N, 3, H, W) as the network's input: float in [0, 1], then normalised (per channel)."""
-    floats = F.to_dtype(images, torch.float32, scale=True)
+    return normalise_floats(F.to_dtype(images, torch.float32, scale=True), spec)
+
+
+def normalise_floats(floats: torch.Tensor, spec: TransformSpec) -> torch.Tensor:
+    """A float batch in [0, 1] normalised per channel with the spec's mean and std."""
     return F.normalize(floats, list(spec.mean), list(spec.std))
 
 
@@ -57,11 +71,21 @@ class StoredImages(Dataset):
     """
 
     def __init__(
-        self, images: torch.Tensor | np.ndarray, labels: torch.Tensor, spec: TransformSpec, source: Any
+        self,
+        images: torch.Tensor | np.ndarray,
+        labels: torch.Tensor,
+        spec: TransformSpec,
+        source: Any,
+        augment: DeviceAugment | None = None,
+        sizes: torch.Tensor | None = None,
     ) -> None:
         self.images = images  # a tensor in memory, or a read-only memory-mapped array on disk
         self.labels = labels
         self.spec = spec
+        self.augment = augment  # the random part of a training transform, applied per batch
+        self.sizes = (
+            sizes if sizes is not None else torch.tensor([[spec.crop, spec.crop]]).expand(len(labels), 2)
+        )
         self.source = source  # the per-image dataset it was made from (its file list, its raw arrays)
         self.transform = getattr(source, "transform", None)
         self._fingerprint = getattr(source, "fingerprint", None)
@@ -70,13 +94,21 @@ class StoredImages(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return to_input(self._gather([index]), self.spec)[0], int(self.labels[index])
+        return self.batch([index])[0][0], int(self.labels[index])
 
     def batch(self, indices: Sequence[int], normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole batches at once: one gather, and (unless left to the device) one normalisation."""
-        images = self._gather(indices)
-        labels = self.labels[torch.as_tensor(indices, dtype=torch.long)]
-        return (to_input(images, self.spec) if normalise else images), labels
+        """Whole batches at once: one gather, and (unless left to the device) augmentation and normalisation.
+
+        Left to the device, an augmenting store's batch is an :class:`AugmentBatch` (uint8 images,
+        labels, original sizes); otherwise uint8 images and labels.
+        """
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        images, labels = self._gather(indices), self.labels[rows]
+        if self.augment is None:
+            return (to_input(images, self.spec) if normalise else images), labels
+        if not normalise:
+            return AugmentBatch(images, labels, self.sizes[rows])
+        return normalise_floats(self.augment(images, self.sizes[rows]), self.spec), labels
 
     def _gather(self, indices: Sequence[int]) -> torch.Tensor:
         if isinstance(self.images, torch.Tensor):
@@ -144,13 +176,17 @@ class StoreReport:
     where: str  # "memory" | a file path | "" (not stored)
     built: bool
     reason: str = ""
+    augmented: bool = False  # stored for augmentation on the device
 
     def text(self) -> str:
         if not self.where:
             return f"{self.split}: not stored ({self.reason})"
         place = "in memory" if self.where == "memory" else f"on disk ({'built' if self.built else 'reused'})"
         size = f"{self.nbytes / 2**20:.0f} MiB"
-        return f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}"
+        augmented = ", augmented per batch on the device" if self.augmented else ""
+        return (
+            f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}{augmented}"
+        )
 
 
 def cache_root(data_cfg: Any) -> Path:
@@ -171,49 +207,64 @@ def build(
     budget_bytes: int,
     directory: Path,
     threads: int,
+    augment: DeviceAugment | None = None,
 ) -> tuple[StoredImages | None, StoreReport]:
     """Store one split: in memory within ``budget_bytes``, else memory-mapped under ``directory``.
 
-    Returns (None, report with the reason) when neither fits: no fingerprint to key a file on, or
-    not enough free disk. ``dataset`` must have a ``transform`` attribute that this replaces while it
-    reads the images (PIL in, uint8 tensor out) and then restores.
+    With ``augment`` the split is stored for augmentation on the device (whole images squashed to
+    ``resize x resize`` when it crops at random, with their original sizes). Returns (None, report
+    with the reason) when neither fits: no fingerprint to key a file on, or not enough free disk.
+    ``dataset`` must have a ``transform`` attribute that this replaces while it reads the images
+    (PIL in, uint8 tensor out) and then restores.
     """
+    squash = augment is not None and augment.squashes
     n = len(dataset)
-    shape = (3, spec.crop, spec.crop)
+    side = spec.resize if squash else spec.crop
+    shape = (3, side, side)
     nbytes = n * int(np.prod(shape))
     labels = torch.as_tensor(list(dataset.targets), dtype=torch.long)
-    report = StoreReport(split, n, shape, nbytes, "", built=True)
+    report = StoreReport(split, n, shape, nbytes, "", built=True, augmented=augment is not None)
     over = f"{nbytes / 2**20:.0f} MiB, over data.image_cache_mb,"
     if nbytes <= budget_bytes:
         images = torch.empty((n, *shape), dtype=torch.uint8)
-        _fill(dataset, spec, images.numpy(), threads)
+        sizes = _fill(dataset, spec, squash, images.numpy(), threads)
         report.where = "memory"
-        return StoredImages(images, labels, spec, dataset), report
+        return StoredImages(images, labels, spec, dataset, augment, sizes if squash else None), report
     fingerprint = getattr(dataset, "fingerprint", None)
     if fingerprint is None:
         report.reason = f"{over} and no fingerprint to key a file on"
         return None, report
     key = hashlib.sha256(
-        f"v{STORE_VERSION}\0{sorted(spec.to_dict().items())}\0{fingerprint()}".encode()
+        f"v{STORE_VERSION}\0{sorted(spec.to_dict().items())}\0{squash}\0{fingerprint()}".encode()
     ).hexdigest()[:32]
     path = directory / f"{split}-{key}.npy"
+    sizes_path = path.with_suffix(".sizes.npy")  # original (h, w) of each image, for a squashed store
     if path.is_file():
         images_np = _open(path, (n, *shape))
-        if images_np is not None:
+        sizes_np = _open_sizes(sizes_path, n) if squash else None
+        if images_np is not None and (sizes_np is not None or not squash):
             report.where, report.built = str(path), False
-            return StoredImages(images_np, labels, spec, dataset), report
+            sizes = torch.from_numpy(sizes_np) if sizes_np is not None else None
+            return StoredImages(images_np, labels, spec, dataset, augment, sizes), report
     directory.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(directory).free < nbytes + DISK_MARGIN:
         report.reason = f"{over} and not enough free disk in {directory}"
         return None, report
     partial = path.with_suffix(f".{os.getpid()}.partial")
     images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
-    _fill(dataset, spec, images_np, threads)
+    sizes = _fill(dataset, spec, squash, images_np, threads)
     images_np.flush()
     del images_np
+    if squash:  # the sizes first: the images file is what marks a store complete
+        partial_sizes = sizes_path.with_suffix(f".{os.getpid()}.partial")
+        with open(partial_sizes, "wb") as handle:
+            np.save(handle, sizes.numpy())
+        os.replace(partial_sizes, sizes_path)
     os.replace(partial, path)  # a store is complete or absent, never half written
     report.where = str(path)
-    return StoredImages(_open(path, (n, *shape)), labels, spec, dataset), report
+    return StoredImages(
+        _open(path, (n, *shape)), labels, spec, dataset, augment, sizes if squash else None
+    ), report
 
 
 def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -224,16 +275,29 @@ def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     return images if images.shape == shape and images.dtype == np.uint8 else None
 
 
-def _fill(dataset: Any, spec: TransformSpec, out: np.ndarray, threads: int) -> None:
-    """Run the deterministic transform once per image into ``out`` (threads: PIL resizes outside the GIL)."""
+def _open_sizes(path: Path, n: int) -> np.ndarray | None:
+    try:
+        sizes = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return sizes if sizes.shape == (n, 2) and sizes.dtype == np.int64 else None
+
+
+def _fill(dataset: Any, spec: TransformSpec, squash: bool, out: np.ndarray, threads: int) -> torch.Tensor:
+    """Store every image into ``out`` (threads: PIL resizes outside the GIL); returns each original (h, w)."""
     kept = dataset.transform
-    dataset.transform = store_transform(spec)
+    dataset.transform = ToRGB()  # what the per-image transforms start with
+    stored = store_transform(spec, squash)
+    sizes = torch.empty((len(dataset), 2), dtype=torch.int64)
     try:
 
         def one(index: int) -> None:
-            out[index] = np.asarray(dataset[index][0])
+            image = dataset[index][0]
+            sizes[index] = torch.tensor(F.get_size(image))
+            out[index] = np.asarray(stored(image))
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             list(pool.map(one, range(len(dataset))))
     finally:
         dataset.transform = kept
+    return sizes

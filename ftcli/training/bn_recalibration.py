@@ -12,11 +12,12 @@ frozen blocks is never touched, bit for bit, whatever ``strategy.bn`` says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ftcli.model.blocks import BlockNet
@@ -90,14 +91,18 @@ class RecalibrateBatchNorm(L.Callback):
         loader = datamodule.train_dataloader() if datamodule is not None else trainer.train_dataloader
         device = pl_module.device
 
+        def inputs() -> Iterator[torch.Tensor]:
+            for batch in loader:
+                batch = move_data_to_device(batch, device)
+                if datamodule is not None:  # what the trainer does on the device (uint8 -> augmented input)
+                    batch = datamodule.on_after_batch_transfer(batch, 0)
+                yield batch[0] if isinstance(batch, (list, tuple)) else batch
+
         def forward(x: torch.Tensor) -> Any:
-            x = x.to(device)
-            if datamodule is not None:  # what the trainer does to a batch on the device (uint8 -> input)
-                x, _ = datamodule.on_after_batch_transfer((x, None), 0)
             with trainer.precision_plugin.forward_context():
                 return pl_module._logits(x)  # type: ignore[attr-defined]
 
-        self.images = recalibrate(forward, layers, loader, self.max_images)
+        self.images = recalibrate(forward, layers, inputs(), self.max_images)
         if trainer.world_size > 1:
             for layer in layers:
                 for stat in (layer.running_mean, layer.running_var):

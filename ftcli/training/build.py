@@ -15,6 +15,7 @@ from torch import nn
 from ftcli.data.datamodule import ImageDataModule
 from ftcli.data.sources import build_datamodule
 from ftcli.data.transforms import TransformSpec, input_transform
+from ftcli.device import trains_on_gpu
 from ftcli.errors import ConfigError
 from ftcli.model import timm_models
 from ftcli.model import weights as weights_lib
@@ -80,6 +81,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     source_meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
     spec = input_transform(cfg.data, _weights_transform(model_name, source, source_meta))
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
+    datamodule.on_gpu = trains_on_gpu(cfg.get("trainer") or {})  # data.augment_on_device=auto reads it
 
     enum_member = source.value if source.kind == "enum" else None
     if enum_member is not None:

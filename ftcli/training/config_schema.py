@@ -85,6 +85,7 @@ def numbers(count: int, low: float, high: float, *, open_high: bool, example: st
 
 
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false", "false")
+AUTO_SWITCH = Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string", "name")
 MAPPING = Rule(lambda v: isinstance(v, Mapping), "a mapping of key: value", "{}")
 
@@ -180,9 +181,10 @@ RULES: dict[str, Rule] = {
     ).or_null(),
     "data.batch_size": whole(1, 65536, "32"),
     "data.on_bad_image": choice("error", "skip"),
-    "data.cache_images": Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto"),
+    "data.cache_images": AUTO_SWITCH,
     "data.image_cache_mb": number(0, example="1024"),
-    "data.cache_features": Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto"),
+    "data.augment_on_device": AUTO_SWITCH,
+    "data.cache_features": AUTO_SWITCH,
     "data.feature_cache_dir": PATH.or_null(),
     "data.root": PATH.or_null(),
     "data.manifest": PATH.or_null(),
