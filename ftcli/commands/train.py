@@ -135,6 +135,7 @@ def train(cfg: DictConfig) -> float:
         last_checkpoint=last_path,
         overrides=list(hydra_cfg.overrides.task),
         steady_images_per_second=throughput.steady_images_per_second,
+        median_step_images_per_second=throughput.median_step_images_per_second,
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
         skipped_images=list(prepared.datamodule.bad_images),

@@ -32,9 +32,10 @@ class RunSummary:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     overrides: list[str] = field(default_factory=list)
-    # Speed detail (``make bench``): images/s without the warm-up epoch, training seconds per epoch,
-    # and the wall-clock time (time.time()) at which the first training step ended.
+    # Speed detail (``make bench``): images/s without the warm-up epoch (and its median step's),
+    # training seconds per epoch, and the wall-clock time (time.time()) at which the first step ended.
     steady_images_per_second: float | None = None
+    median_step_images_per_second: float | None = None
     epoch_seconds: list[float] = field(default_factory=list)
     first_step_done: float | None = None
     # unreadable image files left out under data.on_bad_image=skip

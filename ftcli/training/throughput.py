@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -18,6 +19,9 @@ class Throughput(L.Callback):
         # Per epoch (training batches only), so a benchmark can leave out the warm-up epoch.
         self.epoch_images: list[int] = []
         self.epoch_seconds: list[float] = []
+        # Each step's images/s (batch end to batch end), per epoch: their median ignores a busy moment
+        # of a shared machine that a whole-epoch average takes in.
+        self.step_rates: list[list[float]] = []
         self.first_step_done: float | None = None  # time.time() when the first training step ended
         self._epoch_images = 0
         self._epoch_start = 0.0
@@ -26,13 +30,17 @@ class Throughput(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = self._last_batch_end = time.perf_counter()
         self._epoch_images = 0
+        self.step_rates.append([])
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self.images += len(batch[1])
         self._epoch_images += len(batch[1])
-        self._last_batch_end = time.perf_counter()
+        now = time.perf_counter()
+        if now > self._last_batch_end and self.step_rates:
+            self.step_rates[-1].append(len(batch[1]) / (now - self._last_batch_end))
+        self._last_batch_end = now
         if self.first_step_done is None:
             self.first_step_done = time.time()
 
@@ -56,3 +64,9 @@ class Throughput(L.Callback):
             self.epoch_seconds[1:] or self.epoch_seconds,
         )
         return sum(images) / sum(seconds) if sum(seconds) else 0.0
+
+    @property
+    def median_step_images_per_second(self) -> float | None:
+        """The median step's images/s after the first epoch (all epochs if only one); None without steps."""
+        rates = [r for epoch in (self.step_rates[1:] or self.step_rates) for r in epoch]
+        return statistics.median(rates) if rates else None

@@ -61,3 +61,12 @@ def test_the_jpeg_folder_is_an_imagefolder_of_real_size_jpegs(bench, tmp_path):
     sizes = [Image.open(p).size for p in (tmp_path / "jpegs").rglob("*.jpg")]
     assert len(sizes) == 10
     assert all(240 <= side <= 400 for size in sizes for side in size)
+
+
+def test_the_median_step_ratio_reads_its_own_key(bench):
+    full = [run(90, 1, 1, step_images_per_second=100), run(50, 1, 1, step_images_per_second=98)]
+    raw = [run(100, 1, 1, step_images_per_second=100), run(100, 1, 1, step_images_per_second=100)]
+    got = bench.ratios(full, raw, "step_images_per_second")
+    assert got["median"] == pytest.approx(0.99) and got["rounds"] == pytest.approx([1.0, 0.98])
+    row = bench.aggregate(full, "ftcli full", "digits")
+    assert (row["step_images_per_second_min"], row["step_images_per_second_max"]) == (98, 100)
