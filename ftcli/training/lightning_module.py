@@ -68,6 +68,8 @@ class FineTuneModule(L.LightningModule):
         self.register_buffer("class_weight", fixed, persistent=False)
         self.criterion = nn.CrossEntropyLoss()  # validation and test loss: plain (training/loss.py says why)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._loss_sum: torch.Tensor | float = 0.0  # set per epoch (on_train_epoch_start)
+        self._loss_images = 0
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         _check_names(self.optimizer_cfg, self.scheduler_cfg)
@@ -132,6 +134,8 @@ class FineTuneModule(L.LightningModule):
         self.enter_phase(self.schedule.phase_index(self.current_epoch))
 
     def on_train_epoch_start(self) -> None:
+        self._loss_sum: torch.Tensor | float = 0.0  # this epoch's training loss x images, on the device
+        self._loss_images = 0
         index = self.schedule.phase_index(self.current_epoch)
         if index != self.phase_index:
             phase = self.schedule.phases[index]
@@ -169,12 +173,33 @@ class FineTuneModule(L.LightningModule):
             y = targets.argmax(dim=1)  # train/acc against each mixed image's larger share
         logits = self._logits(x)
         loss = train_loss(logits, targets, self.loss_options, self.class_weight)
-        self.train_acc(logits, y)
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
-        )
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        # Summed here and logged once, at the epoch's last step: each self.log call costs Lightning about
+        # a millisecond, most of a step when only the head trains on cached features.
+        self.train_acc.update(logits, y)
+        self._loss_sum += loss.detach() * len(y)
+        self._loss_images += len(y)
+        if self._last_step_of_epoch(batch_idx):
+            self._log_training_metrics()
         return loss
+
+    def _last_step_of_epoch(self, batch_idx: int) -> bool:
+        """Whether this step ends the epoch (the loader is exhausted, or limit_train_batches reached)."""
+        trainer = self._trainer
+        if trainer is None:  # a step called by hand, outside a fit: nothing to log to
+            return False
+        return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or (
+            batch_idx + 1 >= trainer.num_training_batches
+        )
+
+    def _log_training_metrics(self) -> None:
+        """The epoch's training loss (mean over its images) and accuracy: what logging every step with
+        on_epoch=True gave, in time for the validation, the progress bar and the checkpoints."""
+        images = self._loss_images
+        loss = self._loss_sum / images
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images, sync_dist=True
+        )
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=images)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_acc)

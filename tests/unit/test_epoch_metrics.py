@@ -1,0 +1,69 @@
+"""train/loss and train/acc: summed over the epoch's steps and logged once, they equal the per-image
+mean of every step's loss and the epoch's accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from ftcli.training.build import prepare
+from ftcli.training.lightning_module import FineTuneModule
+
+
+class Steps(L.Callback):
+    """Each training step's loss, batch size and correct predictions (the logits before the step)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[tuple[float, int, int]]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        with torch.no_grad():
+            self._correct = int((pl_module._logits(batch[0]).argmax(1) == batch[1]).sum())
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self.epochs[-1].append((float(outputs["loss"]), len(batch[1]), self._correct))
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_epoch_training_metrics_are_the_mean_over_images(
+    compose_train: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        "strategy=feature_extraction", "data.cache_features=false", "data.per_class=10", "data.batch_size=8"
+    )  # the head alone trains: computing its logits again before a step changes nothing
+    L.seed_everything(0, workers=True, verbose=False)
+    prepared = prepare(cfg)
+    module = FineTuneModule(
+        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
+    )
+    steps = Steps()
+    logged: list[dict[str, float]] = []
+
+    class Read(L.Callback):
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            logged.append(
+                {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+            )
+
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[steps, Read()],
+    )  # fmt: skip
+    trainer.fit(module, datamodule=prepared.datamodule)
+    assert len(logged) == 2
+    for epoch, seen in zip(steps.epochs, logged, strict=True):
+        images = sum(n for _, n, _ in epoch)
+        assert len(epoch) > 1 and images == len(prepared.datamodule.dataset("train"))
+        assert seen["train/loss"] == pytest.approx(sum(loss * n for loss, n, _ in epoch) / images, rel=1e-5)
+        assert seen["train/acc"] == pytest.approx(sum(c for _, _, c in epoch) / images)
