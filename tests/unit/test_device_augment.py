@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -21,8 +20,9 @@ from ftcli.data.image_store import StoredImages
 from ftcli.data.sources import build_datamodule
 from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError
-from ftcli.training.build import prepare
 from ftcli.training.lightning_module import FineTuneModule
+
+from helpers.fitting import fit_config
 
 SPEC = TransformSpec(resize=20, crop=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 RRC = {"random_resized_crop": True, "scale": [0.2, 1.0], "hflip": True}
@@ -168,17 +168,7 @@ def test_training_with_augmentation_on_the_device_is_seeded_by_the_epoch(
     )  # fmt: skip
 
     def fit(name: str) -> FineTuneModule:
-        cfg = compose_train(*overrides)
-        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        prepared = prepare(cfg)
-        module = FineTuneModule(
-            prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-        )
-        trainer = L.Trainer(
-            accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path / name),
-        )  # fmt: skip
-        trainer.fit(module, datamodule=prepared.datamodule)
+        module, prepared = fit_config(compose_train(*overrides), tmp_path / name)
         assert isinstance(prepared.datamodule.dataset("train"), StoredImages)
         return module
 

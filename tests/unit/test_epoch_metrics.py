@@ -12,8 +12,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from ftcli.training.build import prepare
-from ftcli.training.lightning_module import FineTuneModule
+from helpers.fitting import fit_config
 
 
 class Steps(L.Callback):
@@ -42,11 +41,6 @@ def test_epoch_training_metrics_are_the_mean_over_images(
     cfg = compose_train(
         "strategy=feature_extraction", "data.cache_features=false", "data.per_class=10", "data.batch_size=8"
     )  # the head alone trains: computing its logits again before a step changes nothing
-    L.seed_everything(0, workers=True, verbose=False)
-    prepared = prepare(cfg)
-    module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-    )
     steps = Steps()
     logged: list[dict[str, float]] = []
 
@@ -56,11 +50,7 @@ def test_epoch_training_metrics_are_the_mean_over_images(
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
             )
 
-    trainer = L.Trainer(
-        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=str(tmp_path), callbacks=[steps, Read()],
-    )  # fmt: skip
-    trainer.fit(module, datamodule=prepared.datamodule)
+    _, prepared = fit_config(cfg, tmp_path, callbacks=[steps, Read()])
     assert len(logged) == 2
     for epoch, seen in zip(steps.epochs, logged, strict=True):
         images = sum(n for _, n, _ in epoch)

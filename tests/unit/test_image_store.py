@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -16,8 +15,9 @@ from PIL import Image
 from ftcli.data.image_store import StoredImages
 from ftcli.data.sources import build_datamodule
 from ftcli.data.transforms import TransformSpec, eval_transform
-from ftcli.training.build import prepare
 from ftcli.training.lightning_module import FineTuneModule
+
+from helpers.fitting import fit_config
 
 SPEC = TransformSpec(resize=20, crop=16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -116,16 +116,7 @@ def test_over_budget_without_a_fingerprint_falls_back_and_says_why(tmp_path: Pat
 
 
 def _fit(cfg: DictConfig, tmp_path: Path) -> FineTuneModule:
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    prepared = prepare(cfg)
-    module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-    )
-    trainer = L.Trainer(
-        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
-    )  # fmt: skip
-    trainer.fit(module, datamodule=prepared.datamodule)
+    module, prepared = fit_config(cfg, tmp_path)
     stored = isinstance(prepared.datamodule.dataset("train"), StoredImages)
     assert stored == (cfg.data.cache_images is not False)
     return module
