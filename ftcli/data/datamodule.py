@@ -123,11 +123,20 @@ class ImageDataModule(L.LightningDataModule):
 
     def device_augment(self) -> DeviceAugment | None:
         """The training augmentation applied per batch on the device, or None (fixed, or per image)."""
-        if is_deterministic(self.augment) or self.augment_on_device is False or unsupported(self.augment):
-            return None
+        return self._augment_route()[0]
+
+    def _augment_route(self) -> tuple[DeviceAugment | None, str]:
+        """Where the training augmentation runs: (the device's augmentation, "") or (None, why not)."""
+        if is_deterministic(self.augment):
+            return None, "no augmentation"
+        if self.augment_on_device is False:
+            return None, "data.augment_on_device=false"
+        per_image = unsupported(self.augment)
+        if per_image:
+            return None, per_image
         if self.augment_on_device == "auto" and not self.on_gpu:
-            return None
-        return DeviceAugment.from_config(self.augment, self.spec.crop)
+            return None, "data.augment_on_device=auto and the training device is the CPU"
+        return DeviceAugment.from_config(self.augment, self.spec.crop), ""
 
     def _store(self, datasets: dict[str, Dataset]) -> None:
         """Replace each deterministic split by its uint8 store; the memory budget is shared by the splits."""
@@ -155,16 +164,8 @@ class ImageDataModule(L.LightningDataModule):
         """One line on what was preprocessed once (and why an augmented training split was not)."""
         parts = [r.text() for r in self.store_reports]
         if self.cache_images is not False and not self.stores_split("train"):
-            parts.append(f"train: augmented per image ({self._per_image_reason()})")
+            parts.append(f"train: augmented per image ({self._augment_route()[1]})")
         return "images preprocessed once: " + " · ".join(parts) if parts else None
-
-    def _per_image_reason(self) -> str:
-        if self.augment_on_device is False:
-            return "data.augment_on_device=false"
-        per_image = unsupported(self.augment)
-        if per_image:
-            return per_image
-        return "data.augment_on_device=auto and the training device is the CPU"
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """A stored split's uint8 batch, now on the training device: augmented (training split with

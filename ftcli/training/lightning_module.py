@@ -134,7 +134,7 @@ class FineTuneModule(L.LightningModule):
         self.enter_phase(self.schedule.phase_index(self.current_epoch))
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum: torch.Tensor | float = 0.0  # this epoch's training loss x images, on the device
+        self._loss_sum = 0.0  # this epoch's training loss x images (a tensor on the device after a step)
         self._loss_images = 0
         index = self.schedule.phase_index(self.current_epoch)
         if index != self.phase_index:
