@@ -241,7 +241,7 @@ def build(
     sizes_path = path.with_suffix(".sizes.npy")  # original (h, w) of each image, for a squashed store
     if path.is_file():
         images_np = _open(path, (n, *shape))
-        sizes_np = _open_sizes(sizes_path, n) if squash else None
+        sizes_np = _open(sizes_path, (n, 2), np.int64, mmap=False) if squash else None
         if images_np is not None and (sizes_np is not None or not squash):
             report.where, report.built = str(path), False
             sizes = torch.from_numpy(sizes_np) if sizes_np is not None else None
@@ -267,20 +267,13 @@ def build(
     ), report
 
 
-def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+def _open(path: Path, shape: tuple[int, ...], dtype: type = np.uint8, mmap: bool = True) -> np.ndarray | None:
+    """A stored ``.npy`` (memory-mapped unless ``mmap`` is off), or None when unreadable or unexpected."""
     try:
-        images = np.load(path, mmap_mode="r")
+        array = np.load(path, mmap_mode="r" if mmap else None)
     except (OSError, ValueError):
         return None
-    return images if images.shape == shape and images.dtype == np.uint8 else None
-
-
-def _open_sizes(path: Path, n: int) -> np.ndarray | None:
-    try:
-        sizes = np.load(path)
-    except (OSError, ValueError):
-        return None
-    return sizes if sizes.shape == (n, 2) and sizes.dtype == np.int64 else None
+    return array if array.shape == shape and array.dtype == dtype else None
 
 
 def _fill(dataset: Any, spec: TransformSpec, squash: bool, out: np.ndarray, threads: int) -> torch.Tensor:
