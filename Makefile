@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
+# Most of the suite's time is CLI subprocesses on one thread each: a worker per core runs them side by
+# side (tests/conftest.py gives each worker one intra-op thread). PYTEST_WORKERS= runs them in one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4
 
 .PHONY: help install demo test test-fast bench study lint format clean
 
@@ -22,11 +25,11 @@ $(STAMP): pyproject.toml
 demo: install  ## offline: train on digits 0-4, transfer to 5-9 with 5 labels/class, compare strategies
 	$(BIN)/python -m ftcli.commands.demo --out $(DEMO_DIR)
 
-test: install  ## the whole test suite (CPU, offline)
-	$(BIN)/python -m pytest -q
+test: install  ## the whole test suite (CPU, offline), one pytest-xdist worker per core (at most 4)
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 test-fast: install  ## the tests without the slower end-to-end CLI runs
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not slow"
 
 bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)

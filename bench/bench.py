@@ -9,8 +9,9 @@ once, through ftcli's own dataset, into one tensor in memory. Two data sets, eac
 same model, batch size, precision and ``--threads``:
 
 1. digits (scikit-learn's 8x8 digits, upscaled; ``--model`` from scratch): ``--repeats`` rounds of
-   raw loop, ``ftcli full``, ``ftcli last_layers`` (raw, full, last_layers, raw, full, ...), so a
-   slow spell of a shared machine hits every contender, not one; then ``first_layers`` and
+   raw loop, ``ftcli full``, ``ftcli last_layers``, the order reversed every other round (raw, full,
+   last_layers, last_layers, full, raw, raw, ...), so that a slow spell or a drift of a shared
+   machine hits every contender alike; then ``first_layers`` and
    ``feature_extraction`` live once each, and ``feature_extraction`` with the feature cache (the run
    that builds it, then a run that reuses it).
 2. a folder of real-size JPEGs (``--no-jpeg`` skips it), made once in the bench's temporary folder:
@@ -18,9 +19,10 @@ same model, batch size, precision and ``--threads``:
    chelsea, rocket, hubble_deep_field; one class per photo), each side 0.6x-1x ``--jpeg-size`` px,
    as ``train/<class>/*.jpg`` and ``val/<class>/*.jpg``; the ImageNet EfficientNet-Lite0
    (``--jpeg-model``, its default weights, offline) at ``--jpeg-image-size``. ``--repeats`` rounds
-   of raw loop, ``ftcli full``, then ``last_layers`` once. ftcli runs ``data=imagefolder`` as a
-   user's run does (``data.num_workers`` and ``data.cache_images`` at auto: decoding, threads and
-   its own preprocess-once store are its choices), but with
+   of raw loop and ``ftcli full`` (the order reversed every other round), then ``last_layers`` once.
+   ftcli runs ``data=imagefolder`` as a user's run does (``data.num_workers`` and
+   ``data.cache_images`` at auto: decoding, threads and its own preprocess-once store are its
+   choices), but with
    ``data.augment.random_resized_crop=false data.augment.hflip=false``: a deterministic training
    transform, so both contenders train on the same tensor for each image and the gap is ftcli's
    own cost. With random crops or flips, the raw loop's tensors, made once, would not be the work
@@ -108,8 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats",
         type=_positive,
-        default=3,
-        help="rounds of raw loop, ftcli full (, ...) interleaved; medians and min-max over them",
+        default=4,
+        help="rounds of raw loop, ftcli full (, ...) interleaved, the order reversed every other round; "
+        "medians and min-max over them (an even number balances the order)",
     )
     jpeg = parser.add_argument_group("the JPEG folder (ImageNet EfficientNet-Lite0 on real-size photos)")
     jpeg.add_argument("--no-jpeg", action="store_true", help="skip the JPEG folder rows")
@@ -519,6 +522,14 @@ def ratio_keys(key: str, ratio: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def round_order(contenders: list[str], round_number: int) -> list[str]:
+    """The order of round ``round_number`` (from 1): as given in odd rounds, reversed in even ones.
+
+    A machine that speeds up or slows down over the bench then favours no contender: over each pair
+    of rounds, every contender has run as often early as late (an ABBA design)."""
+    return contenders if round_number % 2 else contenders[::-1]
+
+
 def contend(
     args: argparse.Namespace,
     suite: Suite,
@@ -527,15 +538,18 @@ def contend(
     work: Path,
     cache: Path,
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """``--repeats`` rounds of the raw loop then each strategy of ``rounds`` (raw, full, raw, full,
-    ...), so that a slow spell of the machine hits both contenders; then each of ``once``
-    (strategy, extra overrides, name) one time. The rows (aggregated) and every run by name."""
+    """``--repeats`` rounds of the raw loop and each strategy of ``rounds``, interleaved so that a slow
+    spell of the machine hits every contender, in :func:`round_order` (raw, full, full, raw, raw, full,
+    ...); then each of ``once`` (strategy, extra overrides, name) one time. The rows (aggregated) and
+    every run by name."""
     runs: dict[str, list[dict[str, Any]]] = {"raw": [], **{s: [] for s in rounds}}
     for r in range(1, args.repeats + 1):
-        runs["raw"].append(run_raw(args, suite, work, cache, f"{suite.name}-raw-{r}"))
-        for strategy in rounds:
-            label = f"{suite.name}-{strategy}-{r}"
-            runs[strategy].append(run_ftcli(args, suite, strategy, LIVE, work, cache, label))
+        for name in round_order(list(runs), r):
+            label = f"{suite.name}-{name}-{r}"
+            if name == "raw":
+                runs[name].append(run_raw(args, suite, work, cache, label))
+            else:
+                runs[name].append(run_ftcli(args, suite, name, LIVE, work, cache, label))
         done = ", ".join(f"{name} {runs[name][-1]['images_per_second']:.0f}" for name in runs)
         print(f"  {suite.name} round {r}/{args.repeats}: {done} img/s", flush=True)
     for strategy, extra, name in once:

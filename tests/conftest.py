@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,6 +17,14 @@ from helpers.nets import make_net
 
 # What every composed test config needs: small offline data, random init, the CPU trainer.
 FAST_OVERRIDES = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a pytest-xdist worker (``make test`` runs one per core): one intra-op thread, here and in
+    every process it starts, so that the workers share the cores instead of each spinning on all."""
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

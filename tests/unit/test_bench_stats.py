@@ -50,6 +50,17 @@ def test_ratios_are_of_medians_and_the_spread_pairs_each_round(bench):
     assert (got["min"], got["max"]) == (pytest.approx(0.5), pytest.approx(1.25))
 
 
+def test_rounds_alternate_their_order_so_a_drift_favours_no_contender(bench):
+    contenders = ["raw", "full", "last_layers"]
+    orders = [bench.round_order(contenders, r) for r in range(1, 5)]
+    assert orders[0] == orders[2] == contenders
+    assert orders[1] == orders[3] == ["last_layers", "full", "raw"]
+    # over each pair of rounds every contender holds each place on average: the mean slot is equal
+    slots = {name: sum(order.index(name) for order in orders) / len(orders) for name in contenders}
+    assert set(slots.values()) == {1.0}
+    assert contenders == ["raw", "full", "last_layers"]  # the caller's list is left as it was
+
+
 def test_the_jpeg_folder_is_an_imagefolder_of_real_size_jpegs(bench, tmp_path):
     from PIL import Image
 
