@@ -11,7 +11,7 @@ fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 FTCLI_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision, lightning; print('torch', torch.__version__, 'tv', torchvision.__version__, 'lightning', lightning.__version__, 'bf16', torch.cuda.is_bf16_supported())" | tee -a "$OUT/gpu.txt"
-python3 -m pytest -q tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"
+python3 -m pytest -q tests/unit/test_gpu.py -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/pytest.txt"
 work=$(mktemp -d)
 run() { local name=$1; shift; ( cd "$work" && timeout 240 python3 -m ftcli.cli "$@" ) > "$OUT/$name.txt" 2>&1; echo "$name exit $?" | tee -a "$OUT/$name.txt"; }
 run train train model.weights=null data=shapes data.per_class=100 strategy=gradual trainer.max_epochs=6 \
