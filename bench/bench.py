@@ -33,8 +33,9 @@ Each row reports the median over its runs of img/s and epoch seconds, with their
 such as ``full_vs_raw`` are ratios of medians, with ``*_min``/``*_max`` from pairing each round's
 runs. Also timed: ``ftcli --help``, and ``ftcli advise`` on 1,000 MNIST digits at 64 px with the
 ImageNet Lite0, cold and again with its block features cached (``--no-advise`` skips it). Results:
-a rich table and ``bench-results.json``. The defaults should take about 13 minutes on 2 idle CPU
-cores (digits ~4.5, JPEG folder ~8, advise ~1); ``phase_seconds`` in the JSON says what it took.
+a rich table and ``bench-results.json``. The defaults take 15-26 minutes on 2 idle CPU cores,
+depending on the machine's day (digits 6-10, JPEG folder 8-14, advise ~1); ``phase_seconds`` in the
+JSON says what it took.
 
     python bench/bench.py                          # 2-CPU defaults: resnet18, 64 px, batch 32
     python bench/bench.py --repeats 2 --per-class 10 --jpeg-images 60 --no-advise   # a quick check
