@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
 # Most of the suite's time is CLI subprocesses on one thread each: a worker per core runs them side by
-# side (tests/conftest.py gives each worker one intra-op thread). PYTEST_WORKERS= runs them in one process.
-PYTEST_WORKERS ?= -n auto --maxprocesses 4
+# side (tests/conftest.py gives each worker one intra-op thread), and a worker that runs out of tests
+# takes half of another's (worksteal). PYTEST_WORKERS= runs them all in one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist worksteal
 
 .PHONY: help install demo test test-fast bench study lint format clean
 
