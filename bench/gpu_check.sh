@@ -13,7 +13,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 FTCLI_OFF
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision, lightning; print('torch', torch.__version__, 'tv', torchvision.__version__, 'lightning', lightning.__version__, 'bf16', torch.cuda.is_bf16_supported())" | tee -a "$OUT/gpu.txt"
 # issue 14's GPU yardstick: resnet50, 224 px, batch 64, bf16 (precision=auto), channels_last; the digits
-# rows (every digit, ~14 steps an epoch) and the JPEG rows (4,000 real-size JPEGs, ~60 steps an epoch)
+# rows (every digit, ~14 steps an epoch) and the JPEG rows (4,000 real-size JPEGs, ~50 training steps an epoch)
 timeout 560 python3 bench/bench.py --model resnet50 --image-size 224 --batch-size 64 --epochs 3 --repeats 2 \
   --jpeg-images 4000 --jpeg-model resnet50 --jpeg-weights null --jpeg-batch-size 64 --jpeg-epochs 3 --no-advise \
   --out "$OUT/bench-gpu.json" > "$OUT/bench.txt" 2>&1; echo "bench exit $?" | tee -a "$OUT/bench.txt"
