@@ -390,9 +390,9 @@ def raw_worker(args: argparse.Namespace) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
+    from ftcli.command_line.config_groups import config_dir
     from ftcli.device import resolve_precision
-    from ftcli.training.build import prepare
-    from ftcli.ui.config_groups import config_dir
+    from ftcli.pipeline.plan import prepare
 
     torch.set_num_threads(args.threads)
     overrides = [*(args.raw_override or common_overrides(args)), "strategy=full", f"trainer={args.trainer}"]

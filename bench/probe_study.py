@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from ftcli.command_line.config_groups import compose_option
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import build_datamodule
-from ftcli.data.transforms import TransformSpec
 from ftcli.model.backbones import build_torchvision, to_blocknet
 from ftcli.model.surgery import apply_recipe
 from ftcli.model.weights import load_backbone
 from ftcli.model.weights_file import read_file
 from ftcli.runs.checkpoint_schema import model_state
-from ftcli.ui.config_groups import compose_option
 
 CLASSES = [5, 6, 7, 8, 9]
 

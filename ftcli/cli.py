@@ -3,7 +3,8 @@
 ``train``, ``inspect`` and ``advise`` are Hydra apps run as modules (runpy), so every Hydra flag works
 (``-m``, ``--cfg job``, ``--info``, ``--config-dir``) and Lightning's DDP launcher can re-run the
 same command line for extra ranks. The other commands take ``key=value`` arguments and expose
-``main(args) -> exit code``. Every command ends in the one error boundary (``ftcli.ui.error_boundary``).
+``main(args) -> exit code``. Every command ends in the one error boundary
+(``ftcli.command_line.error_boundary``).
 Imports no torch, so ``ftcli --help`` and ``ftcli ls`` stay instant; commands are named by module
 path here, never imported by name, so no command depends on this file.
 """
@@ -15,10 +16,10 @@ import os
 import runpy
 import sys
 
-from ftcli.ui.config_groups import GROUPS, check_group_choices
-from ftcli.ui.error_boundary import guard
-from ftcli.ui.hydra_args import overrides_first
-from ftcli.ui.sweep_plugins import check_plugins
+from ftcli.command_line.config_groups import GROUPS, check_group_choices
+from ftcli.command_line.error_boundary import guard
+from ftcli.command_line.hydra_args import overrides_first
+from ftcli.hydra_hooks.sweep_plugins import check_plugins
 
 # verb: (module, what it does)
 COMMANDS = {

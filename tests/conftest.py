@@ -10,8 +10,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ftcli.command_line.config_groups import config_dir
 from ftcli.model.blocks import BlockNet
-from ftcli.ui.config_groups import config_dir
 
 from helpers.nets import make_net
 

@@ -1,7 +1,7 @@
 """``ftcli advise``: which strategy fits this data? Measured on the training split, not guessed.
 
 Takes the same overrides as ``train`` (model, weights, data, seed...), trains nothing heavy: it
-probes every block of the starting network (``ftcli.training.advice``), prints the regime, the
+probes every block of the starting network (``ftcli.advice``), prints the regime, the
 numbers that led there and the ``ftcli train`` command to run, and writes ``advice.json`` in its
 output folder. ``ftcli train strategy=auto`` runs the same advisor and then trains with its pick.
 """
@@ -13,16 +13,16 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from ftcli.command_line.config_groups import config_dir
+from ftcli.hydra_hooks.sweep_jobs import run_guarded
 from ftcli.ui import console, tables
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.sweep_jobs import run_guarded
 
 
 def advise(cfg: DictConfig) -> float:
     """Measure, decide, print, write ``advice.json``; returns the best block's probe accuracy."""
     from hydra.core.hydra_config import HydraConfig
 
-    from ftcli.training.advice import advisor
+    from ftcli.advice import advisor
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

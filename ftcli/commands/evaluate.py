@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ftcli.command_line.key_value_args import Key, data_config, parse, usage, wants_help
 from ftcli.errors import ConfigError, DataError
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
 from ftcli.ui import console
-from ftcli.ui.key_value_args import Key, data_config, parse, usage, wants_help
 
 SUMMARY = "accuracy, macro-F1, per-class precision/recall and a confusion matrix of a checkpoint"
 KEYS = (
@@ -56,8 +56,8 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     """Run the checkpoint over one split; print and write every metric; return metrics.json's content."""
     import torch
 
+    from ftcli.data.images.transforms import eval_transform, input_transform
     from ftcli.data.sources import build_datamodule
-    from ftcli.data.transforms import eval_transform, input_transform
     from ftcli.device import inference_device
     from ftcli.runs import plots, trained_model
     from ftcli.runs.metrics import compute_metrics, write_confusion_csv

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftcli.command_line.key_value_args import Key, parse, usage, wants_help
 from ftcli.errors import ConfigError, ExportError, unknown_name
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import TrainedModel, checkpoint_path
 from ftcli.ui import console
-from ftcli.ui.key_value_args import Key, parse, usage, wants_help
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")

@@ -13,10 +13,10 @@ import hydra
 from omegaconf import DictConfig
 from rich.markup import escape
 
+from ftcli.command_line.config_groups import config_dir
 from ftcli.errors import ConfigError
+from ftcli.hydra_hooks.sweep_jobs import run_guarded
 from ftcli.ui import console, tables
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.sweep_jobs import run_guarded
 
 
 def inspect(cfg: DictConfig) -> float:
@@ -24,12 +24,13 @@ def inspect(cfg: DictConfig) -> float:
     with ``strategy=auto``, the advisor's pick and why, then the plan of the picked strategy."""
     from rich.text import Text
 
-    from ftcli.training.advice.advisor import is_auto, resolve_auto
-    from ftcli.training.build import prepare
-    from ftcli.training.config_schema import check_config
-    from ftcli.training.early_stopping import early_stopping
+    from ftcli.advice.advisor import resolve_auto
+    from ftcli.command_line.config_groups import load_option
+    from ftcli.config.schema import check_config
+    from ftcli.finetune.strategies import is_auto
+    from ftcli.pipeline.plan import prepare
+    from ftcli.training.callbacks.early_stopping import early_stopping
     from ftcli.training.loss import loss_options
-    from ftcli.ui.config_groups import load_option
 
     check_config(cfg)  # the typed schema, before the advisor uses any value
     if is_auto(cfg):
@@ -66,8 +67,8 @@ def inspect(cfg: DictConfig) -> float:
 def training_option_lines(cfg: DictConfig, prepared: object) -> list[str]:
     """Which param groups get weight decay (always), and where MixUp/CutMix, EMA and BatchNorm
     recalibration act when they are on (each checked as train checks it)."""
-    from ftcli.training.ema import ema_options
-    from ftcli.training.freeze_plan import decay_summary, param_groups
+    from ftcli.finetune.freeze_plan import decay_summary, param_groups
+    from ftcli.training.callbacks.ema import ema_options
     from ftcli.training.mixing import head_only, mix_options
     from ftcli.training.trainer import bn_recalibrate
 

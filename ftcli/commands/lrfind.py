@@ -16,9 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from ftcli.command_line.config_groups import config_dir
+from ftcli.hydra_hooks.sweep_jobs import run_guarded
 from ftcli.ui import console
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.sweep_jobs import run_guarded
 
 
 def lrfind(cfg: DictConfig) -> float:
@@ -28,11 +28,11 @@ def lrfind(cfg: DictConfig) -> float:
     from rich.text import Text
 
     from ftcli.errors import ConfigError
+    from ftcli.finetune.strategies import is_auto
+    from ftcli.pipeline.plan import prepare
     from ftcli.runs import plots
-    from ftcli.training.advice.advisor import is_auto
-    from ftcli.training.build import prepare
-    from ftcli.training.lightning_logs import quiet_lightning
     from ftcli.training.lr_range import RangeTestModule, find_lr, range_options
+    from ftcli.training.quiet_logging import quiet_lightning
 
     quiet_lightning()
     if is_auto(cfg):

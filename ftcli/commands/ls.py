@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ftcli.ui.config_groups import group_options, user_config_dirs
+from ftcli.command_line.config_groups import group_options, user_config_dirs
 
 
 def main(args: list[str]) -> int:

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ftcli.command_line.key_value_args import Key, natural_key, parse, usage, wants_help
 from ftcli.errors import DataError
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
 from ftcli.ui import console
-from ftcli.ui.key_value_args import Key, natural_key, parse, usage, wants_help
 
 SUMMARY = "classify images (a folder, a glob or one file) with a checkpoint; writes predictions.csv"
 KEYS = (
@@ -56,7 +56,7 @@ def main(args: list[str]) -> int:
 
 def find_inputs(inputs: str) -> list[Path]:
     """The image files ``inputs`` names: a folder's images (recursively), a glob's matches, or one file."""
-    from ftcli.data.images import IMAGE_EXTENSIONS
+    from ftcli.data.images.files import IMAGE_EXTENSIONS
 
     path = Path(inputs).expanduser()
     if path.is_dir():
@@ -81,8 +81,8 @@ def predict(path: Path, files: list[Path], options: dict[str, Any]) -> list[dict
     """Predict every readable file; write predictions.csv; print the first rows and the unreadable files."""
     import torch
 
-    from ftcli.data.images import load_image
-    from ftcli.data.transforms import eval_transform
+    from ftcli.data.images.files import load_image
+    from ftcli.data.images.transforms import eval_transform
     from ftcli.device import inference_device
     from ftcli.runs import trained_model
 

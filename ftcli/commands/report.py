@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ftcli.command_line.key_value_args import Key, natural_key, parse, usage, wants_help
 from ftcli.errors import ConfigError, DataError, unknown_name
 from ftcli.runs.summary import SUMMARY_FILE, RunSummary, load
 from ftcli.ui import console
-from ftcli.ui.key_value_args import Key, natural_key, parse, usage, wants_help
 
 # sort= names -> RunSummary fields, and whether bigger is better (sorted first by default)
 METRICS = {

@@ -14,9 +14,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from ftcli.command_line.config_groups import config_dir
+from ftcli.hydra_hooks.sweep_jobs import pin_sweep_job_command_line, requeued_checkpoint, run_guarded
 from ftcli.ui import console
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.sweep_jobs import pin_sweep_job_command_line, requeued_checkpoint, run_guarded
 
 
 def train(cfg: DictConfig) -> float:
@@ -26,16 +26,16 @@ def train(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from rich.text import Text
 
+    from ftcli.config.schema import check_config
     from ftcli.model.blocks import count_parameters
+    from ftcli.pipeline.plan import prepare
     from ftcli.runs import plots, resume
     from ftcli.runs.summary import RunSummary
     from ftcli.training import performance
-    from ftcli.training.build import prepare
-    from ftcli.training.config_schema import check_config
+    from ftcli.training.callbacks.early_stopping import stop_summary
     from ftcli.training.distributed import distributed_scope
-    from ftcli.training.early_stopping import stop_summary
-    from ftcli.training.lightning_logs import quiet_lightning
     from ftcli.training.lightning_module import FineTuneModule
+    from ftcli.training.quiet_logging import quiet_lightning
     from ftcli.training.trainer import build_trainer, training_callbacks
     from ftcli.ui import tables
 
@@ -156,8 +156,9 @@ def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str,
     ``advice.json``; the returned config names the chosen strategy. Other configs pass unchanged."""
     from rich.text import Text
 
-    from ftcli.training.advice.advisor import is_auto, resolve_auto, write_advice
-    from ftcli.ui.config_groups import load_option
+    from ftcli.advice.advisor import resolve_auto, write_advice
+    from ftcli.command_line.config_groups import load_option
+    from ftcli.finetune.strategies import is_auto
 
     if not is_auto(cfg):
         return cfg, None
@@ -177,7 +178,7 @@ def _with_feature_cache(prepared: Any, cfg: DictConfig, module: Any) -> Any:
     from rich.text import Text
 
     from ftcli.device import training_device
-    from ftcli.training.feature_data import maybe_cached
+    from ftcli.features.datamodules import maybe_cached
     from ftcli.training.mixing import mixes_in_cached_phase
 
     datamodule, report = maybe_cached(

@@ -1,1 +1,2 @@
-"""The data layer: image sources as LightningDataModules, splits, checks and preprocessing."""
+"""The data layer: a modality-neutral core (splits, checks, the datamodule base, the source registry)
+and one sub-package per modality (``images``)."""

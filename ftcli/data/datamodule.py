@@ -4,10 +4,10 @@ Every module knows its class names right after construction (scanning folders or
 never decoding images), so the caller can size the classifier head before any data is loaded.
 Splits are stratified per class and driven only by the ``seed`` argument, so two runs with the
 same seed see the same train/val/test images. A split whose transform is deterministic is
-preprocessed once into a uint8 store (``ftcli.data.image_store``); its training loaders hand out
+preprocessed once into a uint8 store (``ftcli.data.images.store``); its training loaders hand out
 uint8 batches that :meth:`ImageDataModule.on_after_batch_transfer` normalises on the device. With
 ``data.augment_on_device`` an augmented training split is stored too, and its random crop, flip and
-jitter are applied there per batch (``ftcli.data.device_augment``).
+jitter are applied there per batch (``ftcli.data.images.device_augment``).
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ import torch
 from lightning.fabric.utilities.seed import seed_everything
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from ftcli.data import image_store
 from ftcli.data.checks import auto_flag, choice_option, int_option, num_workers_option
-from ftcli.data.device_augment import AugmentBatch, DeviceAugment, unsupported
-from ftcli.data.splits import SPLITS
-from ftcli.data.transforms import (
+from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment, unsupported
+from ftcli.data.images import store as image_store
+from ftcli.data.images.transforms import (
     TransformSpec,
     eval_transform,
     is_deterministic,
     train_transform,
     validate_augment,
 )
+from ftcli.data.splits import SPLITS
 from ftcli.device import pin_memory
 from ftcli.errors import ConfigError, DataError
 

@@ -29,7 +29,7 @@ class BlockNet(nn.Module):
         ordered[HEAD] = head
         self.blocks = nn.ModuleDict(ordered)
         self.family = family
-        # Set by the freeze plan (ftcli.training.freeze_plan): how many leading blocks run without autograd,
+        # Set by the freeze plan (ftcli.finetune.freeze_plan): how many leading blocks run without autograd,
         # which blocks keep their BatchNorm layers in eval mode, and which run entirely in eval mode
         # (frozen under bn=frozen: dropout and stochastic depth off too, a fixed function).
         self.no_grad_prefix = 0
@@ -52,7 +52,7 @@ class BlockNet(nn.Module):
     def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
         """Run blocks ``start..head`` on ``x``, the output of the first ``start`` blocks.
 
-        ``start=0`` is the whole network; a run fed cached features (training/feature_cache.py) starts later.
+        ``start=0`` is the whole network; a run fed cached features (features/cache.py) starts later.
         """
         for index, block in enumerate(self.blocks.values()):
             if index < start:

@@ -62,7 +62,7 @@ def build(
         "data": data,
         "seed": int(seed),
         "chained_from": chained_from,
-        # strategy=auto: the advisor's decision and what it measured (``ftcli.training.advice``)
+        # strategy=auto: the advisor's decision and what it measured (``ftcli.advice``)
         "advice": advice,
     }
 
@@ -184,7 +184,7 @@ def check_metadata(meta: Mapping[str, Any], path: Path) -> None:
             if item.get(key) is not None and not _is(item[key], _WHOLE):
                 raise _damaged(path, f"ftcli.schedule[].{key} must be a whole number, got {item[key]!r:.60}")
     if "transform" in meta:
-        from ftcli.data.transforms import TransformSpec  # torch: imported when a checkpoint is read
+        from ftcli.data.images.transforms import TransformSpec  # torch: imported when a checkpoint is read
         from ftcli.errors import FtcliError
 
         try:

@@ -61,7 +61,7 @@ def checkpoint_path(value: str | None) -> Path:
 
 def load(path: Path) -> TrainedModel:
     """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict)."""
-    from ftcli.data.transforms import TransformSpec
+    from ftcli.data.images.transforms import TransformSpec
     from ftcli.model.backbones import build_model, to_blocknet
     from ftcli.model.surgery import apply_recipe
     from ftcli.model.weights_file import read_file

@@ -1,1 +1,2 @@
-"""The training layer: from a composed config to a fitted model (build, strategies and phases, Lightning)."""
+"""The training layer: the Lightning module, loss, mixing, the Trainer with its callbacks, optimizers,
+schedulers and loggers."""

@@ -11,11 +11,11 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
-from ftcli.training.ema import ema_options
-from ftcli.training.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.training.callbacks.ema import ema_options
 from ftcli.training.loss import AUTO, class_counts, imbalance_line, loss_options, resolve_weights, train_loss
 from ftcli.training.mixing import batch_mixer, mix_options
 from ftcli.training.optimizers import OPTIMIZERS
@@ -79,7 +79,7 @@ class FineTuneModule(L.LightningModule):
         self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def feed_features(self, tail: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        """Train on cached frozen-block features (training/feature_data.py): ``tail`` maps them to logits."""
+        """Train on cached frozen-block features (features/datamodules.py): ``tail`` maps them to logits."""
         self.input_tail = tail
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class FineTuneModule(L.LightningModule):
 
     def _on_features(self) -> bool:
         """Whether batches are cached features now: always with a cached single-phase plan; with
-        cached leading phases, the datamodule knows (training/feature_data.py, ``PhasedDataModule``)."""
+        cached leading phases, the datamodule knows (features/datamodules.py, ``PhasedDataModule``)."""
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         features_now = getattr(datamodule, "features_now", None)
         return features_now() if features_now is not None else True
@@ -124,7 +124,7 @@ class FineTuneModule(L.LightningModule):
     def _train_counts(self) -> list[int] | None:
         """Images per class in the training split, or None when the data does not list its labels."""
         datamodule = self.trainer.datamodule
-        # cached features (training/feature_data.py) keep their image datamodule as ``source``
+        # cached features (features/datamodules.py) keep their image datamodule as ``source``
         source = getattr(datamodule, "source", datamodule)
         dataset = source.dataset("train") if hasattr(source, "dataset") else None
         targets = getattr(dataset, "targets", None)

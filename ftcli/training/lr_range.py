@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 
 from ftcli.errors import ConfigError
-from ftcli.training.freeze_plan import apply_plan
+from ftcli.finetune.freeze_plan import apply_plan
 from ftcli.training.lightning_module import FineTuneModule
 
 KEYS = ("min_lr", "max_lr", "steps", "phase")

@@ -6,7 +6,7 @@ class-weighted and label-smoothed as configured. Validation and test batches are
 
 Off in phases that train only the head (a linear probe on features of mixed images is not what users
 expect of a probe) unless ``mixup.during_head_only_phases=true``. Mixing in a head-only phase switches
-the feature cache off (training/feature_cache.py), since the frozen blocks then see new inputs.
+the feature cache off (features/cache.py), since the frozen blocks then see new inputs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.freeze_plan import FreezePlan, Schedule
 from ftcli.model.blocks import HEAD
-from ftcli.training.freeze_plan import FreezePlan, Schedule
 
 KEYS = ("mixup_alpha", "cutmix_alpha", "prob", "switch_prob", "during_head_only_phases")
 

@@ -11,14 +11,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from ftcli import device
+from ftcli.config.trainer_keys import check_trainer_options
 from ftcli.errors import ConfigError
-from ftcli.training.best_and_last import BestAndLast
+from ftcli.training.callbacks.best_and_last import BestAndLast
+from ftcli.training.callbacks.divergence import StopOnNonFinite
+from ftcli.training.callbacks.early_stopping import early_stopping
+from ftcli.training.callbacks.throughput import Throughput
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
-from ftcli.training.divergence import StopOnNonFinite
-from ftcli.training.early_stopping import early_stopping
 from ftcli.training.loggers import build_loggers
-from ftcli.training.throughput import Throughput
-from ftcli.training.trainer_options import check_trainer_options
 
 # Redraw the progress bar every few steps, not every step (each redraw costs host time).
 PROGRESS_REFRESH_STEPS = 5
@@ -33,7 +33,7 @@ def build_trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/, metrics.csv (and TensorBoard events if asked) into the run dir.
 
-    ``trainer.early_stopping`` adds a phase-aware EarlyStopping (training/early_stopping.py).
+    ``trainer.early_stopping`` adds a phase-aware EarlyStopping (training/callbacks/early_stopping.py).
     ``extra_callbacks`` (``training_callbacks``: EMA, BatchNorm recalibration) run in their order.
     With several phases under DDP, parameters frozen in one phase train in another: DDP must be
     told that some parameters get no gradient in some steps.
@@ -83,8 +83,8 @@ def training_callbacks(cfg: Mapping[str, Any]) -> list[L.Callback]:
     """The callbacks the run's options ask for, in the order they must run: the EMA of the weights
     (``ema.enabled``) swaps its weights in before BatchNorm recalibration
     (``strategy.bn_recalibrate``) recomputes the statistics of the weights being validated."""
-    from ftcli.training.bn_recalibration import RecalibrateBatchNorm
-    from ftcli.training.ema import PhaseAwareEMA, ema_options
+    from ftcli.training.callbacks.bn_recalibration import RecalibrateBatchNorm
+    from ftcli.training.callbacks.ema import PhaseAwareEMA, ema_options
 
     callbacks: list[L.Callback] = []
     options = ema_options(cfg.get("ema"))

@@ -1,1 +1,2 @@
-"""The command line and the terminal: config groups, argument parsing, the error boundary, sweep jobs."""
+"""Terminal output: one console for output and one for errors (rank 0 only), and the tables a run shows.
+Imports no torch."""

@@ -160,7 +160,7 @@ def test_eval_on_data_with_other_classes_lists_both_sets(checkpoint: Path, tmp_p
 
 @pytest.mark.slow
 def test_predict_labels_are_the_models_argmax(checkpoint: Path, tmp_path: Path) -> None:
-    from ftcli.data.transforms import eval_transform
+    from ftcli.data.images.transforms import eval_transform
     from ftcli.runs import trained_model as trained
 
     images = digit_images(tmp_path / "photos", 9)
@@ -322,7 +322,7 @@ def test_command_help_lists_its_keys_without_importing_torch(tmp_path: Path, com
 
 
 def test_data_overrides_name_a_missing_or_unknown_key() -> None:
-    from ftcli.ui.key_value_args import data_config
+    from ftcli.command_line.key_value_args import data_config
 
     with pytest.raises(ConfigError, match=r"data\.root is required"):
         data_config({"name": "digits"}, ["data=imagefolder"])

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ftcli.cli import COMMANDS
-from ftcli.ui.config_groups import group_options
+from ftcli.command_line.config_groups import group_options
 
 from helpers.cli_runner import run_cli, run_without_heavy_imports
 

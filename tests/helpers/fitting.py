@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from ftcli.training.build import Prepared, prepare
+from ftcli.pipeline.plan import Prepared, prepare
 from ftcli.training.lightning_module import FineTuneModule
 
 

@@ -10,12 +10,12 @@ import torch
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from torch import nn
 
+from ftcli.advice import block_features, probes, rule
+from ftcli.advice.advisor import advise, train_command
+from ftcli.advice.measure import Measurements, probe_indices
+from ftcli.advice.probes import ProbeScore
 from ftcli.errors import DataError
 from ftcli.model.blocks import BlockNet
-from ftcli.training.advice import block_features, probes, rule
-from ftcli.training.advice.advisor import advise, train_command
-from ftcli.training.advice.measure import Measurements, probe_indices
-from ftcli.training.advice.probes import ProbeScore
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -27,7 +27,7 @@ LITE0 = ["model=efficientnet_lite0", "model.weights=imagenet", "data.image_size=
 def lite0_advice(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, list[str]]:
     from hydra import compose, initialize_config_dir
 
-    from ftcli.ui.config_groups import config_dir
+    from ftcli.command_line.config_groups import config_dir
 
     cache = tmp_path_factory.mktemp("advice-cache")
     overrides = [
@@ -65,7 +65,7 @@ def test_probe_accuracies_equal_a_direct_computation_on_the_cached_features(lite
 def test_a_second_advice_loads_the_block_features_and_agrees(lite0_advice) -> None:
     from hydra import compose, initialize_config_dir
 
-    from ftcli.ui.config_groups import config_dir
+    from ftcli.command_line.config_groups import config_dir
 
     first, _, overrides = lite0_advice
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

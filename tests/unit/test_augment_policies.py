@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ftcli.data.transforms import TransformSpec, is_deterministic, train_transform, validate_augment
+from ftcli.data.images.transforms import TransformSpec, is_deterministic, train_transform, validate_augment
 from ftcli.errors import ConfigError
-from ftcli.training.feature_cache import cache_eligible
-from ftcli.training.phases import make_schedule
+from ftcli.features.cache import cache_eligible
+from ftcli.finetune.phases import make_schedule
 
 SPEC = TransformSpec(resize=36, crop=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 POLICIES = {

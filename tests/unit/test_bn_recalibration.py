@@ -1,4 +1,4 @@
-"""BatchNorm recalibration (training/bn_recalibration.py, ``strategy.bn_recalibrate``)."""
+"""BatchNorm recalibration (training/callbacks/bn_recalibration.py, ``strategy.bn_recalibrate``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftcli.training.bn_recalibration import RecalibrateBatchNorm, recalibrate, trainable_batchnorms
-from ftcli.training.freeze_plan import apply_plan
+from ftcli.finetune.freeze_plan import apply_plan
+from ftcli.finetune.phases import make_schedule
+from ftcli.training.callbacks.bn_recalibration import RecalibrateBatchNorm, recalibrate, trainable_batchnorms
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 
 LAST_TWO = {"name": "last_layers", "n": 2, "bn": "train"}  # frozen blocks' BN would update in train mode
 

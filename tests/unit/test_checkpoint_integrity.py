@@ -129,7 +129,7 @@ def read_for_inspect(path: Path, compose_train: Any) -> None:
 
 
 def read_for_chaining(path: Path, compose_train: Any) -> None:
-    from ftcli.training.build import prepare
+    from ftcli.pipeline.plan import prepare
 
     prepare(compose_train(f"model.weights={path}", "strategy=full", "data.per_class=2"))
 

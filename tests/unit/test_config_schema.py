@@ -1,4 +1,4 @@
-"""The typed config schema (``ftcli.training.config_schema``): every hostile value of issue 17 is a
+"""The typed config schema (``ftcli.config.schema``): every hostile value of issue 17 is a
 ConfigError naming the key and what is allowed, checked right after composition, and every shipped
 option of every config group passes it."""
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 
+from ftcli.command_line.config_groups import config_dir
+from ftcli.command_line.hydra_args import overrides_first, quote_non_ascii
+from ftcli.config.schema import check_config
 from ftcli.errors import ConfigError, FtcliError
-from ftcli.training.config_schema import check_config
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.hydra_args import overrides_first, quote_non_ascii
 
 FAST = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
 
@@ -77,7 +77,7 @@ def test_a_hostile_value_names_the_key_the_value_and_what_is_allowed(
     ],
 )
 def test_names_and_kwargs_are_checked_by_the_pipeline(overrides: str, fragments: list[str]) -> None:
-    from ftcli.training.build import prepare
+    from ftcli.pipeline.plan import prepare
 
     with pytest.raises(FtcliError) as err:
         prepare(composed(overrides, "data.per_class=2"))
@@ -122,7 +122,7 @@ def test_the_dry_run_refuses_before_building_anything() -> None:
 def test_a_path_too_long_for_the_file_system_is_a_user_error_at_the_boundary() -> None:
     import errno
 
-    from ftcli.ui.hydra_errors import usage_error
+    from ftcli.command_line.hydra_errors import usage_error
 
     err = usage_error(OSError(errno.ENAMETOOLONG, "File name too long", "x" * 5000))
     assert isinstance(err, ConfigError) and "too long" in err.message and "5000 characters" in err.message

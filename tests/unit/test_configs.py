@@ -1,6 +1,6 @@
 """Config level: every option of every group composes and resolves, and names what the code knows.
 
-Options are discovered from the config folders (``ftcli.ui.config_groups.group_options``), so a new
+Options are discovered from the config folders (``ftcli.command_line.config_groups.group_options``), so a new
 YAML file is covered without editing this file. The CLI flags are in tests/cli/test_help_and_flags.py.
 """
 
@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli.ui import config_groups as paths
-from ftcli.ui.config_groups import group_options
+from ftcli.command_line import config_groups as paths
+from ftcli.command_line.config_groups import group_options
 
 # What a group needs besides its own option to compose (mandatory ``???`` values).
 REQUIRED = {
@@ -37,8 +37,8 @@ def known_names(group: str) -> set[str]:
 
         return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()}
     if group == "strategy":
-        from ftcli.training.advice.advisor import AUTO
-        from ftcli.training.freeze_strategies import STRATEGIES
+        from ftcli.finetune.strategies import AUTO
+        from ftcli.finetune.strategies import STRATEGIES
 
         return set(STRATEGIES.names()) | {AUTO}  # auto: the advisor picks one of them
     if group == "data":

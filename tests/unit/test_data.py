@@ -10,8 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from ftcli.data.images.transforms import (
+    TransformSpec,
+    eval_transform,
+    is_deterministic,
+    to_rgb,
+    train_transform,
+)
 from ftcli.data.sources import build_datamodule
-from ftcli.data.transforms import TransformSpec, eval_transform, is_deterministic, to_rgb, train_transform
 from ftcli.errors import ConfigError, DataError
 
 SPEC = TransformSpec(resize=16, crop=12, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))

@@ -15,10 +15,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ftcli.data.device_augment import AugmentBatch, DeviceAugment, apply_jitter
-from ftcli.data.image_store import StoredImages
+from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment, apply_jitter
+from ftcli.data.images.store import StoredImages
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import build_datamodule
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError
 from ftcli.training.lightning_module import FineTuneModule
 

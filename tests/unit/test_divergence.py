@@ -14,8 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftcli.errors import DivergedError
+from ftcli.training.callbacks.divergence import StopOnNonFinite
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
-from ftcli.training.divergence import StopOnNonFinite
 
 from helpers.cli_runner import run_cli
 

@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.phases import make_schedule
 from ftcli.runs.summary import RunSummary
-from ftcli.training.early_stopping import PhaseAwareEarlyStopping, early_stopping, stop_summary
+from ftcli.training.callbacks.early_stopping import PhaseAwareEarlyStopping, early_stopping, stop_summary
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 from ftcli.training.trainer import build_trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

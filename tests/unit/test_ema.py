@@ -1,4 +1,4 @@
-"""The EMA of the weights (training/ema.py): the documented recurrence, and restarts at phase changes."""
+"""The EMA of the weights (training/callbacks/ema.py): the documented recurrence, and restarts at phase changes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftcli.errors import ConfigError
-from ftcli.training.ema import PhaseAwareEMA, ema_decay, ema_options
+from ftcli.finetune.phases import make_schedule
+from ftcli.training.callbacks.ema import PhaseAwareEMA, ema_decay, ema_options
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 
 
 class RawWeights(L.Callback):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ftcli.command_line.error_boundary import guard
 from ftcli.errors import ConfigError, ExportError
-from ftcli.ui.error_boundary import guard
 
 
 def fail(error: Exception) -> int:

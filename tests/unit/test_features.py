@@ -10,12 +10,13 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from ftcli.features import cache as feature_cache
+from ftcli.features import datamodules as feature_data
+from ftcli.finetune.freeze_plan import apply_plan
+from ftcli.finetune.phases import make_schedule
 from ftcli.model.blocks import HEAD
-from ftcli.training import feature_cache, feature_data
-from ftcli.training.build import prepare
-from ftcli.training.freeze_plan import apply_plan
+from ftcli.pipeline.plan import prepare
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 
 from helpers.cli_runner import run_cli
 
@@ -339,7 +340,7 @@ def test_bn_recalibration_after_a_cached_probe_phase_reads_the_stored_images(
 ) -> None:
     """The recalibration pass takes its batches from the datamodule itself: stored uint8 batches must
     reach the network normalised (the trainer's on_after_batch_transfer), in the live phase too."""
-    from ftcli.training.bn_recalibration import RecalibrateBatchNorm
+    from ftcli.training.callbacks.bn_recalibration import RecalibrateBatchNorm
 
     cfg = compose_train("strategy=lp_ft", "strategy.probe_epochs=1", "data.per_class=6", "data.batch_size=16")
     recalibrate = RecalibrateBatchNorm()

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from ftcli.device import resolve_precision
+from ftcli.finetune.freeze_plan import apply_plan, param_groups
+from ftcli.finetune.phases import make_plan
 from ftcli.model.backbones import build_torchvision, to_blocknet
 from ftcli.model.surgery import apply_recipe
-from ftcli.training.freeze_plan import apply_plan, param_groups
-from ftcli.training.phases import make_plan
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -109,7 +109,7 @@ def test_compiled_network_recompiles_when_the_trainable_set_changes() -> None:
 
 
 def test_feature_cache_computes_on_the_gpu(tmp_path: Path) -> None:
-    from ftcli.training import feature_cache
+    from ftcli.features import cache as feature_cache
 
     net, _ = _resnet18_blocknet()
     dataset = torch.utils.data.TensorDataset(torch.randn(10, 3, 64, 64), torch.arange(10) % 5)

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
+from ftcli.command_line.config_groups import config_dir
+from ftcli.command_line.hydra_errors import usage_error
+from ftcli.config.schema import check_config
 from ftcli.errors import FtcliError
-from ftcli.training.config_schema import check_config
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.hydra_errors import usage_error
 
 from helpers.nets import make_net
 
@@ -136,7 +136,7 @@ def _recipe(plain: dict[str, Any], key: str, net: Any) -> None:
 
 
 def _strategy(plain: dict[str, Any], key: str, net: Any) -> None:
-    from ftcli.training.phases import make_schedule
+    from ftcli.finetune.phases import make_schedule
 
     if plain["strategy"].get("name") != "auto":  # resolved by the advisor before a run is prepared
         schedule = make_schedule(plain["strategy"], net)
@@ -161,8 +161,8 @@ def _scheduler(plain: dict[str, Any], key: str, net: Any) -> None:
 
 
 def _trainer(plain: dict[str, Any], key: str, net: Any) -> None:
+    from ftcli.config.trainer_keys import check_trainer_options
     from ftcli.device import check_accelerator, resolve_precision
-    from ftcli.training.trainer_options import check_trainer_options
 
     options = dict(plain["trainer"])
     options.pop("compile", None)
@@ -173,8 +173,8 @@ def _trainer(plain: dict[str, Any], key: str, net: Any) -> None:
 
 
 def _data(plain: dict[str, Any], key: str, net: Any) -> None:
+    from ftcli.data.images.transforms import input_transform, train_transform
     from ftcli.data.sources import build_datamodule
-    from ftcli.data.transforms import input_transform, train_transform
 
     spec = input_transform(plain["data"], None)
     train_transform(spec, plain["data"].get("augment"))

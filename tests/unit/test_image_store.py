@@ -12,9 +12,9 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from ftcli.data.image_store import StoredImages
+from ftcli.data.images.store import StoredImages
+from ftcli.data.images.transforms import TransformSpec, eval_transform
 from ftcli.data.sources import build_datamodule
-from ftcli.data.transforms import TransformSpec, eval_transform
 from ftcli.training.lightning_module import FineTuneModule
 
 from helpers.fitting import fit_config
@@ -98,7 +98,7 @@ def test_a_store_over_the_memory_budget_goes_to_disk_and_is_reused(tmp_path: Pat
 
 
 def test_over_budget_without_a_fingerprint_falls_back_and_says_why(tmp_path: Path) -> None:
-    from ftcli.data import image_store
+    from ftcli.data.images import store as image_store
 
     class Plain(torch.utils.data.Dataset):
         transform = None

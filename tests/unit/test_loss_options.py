@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.phases import make_schedule
 from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.loss import (
     LossOptions,
@@ -21,7 +22,6 @@ from ftcli.training.loss import (
     resolve_weights,
     train_loss,
 )
-from ftcli.training.phases import make_schedule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

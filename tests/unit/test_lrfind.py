@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.phases import make_schedule
 from ftcli.training.lr_range import RangeTestModule, find_lr, range_options
-from ftcli.training.phases import make_schedule
 
 
 class Images(L.LightningDataModule):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ftcli.errors import ConfigError
-from ftcli.training.feature_cache import cache_eligible
+from ftcli.features.cache import cache_eligible
+from ftcli.finetune.phases import make_schedule
 from ftcli.training.mixing import batch_mixer, mix_options, mixes_in_cached_phase
-from ftcli.training.phases import make_schedule
 
 NUM_CLASSES = 5
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import build_datamodule
 from ftcli.data.sources import mnist as mnist_source
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import DataError
 
 SPEC = TransformSpec(resize=32, crop=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

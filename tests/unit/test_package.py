@@ -99,9 +99,9 @@ def test_unpacked_wheel_reads_its_own_configs(wheel: Path, tmp_path: Path) -> No
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "import ftcli, ftcli.ui.config_groups, ftcli.cli\n"
+        "import ftcli, ftcli.command_line.config_groups, ftcli.cli\n"
         "print(ftcli.__file__)\n"
-        "print(ftcli.ui.config_groups.config_dir())\n"
+        "print(ftcli.command_line.config_groups.config_dir())\n"
         "ftcli.cli.main(['ls'])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "120"}

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import build_datamodule
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError
 from ftcli.training import performance as perf
 from ftcli.training.trainer import build_trainer

@@ -14,11 +14,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.freeze_plan import FreezePlan, Schedule
+from ftcli.finetune.phases import make_schedule
 from ftcli.model.blocks import HEAD, BlockNet
-from ftcli.training.build import prepare
-from ftcli.training.freeze_plan import FreezePlan, Schedule
+from ftcli.pipeline.plan import prepare
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 from ftcli.training.schedulers.cosine import warmup_cosine
 from ftcli.training.trainer import build_trainer
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from ftcli.command_line.config_groups import group_options
 from ftcli.data.sources import DATA_SOURCES
 from ftcli.errors import ConfigError
+from ftcli.finetune.strategies import STRATEGIES
 from ftcli.registry import Registry
-from ftcli.training.freeze_strategies import STRATEGIES
 from ftcli.training.loggers import LOGGERS
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
-from ftcli.ui.config_groups import group_options
 
 REGISTRIES = {
     "data": DATA_SOURCES,
@@ -76,7 +76,7 @@ def test_every_registered_name_has_its_config_file(group: str) -> None:
     configured_names = set()
     from omegaconf import OmegaConf
 
-    from ftcli.ui.config_groups import config_dir
+    from ftcli.command_line.config_groups import config_dir
 
     for option in options:
         node = OmegaConf.load(config_dir() / group / f"{option}.yaml")

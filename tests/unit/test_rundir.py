@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftcli.errors import OutputError
-from ftcli.ui.run_dir_guard import check_run_dir, check_sweep_dir, next_free
+from ftcli.hydra_hooks.run_dir_guard import check_run_dir, check_sweep_dir, next_free
 
 
 def earlier_run(path: Path) -> Path:

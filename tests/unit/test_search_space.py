@@ -1,5 +1,5 @@
-"""The Optuna search space (ftcli.ui.search_space), the plugin checks (ftcli.ui.sweep_plugins) and the
-SLURM launcher preset, without running a sweep (tests/cli/test_search_and_cluster.py runs them)."""
+"""The Optuna search space (ftcli.hydra_hooks.search_space), the plugin checks
+(ftcli.hydra_hooks.sweep_plugins) and the SLURM launcher preset, without running a sweep (tests/cli/test_search_and_cluster.py runs them)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ftcli.command_line.config_groups import config_dir
 from ftcli.errors import ConfigError
-from ftcli.ui import sweep_plugins
-from ftcli.ui.config_groups import config_dir
-from ftcli.ui.search_space import check_search_space, sample_conditional
-from ftcli.ui.sweep_jobs import FailedJob
+from ftcli.hydra_hooks import sweep_plugins
+from ftcli.hydra_hooks.search_space import check_search_space, sample_conditional
+from ftcli.hydra_hooks.sweep_jobs import FailedJob
 
 
 def compose_with_hydra(*overrides: str) -> DictConfig:

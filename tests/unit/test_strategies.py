@@ -10,12 +10,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ftcli.errors import ConfigError
+from ftcli.finetune.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.finetune.phases import make_plan
+from ftcli.finetune.strategies import STRATEGIES
 from ftcli.model.blocks import HEAD, BlockNet
-from ftcli.training.build import prepare
-from ftcli.training.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_plan, param_groups
-from ftcli.training.freeze_strategies import STRATEGIES
+from ftcli.pipeline.plan import prepare
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_plan
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ftcli.training import throughput
-from ftcli.training.throughput import Throughput
+from ftcli.training.callbacks import throughput
+from ftcli.training.callbacks.throughput import Throughput
 
 
 def test_a_slow_moment_moves_the_epoch_average_but_not_the_median_step(monkeypatch) -> None:

@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ftcli.data.transforms import TransformSpec, eval_transform
+from ftcli.data.images.transforms import TransformSpec, eval_transform
 from ftcli.errors import ConfigError, WeightsError
 from ftcli.model import efficientnet_lite, timm_models
 from ftcli.model import weights as weights_lib
 from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.blocks import HEAD
 from ftcli.model.weights_file import read_file
-from ftcli.training.build import prepare
+from ftcli.pipeline.plan import prepare
 from ftcli.training.lightning_module import FineTuneModule
 
 LITE0 = "tf_efficientnet_lite0"

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ftcli.data import idx_files
+from ftcli.data.images import idx_files
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import build_datamodule
 from ftcli.data.sources.torchvision_datasets import CATALOG, TorchvisionDataModule
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError, DataError
 
 from helpers.cli_runner import assert_user_error, run_cli

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ftcli.config.trainer_keys import check_trainer_options
 from ftcli.errors import ConfigError
-from ftcli.training.trainer_options import check_trainer_options
 
 
 @pytest.mark.parametrize(

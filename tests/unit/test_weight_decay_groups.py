@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ftcli.training.freeze_plan import apply_plan, decay_summary, decays, param_groups
-from ftcli.training.phases import make_schedule
+from ftcli.finetune.freeze_plan import apply_plan, decay_summary, decays, param_groups
+from ftcli.finetune.phases import make_schedule
 
 
 def full_plan(net):

@@ -13,15 +13,15 @@ from safetensors.torch import save_file
 from torchvision.models import ResNet18_Weights
 
 from ftcli.errors import WeightsError
+from ftcli.finetune.phases import make_schedule
 from ftcli.model import weights
 from ftcli.model.backbones import build_torchvision, to_blocknet
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.model.surgery import apply_recipe
 from ftcli.model.weights_file import read_file
+from ftcli.pipeline.plan import load_weights_file, prepare
 from ftcli.runs import checkpoint_schema
-from ftcli.training.build import load_weights_file, prepare
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.phases import make_schedule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -15,7 +15,7 @@ from ftcli.registry import Registry
 
 if TYPE_CHECKING:
     from ftcli.data.datamodule import ImageDataModule
-    from ftcli.data.transforms import TransformSpec
+    from ftcli.data.images.transforms import TransformSpec
 
 DATA_SOURCES: Registry[type[ImageDataModule]] = Registry("data", key="data.name", package=__name__)
 

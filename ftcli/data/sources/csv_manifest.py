@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.data.checks import check_file, expand_path, fractions
-from ftcli.data.file_datamodule import FileDataModule
+from ftcli.data.images.file_datamodule import FileDataModule
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import data_source
 from ftcli.data.splits import Sample, carve_missing, stratified_split
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError, DataError
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

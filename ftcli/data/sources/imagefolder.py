@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ftcli.data.checks import LAYOUT_HINT, check_dir, expand_path, fractions
-from ftcli.data.file_datamodule import FileDataModule
-from ftcli.data.images import IMAGE_EXTENSIONS
+from ftcli.data.images.file_datamodule import FileDataModule
+from ftcli.data.images.files import IMAGE_EXTENSIONS
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import data_source
 from ftcli.data.splits import Sample, carve_missing, stratified_split
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError, DataError
 
 

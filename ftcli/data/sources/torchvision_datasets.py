@@ -7,7 +7,7 @@ error when they are missing). A split the dataset does not have is carved from i
 stratified and seeded; ``data.classes`` picks and orders classes by name; ``data.per_class`` thins
 only the training split. Labels and class names come from the dataset objects' attributes, so no
 image is decoded before training. MNIST, Fashion-MNIST and KMNIST are read from their IDX files into
-memory (``ftcli.data.idx_files``), which also accepts a folder holding the four files directly.
+memory (``ftcli.data.images.idx_files``), which also accepts a folder holding the four files directly.
 Nothing downloads unless ``data.download=true`` (and ``FTCLI_OFFLINE`` is unset).
 """
 
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ftcli.data import idx_files
 from ftcli.data.checks import expand_path, fractions, num_workers_option, per_class_option
 from ftcli.data.datamodule import ImageDataModule
-from ftcli.data.datasets import ArrayDataset
+from ftcli.data.images.datasets import ArrayDataset
+from ftcli.data.images import idx_files
+from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import data_source
 from ftcli.data.splits import SPLITS, first_per_class, stratified_split
-from ftcli.data.transforms import TransformSpec
 from ftcli.errors import ConfigError, DataError, unknown_name
 
 DIGITS = tuple(str(d) for d in range(10))

@@ -1,0 +1,79 @@
+"""Named freeze strategies (``strategy=``): what each one trains in which phase, before it meets a network.
+
+(Not Lightning's ``trainer.strategy``, which is how training is distributed: ``ddp``, ``auto``.)
+
+Each module in this folder registers strategy names with ``@STRATEGIES.register(name)``; a strategy
+is a function ``(backbone block names, strategy config) -> [PhaseSpec, ...]`` (the head always
+trains). ``ftcli.finetune.phases`` resolves the specs against a network. A new strategy is one new
+module here plus its YAML in ``configs/strategy/``; a user can also write ``phases:`` in YAML alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ftcli.errors import ConfigError
+from ftcli.registry import Registry
+
+BN_POLICIES = ("frozen", "train", "affine")
+# strategy=auto: not a member of the registry; the advisor (ftcli.advice) replaces it by the strategy it picks
+AUTO = "auto"
+
+
+def is_auto(cfg: Mapping[str, Any]) -> bool:
+    """Whether the config asks the advisor to pick the strategy (``strategy=auto``): a plain name
+    comparison, so a run that does not use the advisor never imports it (or scikit-learn)."""
+    strategy = cfg.get("strategy") or {}
+    return str(strategy.get("name")) == AUTO
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase as configured: its length, which backbone blocks train, multipliers, BN policy."""
+
+    epochs: int | None
+    train: frozenset[str]
+    lr_mult: float | Mapping[str, float] = 1.0
+    bn: str | None = None
+    label: str = ""
+
+
+StrategyFn = Callable[[list[str], Mapping[str, Any]], list[PhaseSpec]]
+STRATEGIES: Registry[StrategyFn] = Registry("strategy", key="strategy.name", package=__name__)
+
+
+def block_count(cfg: Mapping[str, Any], backbone: list[str], default: int) -> int:
+    n = cfg.get("n", default)
+    whole = isinstance(n, int) and not isinstance(n, bool)
+    if not whole or not 0 <= n <= len(backbone):
+        problem = "is out of range" if whole else "is not a whole number of blocks"
+        raise ConfigError(
+            f"strategy.n={n} {problem}: this network has {len(backbone)} blocks before the head "
+            f"({', '.join(backbone)}).",
+            f"Use an integer from 0 to {len(backbone)}; `ftcli inspect` shows the blocks.",
+        )
+    return n
+
+
+def bn_policy(value: Any, key: str) -> str:
+    if str(value) not in BN_POLICIES:
+        raise ConfigError(f"Unknown {key} '{value}'.", f"Valid values: {', '.join(BN_POLICIES)}")
+    return str(value)
+
+
+def positive_float(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):  # nan and inf too
+        raise ConfigError(f"{key}={value} must be a finite number >= 0.")
+    return number
+
+
+def positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value} must be a whole number of epochs >= 1.")
+    return value

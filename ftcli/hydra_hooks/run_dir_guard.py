@@ -1,0 +1,109 @@
+"""A run never writes over an earlier run, and an unwritable output folder is named before anything starts.
+
+The default run directory carries the time down to microseconds, so only an explicit
+``hydra.run.dir=X`` (or ``hydra.sweep.dir=X``, or a preset that sets one) can point at an earlier
+run. That is refused with the next free name to use instead, rather than silently writing to
+``X-1``: scripts that read ``X/summary.json`` afterwards must never read another run's results.
+
+The check is a Hydra callback (``hydra.callbacks`` in train.yaml) because Hydra itself writes
+``.hydra/`` and the log into the directory before the task function starts.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ftcli.command_line.error_boundary import report
+from ftcli.errors import FtcliError, OutputError
+from ftcli.ui.console import is_rank_zero
+
+# What a run leaves that must survive: an empty or half-created folder (a run that failed on bad
+# input before training) may be reused.
+RESULTS = ("checkpoints", "summary.json", "metrics.csv")
+SWEEP_RECORD = "multirun.yaml"
+
+
+class RunDirGuard(Callback):
+    """Refuses a run or sweep directory that holds an earlier run, or that cannot be written."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_error(lambda: check_run_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_error(lambda: check_sweep_dir(Path(str(config.hydra.sweep.dir))))
+
+
+def check_run_dir(path: Path, key: str) -> None:
+    """OutputError when ``path`` holds an earlier run's results or cannot be created and written."""
+    found = earlier_results(path)
+    if found:
+        raise OutputError(
+            f"{key}={path} already holds a run ({', '.join(found)}); ftcli never writes over an earlier run.",
+            f"Choose a new folder, e.g. {key}={next_free(path)}, or leave {key} unset "
+            "(every run then gets its own timestamped folder).",
+        )
+    ensure_writable(path, key)
+
+
+def check_sweep_dir(path: Path) -> None:
+    """As :func:`check_run_dir`, for a sweep: its record or any job folder with results counts."""
+    jobs = [p for p in path.iterdir() if p.is_dir() and earlier_results(p)] if path.is_dir() else []
+    if (path / SWEEP_RECORD).exists() or jobs:
+        found = SWEEP_RECORD if (path / SWEEP_RECORD).exists() else f"job {jobs[0].name}"
+        raise OutputError(
+            f"hydra.sweep.dir={path} already holds a sweep ({found}); "
+            "ftcli never writes over an earlier run.",
+            f"Choose a new folder, e.g. hydra.sweep.dir={next_free(path)}, or leave hydra.sweep.dir unset.",
+        )
+    ensure_writable(path, "hydra.sweep.dir")
+
+
+def earlier_results(path: Path) -> list[str]:
+    """The results of an earlier run found in ``path`` (an empty checkpoints/ folder does not count)."""
+    if not path.is_dir():
+        return []
+    found = []
+    for name in RESULTS:
+        entry = path / name
+        if entry.is_file() or (entry.is_dir() and any(entry.iterdir())):
+            found.append(f"{name}/" if entry.is_dir() else name)
+    return found
+
+
+def next_free(path: Path) -> Path:
+    """``path-1``, ``path-2``, ...: the first that does not exist yet."""
+    n = 1
+    while Path(f"{path}-{n}").exists():
+        n += 1
+    return Path(f"{path}-{n}")
+
+
+def ensure_writable(path: Path, key: str) -> None:
+    """Create ``path`` and write a probe file in it (root ignores permission bits, so ask the disk)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(
+            f"Cannot write the run directory {path.absolute()}: {reason}.",
+            f"Run ftcli from a folder you can write to, or set {key}=PATH to a writable folder.",
+        ) from exc
+
+
+def _exit_on_error(check: Callable[[], None]) -> None:
+    """Run a check on rank 0; a failure exits 2 here, since Hydra turns callback errors into warnings."""
+    if not is_rank_zero():  # DDP ranks > 0 re-run the command into rank 0's directory
+        return
+    try:
+        check()
+    except FtcliError as err:
+        sys.exit(report(err))
