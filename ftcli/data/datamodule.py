@@ -23,8 +23,8 @@ from lightning.fabric.utilities.seed import seed_everything
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ftcli.data.checks import auto_flag, choice_option, int_option, num_workers_option
-from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment, unsupported
 from ftcli.data.images import store as image_store
+from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment, unsupported
 from ftcli.data.images.transforms import (
     TransformSpec,
     eval_transform,

@@ -126,7 +126,8 @@ def options_line(cfg: Any) -> Text | None:
     """The training options switched on (``loss.*``, ``trainer.early_stopping``, ``data.augment.policy``).
 
     None when all are off, so a run that sets none of them shows what it always showed. The values are
-    checked before this is called (training/loss.py, training/callbacks/early_stopping.py, data/images/transforms.py).
+    checked before this is called (training/loss.py, training/callbacks/early_stopping.py,
+    data/images/transforms.py).
     """
     parts = []
     loss = cfg.get("loss") or {}

@@ -37,8 +37,7 @@ def known_names(group: str) -> set[str]:
 
         return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()}
     if group == "strategy":
-        from ftcli.finetune.strategies import AUTO
-        from ftcli.finetune.strategies import STRATEGIES
+        from ftcli.finetune.strategies import AUTO, STRATEGIES
 
         return set(STRATEGIES.names()) | {AUTO}  # auto: the advisor picks one of them
     if group == "data":

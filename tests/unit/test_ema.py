@@ -1,4 +1,5 @@
-"""The EMA of the weights (training/callbacks/ema.py): the documented recurrence, and restarts at phase changes."""
+"""The EMA of the weights (training/callbacks/ema.py): the documented recurrence, and restarts at phase
+changes."""
 
 from __future__ import annotations
 

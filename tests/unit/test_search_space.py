@@ -1,5 +1,6 @@
 """The Optuna search space (ftcli.hydra_hooks.search_space), the plugin checks
-(ftcli.hydra_hooks.sweep_plugins) and the SLURM launcher preset, without running a sweep (tests/cli/test_search_and_cluster.py runs them)."""
+(ftcli.hydra_hooks.sweep_plugins) and the SLURM launcher preset, without running a sweep
+(tests/cli/test_search_and_cluster.py runs them)."""
 
 from __future__ import annotations
 

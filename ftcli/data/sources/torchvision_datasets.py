@@ -26,8 +26,8 @@ from torch.utils.data import Dataset
 
 from ftcli.data.checks import expand_path, fractions, num_workers_option, per_class_option
 from ftcli.data.datamodule import ImageDataModule
-from ftcli.data.images.datasets import ArrayDataset
 from ftcli.data.images import idx_files
+from ftcli.data.images.datasets import ArrayDataset
 from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.sources import data_source
 from ftcli.data.splits import SPLITS, first_per_class, stratified_split
