@@ -33,10 +33,10 @@ test-fast: install  ## the tests without the slower end-to-end CLI runs
 	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not slow"
 
 bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
-	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 study: install  ## the four-regime study (not run by CI, ~60-90 min on 2 cores, auto validated too) -> outputs/study/study.md
-	$(BIN)/python bench/regime_study.py $(STUDY_ARGS)
+	$(BIN)/python -m bench.regime_study $(STUDY_ARGS)
 
 lint: install  ## ruff check, format check, and the import rules of docs/ARCHITECTURE.md (lint-imports)
 	$(BIN)/ruff check ftcli tests bench

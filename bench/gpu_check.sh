@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, torchvision, lightning; print('torch', torch.__version__, 'tv', torchvision.__version__, 'lightning', lightning.__version__, 'bf16', torch.cuda.is_bf16_supported())" | tee -a "$OUT/gpu.txt"
 # issue 14's GPU yardstick: resnet50, 224 px, batch 64, bf16 (precision=auto), channels_last; the digits
 # rows (every digit, ~14 steps an epoch) and the JPEG rows (4,000 real-size JPEGs, ~50 training steps an epoch)
-timeout 560 python3 bench/bench.py --model resnet50 --image-size 224 --batch-size 64 --epochs 3 --repeats 2 \
+timeout 560 python3 -m bench --model resnet50 --image-size 224 --batch-size 64 --epochs 3 --repeats 2 \
   --jpeg-images 4000 --jpeg-model resnet50 --jpeg-weights null --jpeg-batch-size 64 --jpeg-epochs 3 --no-advise \
   --out "$OUT/bench-gpu.json" > "$OUT/bench.txt" 2>&1; echo "bench exit $?" | tee -a "$OUT/bench.txt"
 tail -30 "$OUT/bench.txt"
@@ -29,7 +29,7 @@ run eval eval ckpt="$ckpt"; tail -4 "$OUT/eval.txt"
 run predict predict ckpt="$ckpt" inputs="$HOME/.cache/ftcli/shapes" topk=2 show=3; tail -3 "$OUT/predict.txt"
 run export export ckpt="$ckpt" format=torchscript; tail -3 "$OUT/export.txt"
 run compile train model.weights=null data=shapes data.per_class=50 strategy=lp_ft strategy.probe_epochs=1 \
-  trainer.max_epochs=2 trainer.compile=true print_config=false trainer.enable_progress_bar=false hydra.run.dir="$work/compiled"
+  trainer.max_epochs=2 compile=true print_config=false trainer.enable_progress_bar=false hydra.run.dir="$work/compiled"
 grep -h "phase\|test accuracy\|exit" "$OUT/compile.txt" | head -5
 run sweep train -m model=resnet50 model.weights=null strategy=feature_extraction,full data=shapes data.per_class=100 \
   trainer.max_epochs=2 print_config=false trainer.enable_progress_bar=false hydra.sweep.dir="$work/sweep"

@@ -1,6 +1,6 @@
 """Why transfer does not beat scratch in the demo: converged linear probes on frozen features.
 
-Usage: python bench/probe_study.py PATH/TO/task_A/best.ckpt [--per-class 5]
+Usage: python -m bench.probe_study PATH/TO/task_A/best.ckpt [--per-class 5]
 
 For digits 5-9 it fits scikit-learn's logistic regression (run to convergence) on
 - the raw pixels (the network's normalised input),

@@ -19,7 +19,7 @@ per cell and strategy, which strategy the four-regime rule recommends there, and
 its accuracy and its gap to the best strategy of the cell. Not run by CI; about 60-90 minutes on 2
 CPU cores.
 
-Usage: python bench/regime_study.py [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
+Usage: python -m bench.regime_study [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
 """
 
 from __future__ import annotations

@@ -2,14 +2,13 @@
 
 ``advise(cfg)`` builds what ``ftcli train`` would start from (the same model, weights, data and
 seed), measures it (``measure``) and applies the rule (``rule``). ``resolve_auto`` is what
-``strategy=auto`` does before the run is prepared: the chosen strategy's own YAML replaces
+``strategy=auto`` does before the run is planned: the chosen strategy's own YAML replaces
 ``auto``, its settings on top, so everything after it sees an ordinary config.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ftcli.advice.measure import Measurements, measure, probe_config
 from ftcli.advice.rule import Decision, decide
+from ftcli.atomic_files import atomic_write_text
+from ftcli.config.schema import check_config
 from ftcli.device import training_device
 from ftcli.features.cache import cache_dir
 
@@ -45,16 +46,17 @@ class Advice:
 
 def advise(cfg: DictConfig) -> Advice:
     """Measure what ``cfg`` would train from, on its training split, and decide a strategy."""
-    from ftcli.pipeline.plan import prepare
+    from ftcli.pipeline import plan_run
 
+    check_config(cfg)  # the typed schema, before the advisor reads any value
     started = time.perf_counter()
     # The run that follows (strategy=auto) must start from the same random state as the same run
     # with the picked strategy written out: the advisor draws from a forked generator.
     gpus = list(range(torch.cuda.device_count()))
     with torch.random.fork_rng(devices=gpus):
-        ours = prepare(probe_config(cfg, pretrained=True))
+        ours = plan_run(probe_config(cfg, pretrained=True))
         torch.manual_seed(int(cfg.seed))  # the random-init baseline is the same network every time
-        theirs = prepare(probe_config(cfg, pretrained=False))
+        theirs = plan_run(probe_config(cfg, pretrained=False))
         device = training_device(cfg.trainer)
         measured = measure(
             cfg, ours.net, theirs.net, ours.datamodule, ours.weights_label, cache_dir(cfg.data), device
@@ -97,7 +99,4 @@ def train_command(overrides: list[str], decision: Decision) -> str:
 
 def write_advice(path: Path, record: dict[str, Any]) -> Path:
     """``advice.json``: an :meth:`Advice.to_dict` record, written atomically."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(record, indent=2))

@@ -8,8 +8,8 @@ estimate, and the validation and test splits stay untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import statistics
 import warnings
 from dataclasses import asdict, dataclass
@@ -22,6 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from ftcli.atomic_files import atomic_write_text
 
 # Inverse L2 strength of the probe on standardised features, and its iteration cap.
 PROBE_C = 1.0
@@ -86,10 +88,7 @@ def scores_of(
             pass  # missing or unreadable: compute
     result = {name: score(features, labels, seed) for name, features in by_block.items()}
     if memo is not None:
-        tmp = memo.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps({name: asdict(value) for name, value in result.items()}))
-            os.replace(tmp, memo)
-        except OSError:
-            pass  # a read-only cache folder costs only the time of the probes next time
+        # a read-only cache folder costs only the time of the probes next time
+        with contextlib.suppress(OSError):
+            atomic_write_text(memo, json.dumps({name: asdict(value) for name, value in result.items()}))
     return result

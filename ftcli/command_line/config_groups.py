@@ -21,6 +21,11 @@ GROUPS = (
     "optimizer",
     "scheduler",
     "logger",
+    # ftcli's own training options, a group each (one `default` option today; add presets beside it)
+    "loss",
+    "mixup",
+    "ema",
+    "early_stopping",
     "experiment",
     # an Optuna search over the others (`ftcli train -m hparams_search=NAME`, ftcli.hydra_hooks.search_space)
     "hparams_search",

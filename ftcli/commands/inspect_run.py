@@ -8,6 +8,7 @@ it can never shadow the standard library's ``inspect`` module.)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
@@ -16,6 +17,9 @@ from rich.markup import escape
 from ftcli.command_line.config_groups import config_dir
 from ftcli.errors import ConfigError
 from ftcli.hydra_hooks.sweep_jobs import run_guarded
+
+if TYPE_CHECKING:
+    from ftcli.pipeline import RunPlan
 from ftcli.ui import console, tables
 
 
@@ -24,56 +28,47 @@ def inspect(cfg: DictConfig) -> float:
     with ``strategy=auto``, the advisor's pick and why, then the plan of the picked strategy."""
     from rich.text import Text
 
-    from ftcli.advice.advisor import resolve_auto
-    from ftcli.command_line.config_groups import load_option
-    from ftcli.config.schema import check_config
     from ftcli.finetune.strategies import is_auto
-    from ftcli.pipeline.plan import prepare
-    from ftcli.training.callbacks.early_stopping import early_stopping
-    from ftcli.training.loss import loss_options
+    from ftcli.pipeline import plan_run
+    from ftcli.pipeline.fitting import show_plan
 
-    check_config(cfg)  # the typed schema, before the advisor uses any value
+    advice = None
     if is_auto(cfg):
-        cfg, advice = resolve_auto(cfg, load_option)
-        console.show(Text(advice.decision.line()))
-        for reason in advice.decision.reasons[:-1]:
+        from ftcli.advice.advisor import resolve_auto
+        from ftcli.command_line.config_groups import load_option
+
+        cfg, resolved = resolve_auto(cfg, load_option)
+        console.show(Text(resolved.decision.line()))
+        for reason in resolved.decision.reasons[:-1]:
             console.show(Text(f"  {reason}"))
-    prepared = prepare(cfg)
-    # checked here as train checks them, so a bad value fails the dry run too
-    loss_options(cfg.get("loss"), prepared.datamodule.num_classes)
-    early_stopping(cfg.trainer.get("early_stopping"))
-    console.show(tables.data_line(prepared.datamodule.describe()))
-    console.show(tables.plan_table(prepared, float(cfg.optimizer.lr)))
-    for note in tables.schedule_notes(prepared.schedule, cfg.trainer.get("max_epochs")):
-        console.show(f"[yellow]note[/yellow]: {note}")
-    surgery = prepared.surgery
+        advice = resolved.to_dict()
+    run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
+    show_plan(run_plan)
+    surgery = run_plan.surgery
     removed = ", ".join(surgery.removed) or "none"
     console.show(
         f"recipe {surgery.recipe}: removed blocks: {removed} · features {surgery.feature_dim} -> "
         f"{' -> '.join(surgery.head)}"
     )
-    options = tables.options_line(cfg)
+    policy = ((cfg.get("data") or {}).get("augment") or {}).get("policy")
+    options = tables.options_line(run_plan.options, policy)
     if options is not None:
         console.show(options)
-    for line in training_option_lines(cfg, prepared):
+    for line in training_option_lines(run_plan):
         console.show(Text(line))
-    spec = prepared.transform
+    spec = run_plan.transform
     console.show(
         f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"
     )
     return 0.0
 
 
-def training_option_lines(cfg: DictConfig, prepared: object) -> list[str]:
+def training_option_lines(run_plan: RunPlan) -> list[str]:
     """Which param groups get weight decay (always), and where MixUp/CutMix, EMA and BatchNorm
-    recalibration act when they are on (each checked as train checks it)."""
+    recalibration act when they are on (from the run's checked options)."""
     from ftcli.finetune.freeze_plan import decay_summary, param_groups
-    from ftcli.training.callbacks.ema import ema_options
-    from ftcli.training.mixing import head_only, mix_options
-    from ftcli.training.trainer import bn_recalibrate
 
-    schedule = prepared.schedule  # type: ignore[attr-defined]
-    net = prepared.net  # type: ignore[attr-defined]
+    cfg, schedule, net = run_plan.cfg, run_plan.schedule, run_plan.net
     lines = []
     decay_all = bool(cfg.optimizer.get("decay_norm_and_bias", False))
     on, off = decay_summary(param_groups(net, schedule.first, 1.0, decay_norm_and_bias=decay_all))
@@ -86,7 +81,7 @@ def training_option_lines(cfg: DictConfig, prepared: object) -> list[str]:
             "(norms, biases, position embeddings, class tokens; "
             "optimizer.decay_norm_and_bias=true decays all)"
         )
-    mix = mix_options(cfg.get("mixup"))
+    mix = run_plan.options.training.mixup
     if mix.enabled:
         where = [
             f"phase {p.index + 1} ({p.label or p.strategy}): {'on' if mix.applies(p) else 'off, head only'}"
@@ -94,14 +89,14 @@ def training_option_lines(cfg: DictConfig, prepared: object) -> list[str]:
         ]
         note = (
             ""
-            if mix.during_head_only_phases or not any(head_only(p) for p in schedule.phases)
+            if mix.during_head_only_phases or not any(p.head_only for p in schedule.phases)
             else (" · off while only the head trains (mixup.during_head_only_phases=true mixes there too)")
         )
         lines.append(f"{mix.describe()}: {'; '.join(where)}{note}")
-    ema = ema_options(cfg.get("ema"))
+    ema = run_plan.options.training.ema
     if ema.enabled:
         lines.append(ema.describe())
-    if bn_recalibrate(cfg.strategy):
+    if run_plan.options.bn_recalibrate:
         lines.append(
             "BatchNorm recalibration: before each validation, the trainable blocks' BatchNorm statistics are "
             "recomputed over the training images (frozen blocks untouched)"

@@ -1,7 +1,7 @@
 """``ftcli lrfind``: a learning-rate range test, then the ``ftcli train`` command with its suggestion.
 
 Takes the same overrides as ``train`` plus ``lrfind.*`` (``min_lr``, ``max_lr``, ``steps``, ``phase``).
-Builds exactly what ``train`` would (``training.build.prepare``), runs the range test of one phase
+Builds exactly what ``train`` would (``ftcli.pipeline.plan_run``), runs the range test of one phase
 (``training.lr_range``: only that phase's trainable blocks move, each at lr x its multiplier) on one
 device, rank 0 only, and writes ``lr_find.png`` (the curve) and ``lr_find.json`` in its output
 folder. The network's weights are restored afterwards; nothing is trained or saved.
@@ -29,9 +29,9 @@ def lrfind(cfg: DictConfig) -> float:
 
     from ftcli.errors import ConfigError
     from ftcli.finetune.strategies import is_auto
-    from ftcli.pipeline.plan import prepare
+    from ftcli.pipeline import plan_run
     from ftcli.runs import plots
-    from ftcli.training.lr_range import RangeTestModule, find_lr, range_options
+    from ftcli.training.lr_range import RangeTestModule, find_lr
     from ftcli.training.quiet_logging import quiet_lightning
 
     quiet_lightning()
@@ -43,27 +43,23 @@ def lrfind(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    prepared = prepare(cfg)
-    options = range_options(cfg.get("lrfind"), len(prepared.schedule.phases))
-    module = RangeTestModule(
-        prepared.net,
-        prepared.schedule,
-        cfg.optimizer,
-        cfg.scheduler,
-        prepared.checkpoint_meta(cfg),
-        loss=cfg.get("loss"),
-        mixup=cfg.get("mixup"),
-    )
-    phase = prepared.schedule.phases[options.phase - 1]
+    run_plan = plan_run(cfg)
+    options = run_plan.options.lrfind
+    if options is None:  # configs/lrfind.yaml defines the block; a --config-name without it lands here
+        raise ConfigError(
+            "lrfind needs its lrfind.* settings.", "Run it as `ftcli lrfind` (configs/lrfind.yaml)."
+        )
+    module = run_plan.module(RangeTestModule)
+    phase = run_plan.schedule.phases[options.phase - 1]
     console.show(
         Text(
-            f"lrfind: phase {options.phase}/{len(prepared.schedule.phases)} "
+            f"lrfind: phase {options.phase}/{len(run_plan.schedule.phases)} "
             f"({phase.label or phase.strategy}), "
             f"training {', '.join(phase.trainable_blocks)}; lr {options.min_lr:g} -> {options.max_lr:g} "
             f"over {options.steps} steps"
         )
     )
-    result = find_lr(module, prepared.datamodule, cfg.trainer, run_dir, options)
+    result = find_lr(module, run_plan.datamodule, cfg.trainer, run_dir, options)
     if not console.is_rank_zero():
         return float("nan")
     png = plots.lr_range_curve(
@@ -99,7 +95,7 @@ def train_command(overrides: list[str], lr: float) -> str:
     return " ".join(["ftcli", "train", *map(shlex.quote, kept), f"optimizer.lr={lr:.3g}"])
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="lrfind")
 def main(cfg: DictConfig) -> float:
     return run_guarded(lrfind, cfg)
 

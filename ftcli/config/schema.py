@@ -5,10 +5,10 @@ config (``train`` before it seeds anything; ``training.build.prepare`` again, so
 covered), before data, networks or the Trainer exist. A value of the wrong type (``seed=abc``,
 ``strategy.pretrained=maybe``), out of range (``optimizer.betas=[2,3]``, ``data.image_size=0``) or not
 finite (``strategy.backbone_lr_mult=nan``) is a ConfigError naming the key, the value and what is
-allowed. Keys the schema does not list are left to their own checks (registries, data sources,
-``trainer_options``, ``loss``, ``early_stopping``...), and a key missing from the config is skipped:
-the schema never rejects a key it does not know. Names (``model.name``, ``optimizer.name``...) are
-checked by their registries, which list the valid ones.
+allowed. Keys the schema does not list are left to their own checks (registries, data sources, and
+the option blocks of this package: ``loss``, ``mixup``, ``ema``, ``early_stopping``, ``lrfind``), and a
+key missing from the config is skipped: the schema never rejects a key it does not know. Names
+(``model.name``, ``optimizer.name``...) are checked by their registries, which list the valid ones.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _fraction(value: Any) -> bool:
+    return isinstance(value, float) and 0.0 <= value <= 1.0
+
+
 def whole(low: int, high: int | None = None, example: str = "1") -> Rule:
     words = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
     return Rule(lambda v: _whole(v) and v >= low and (high is None or v <= high), words, example)
@@ -87,6 +91,12 @@ def numbers(count: int, low: float, high: float, *, open_high: bool, example: st
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false", "false")
 AUTO_SWITCH = Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string", "name")
+FRACTION_OR_COUNT = Rule(
+    lambda v: (_whole(v) and v >= 0) or _fraction(v),
+    "a fraction from 0.0 to 1.0 or a whole number of batches",
+    "0.25 or 10",
+)
+BATCH_LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "overfit_batches")
 MAPPING = Rule(lambda v: isinstance(v, Mapping), "a mapping of key: value", "{}")
 
 
@@ -119,6 +129,7 @@ def _non_empty_phases(value: Any) -> bool:
 RULES: dict[str, Rule] = {
     "seed": whole(0, SEED_MAX, "42"),
     "print_config": BOOLEAN,
+    "compile": BOOLEAN,
     "resume": PATH.or_null(),
     # model
     "model.name": TEXT,
@@ -160,9 +171,29 @@ RULES: dict[str, Rule] = {
     "scheduler.name": TEXT,
     "scheduler.warmup_epochs": number(0, example="1"),
     "scheduler.min_lr_ratio": number(0, 1, example="0.01"),
-    # trainer (the rest: trainer_options, early_stopping, device.resolve_precision)
+    # trainer: the Lightning Trainer's arguments ftcli's presets define
+    # (trainer.precision and trainer.accelerator's GPU check: ftcli.device)
     "trainer.accelerator": choice(*ACCELERATORS),
-    "trainer.compile": BOOLEAN,
+    "trainer.max_epochs": whole(-1, example="10 (-1: no limit)").or_null(),
+    "trainer.min_epochs": whole(0, example="1").or_null(),
+    "trainer.max_steps": whole(-1, example="1000 (-1: no limit)"),
+    "trainer.log_every_n_steps": whole(1, example="10"),
+    "trainer.accumulate_grad_batches": whole(1, example="4"),
+    "trainer.num_sanity_val_steps": whole(-1, example="0"),
+    "trainer.check_val_every_n_epoch": whole(1, example="1").or_null(),
+    "trainer.num_nodes": whole(1, example="1"),
+    **{f"trainer.{key}": FRACTION_OR_COUNT for key in BATCH_LIMITS},
+    "trainer.gradient_clip_val": Rule(
+        lambda v: _number(v) and v >= 0, "a number >= 0, or null for no clipping", "1.0", nullable=True
+    ),
+    "trainer.val_check_interval": Rule(
+        lambda v: (_whole(v) and v >= 1) or _fraction(v),
+        "a fraction of an epoch or a whole number of batches",
+        "0.5",
+        nullable=True,
+    ),
+    "trainer.enable_progress_bar": BOOLEAN,
+    "trainer.detect_anomaly": BOOLEAN,
     "trainer.deterministic": Rule(
         lambda v: isinstance(v, bool) or v == "warn", "true, false or warn", "false"
     ).or_null(),

@@ -20,8 +20,6 @@ else ``$FTCLI_FEATURE_CACHE``, else ``~/.cache/ftcli/features`` (one ``.pt`` fil
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ftcli.atomic_files import atomic_write
 from ftcli.data.images import store as image_store
 from ftcli.data.images.store import ENV_DIR, cache_root  # noqa: F401 (ENV_DIR: feature_data names it)
 from ftcli.data.images.transforms import is_deterministic
@@ -200,14 +199,7 @@ def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
 def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write atomically: a crash or a parallel run never leaves half a file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(dict(tensors), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda temp: torch.save(dict(tensors), temp))
 
 
 def load(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -25,7 +25,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ftcli.model.blocks import BlockNet
+from ftcli.model.blocks import HEAD, BlockNet
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ class FreezePlan:
     @property
     def trainable_blocks(self) -> list[str]:
         return [b.name for b in self.blocks if b.trainable]
+
+    @property
+    def head_only(self) -> bool:
+        """A probe phase: the new head trains, no pretrained block does."""
+        return self.trainable_blocks == [HEAD]
 
     @property
     def no_grad_prefix(self) -> int:

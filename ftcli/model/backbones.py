@@ -98,4 +98,4 @@ def to_blocknet(model: nn.Module, name: str) -> tuple[BlockNet, BlockMap]:
     """The model as a BlockNet (stem, stages..., head = pool + classifier) and its block map."""
     bm = to_blocks(model, name)
     head = nn.Sequential(OrderedDict(pool=bm.pool, classifier=bm.classifier))
-    return BlockNet(bm.blocks, head=head, family=bm.family), bm
+    return BlockNet(bm.blocks, head=head, family=bm.family, input=bm.input), bm

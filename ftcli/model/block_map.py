@@ -7,7 +7,8 @@ family is mapped onto one shape, the model's *natural stages*::
 
     stem, stage1, ..., stageK, head        (head = pool + the original classifier)
 
-A family's mapper (``ftcli.model.families``) builds it from the model's own submodules (no copies).
+A family's mapper (``ftcli.model.families``) builds it from the model's own submodules (no copies),
+and declares what the model takes as input (:class:`~ftcli.model.model_input.ModelInput`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import TypeVar
 
 from torch import nn
 
-DEFAULT_INPUT_SIZE = 64
+from ftcli.model.model_input import ModelInput
+
 T = TypeVar("T")
 
 
@@ -31,16 +33,29 @@ class BlockMap:
     pool: nn.Module
     global_pool: nn.Module
     classifier: nn.Module
-    input_size: int = DEFAULT_INPUT_SIZE
-    # True when the network only accepts input_size x input_size images (ViT's position embedding)
-    fixed_input: bool = False
-    # the builder keyword that sets that input size (``image_size`` for torchvision, ``img_size`` for timm)
-    size_kwarg: str = "image_size"
+    # what the network takes: modality, channels, a fixed side (ViT's position embedding) and its keyword
+    input: ModelInput
 
     @property
     def block_names(self) -> list[str]:
         """The backbone block names in forward order: ``stem``, ``stage1``, ..."""
         return [name for name, _ in self.blocks]
+
+    @property
+    def input_size(self) -> int:
+        """A side the network surely accepts: its fixed side, else a default (``input.probe_size``)."""
+        return self.input.probe_size
+
+    @property
+    def fixed_input(self) -> bool:
+        """True when the network only accepts ``input_size x input_size`` images (``input.fixed_size``)."""
+        return self.input.fixed_size
+
+    @property
+    def size_kwarg(self) -> str | None:
+        """The builder keyword that sets the fixed side (``image_size`` for torchvision, ``img_size`` for
+        timm; ``input.size_kwarg``)."""
+        return self.input.size_kwarg
 
 
 def stage_blocks(groups: Sequence[nn.Module]) -> list[tuple[str, nn.Module]]:

@@ -15,13 +15,21 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ftcli.model.model_input import ModelInput
+
 HEAD = "head"
 
 
 class BlockNet(nn.Module):
     """A classifier as named blocks run in order; the last block is always ``head``."""
 
-    def __init__(self, blocks: Iterable[tuple[str, nn.Module]], head: nn.Module, family: str) -> None:
+    def __init__(
+        self,
+        blocks: Iterable[tuple[str, nn.Module]],
+        head: nn.Module,
+        family: str,
+        input: ModelInput | None = None,
+    ) -> None:
         super().__init__()
         ordered = OrderedDict(blocks)
         if HEAD in ordered:
@@ -29,6 +37,8 @@ class BlockNet(nn.Module):
         ordered[HEAD] = head
         self.blocks = nn.ModuleDict(ordered)
         self.family = family
+        # what the network takes (its family's BlockMap.input); RGB images of any side when not given
+        self.input = input if input is not None else ModelInput.image()
         # Set by the freeze plan (ftcli.finetune.freeze_plan): how many leading blocks run without autograd,
         # which blocks keep their BatchNorm layers in eval mode, and which run entirely in eval mode
         # (frozen under bn=frozen: dropout and stochastic depth off too, a fixed function).

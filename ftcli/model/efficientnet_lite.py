@@ -61,11 +61,6 @@ _EXPANDING = {
 _SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 
 
-def has_package_weights(timm_name: str) -> bool:
-    """Whether ``model.weights=imagenet`` means something for this timm model."""
-    return timm_name in PACKAGES
-
-
 def package_weights_file(timm_name: str) -> tuple[Path, str]:
     """The installed package's weights file and a label (``pip-name version``); a WeightsError if absent."""
     package = PACKAGES.get(timm_name)

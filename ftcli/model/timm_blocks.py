@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from ftcli.errors import ConfigError
-from ftcli.model.block_map import DEFAULT_INPUT_SIZE, BlockMap, near_equal_chunks, stage_blocks
+from ftcli.model.block_map import BlockMap, near_equal_chunks, stage_blocks
+from ftcli.model.model_input import DEFAULT_INPUT_SIZE, ModelInput
 
 Named = list[tuple[str, nn.Module]]
 
@@ -114,6 +116,8 @@ def _sequential(model: nn.Module) -> BlockMap:
         pool=pool,
         global_pool=_average_pool(str(getattr(model, "output_fmt", "NCHW"))),
         classifier=items[cls][1],
+        # any side, until _check_same_logits finds that only the pretraining side works
+        input=ModelInput.image(channels=_in_channels(model), size_kwarg=None),
     )
 
 
@@ -191,9 +195,12 @@ def _vit(model: nn.Module) -> BlockMap:
         pool=_named_seq([("pool", head_pool), ("head_drop", model.head_drop)]),
         global_pool=truncated,
         classifier=model.head,
-        input_size=side,
-        fixed_input=not bool(getattr(model, "dynamic_img_size", False)),
-        size_kwarg="img_size",
+        input=ModelInput.image(
+            None if getattr(model, "dynamic_img_size", False) else side,
+            channels=_in_channels(model),
+            size_kwarg="img_size",
+            natural_size=side,
+        ),
     )
 
 
@@ -212,6 +219,12 @@ def _named_seq(items: Named) -> nn.Sequential:
     return nn.Sequential(OrderedDict((name.replace(".", "_"), module) for name, module in items))
 
 
+def _in_channels(model: nn.Module) -> int:
+    """The image channels the model takes: its first convolution's (3 when it has none)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return int(first.in_channels) if first is not None else 3
+
+
 def _holds_tensors(module: nn.Module) -> bool:
     return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
@@ -224,16 +237,16 @@ def _check_same_logits(model: nn.Module, block_map: BlockMap, arch: str) -> None
     """
     native = int(model.pretrained_cfg.get("input_size", (3, DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE))[-1])
     try:
-        _same_logits(model, block_map, block_map.input_size)
+        _same_logits(model, block_map, block_map.input.probe_size)
         return
     except Exception as exc:  # a shape or size error means the children are not the forward pass
-        if block_map.fixed_input or native == block_map.input_size:
+        if block_map.input.fixed_size or native == block_map.input.probe_size:
             raise _unsupported(arch, _why(exc)) from exc
     try:
         _same_logits(model, block_map, native)
     except Exception as exc:
         raise _unsupported(arch, _why(exc)) from exc
-    block_map.input_size, block_map.fixed_input, block_map.size_kwarg = native, True, "img_size"
+    block_map.input = replace(block_map.input, size=native, size_kwarg="img_size")
 
 
 def _why(exc: Exception) -> str:
@@ -247,7 +260,8 @@ def _same_logits(model: nn.Module, block_map: BlockMap, side: int) -> None:
     was_training = model.training
     model.eval()
     try:
-        x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+        channels = block_map.input.channels or 3
+        x = torch.randn(2, channels, side, side, generator=torch.Generator().manual_seed(0))
         expected = model(x)
         out = x
         for _, block in block_map.blocks:

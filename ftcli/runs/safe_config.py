@@ -67,11 +67,3 @@ def is_allowed(target: str) -> bool:
     if module.split(".")[0] not in ALLOWED_ROOTS:
         return False
     return not any(module == blocked or module.startswith(f"{blocked}.") for blocked in BLOCKED_MODULES)
-
-
-def safe_instantiate(node: Any, source: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` for config read from a checkpoint, after :func:`check_targets`."""
-    from hydra.utils import instantiate
-
-    check_targets(node, source)
-    return instantiate(node, **kwargs)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ftcli.atomic_files import atomic_write_text
 
 SUMMARY_FILE = "summary.json"
 
@@ -42,16 +43,13 @@ class RunSummary:
     skipped_images: list[str] = field(default_factory=list)
     # strategy=auto: the advisor's decision and its evidence (advice.json in the run has all of it)
     advice: dict[str, Any] | None = None
-    # trainer.early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why
+    # early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why
     early_stopping: dict[str, Any] | None = None
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""
         path = Path(self.run_dir) / SUMMARY_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(asdict(self), indent=2))
 
 
 def load(run_dir: Path) -> RunSummary | None:

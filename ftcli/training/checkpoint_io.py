@@ -10,9 +10,6 @@ example one passed to ``trainer.test`` or a resumed run) cannot run code.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-TEMP_SUFFIX = ".tmp"
+from ftcli.atomic_files import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -46,33 +43,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save(obj, path)`` that either completes or leaves ``path`` (and the folder) as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden and not ending in .ckpt: a file left by kill -9 mid-save matches no checkpoint glob.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # Hidden and ending in .tmp, not .ckpt: a file left by kill -9 mid-save matches no checkpoint glob.
+    with atomic_path(path, durable=True) as temp, open(temp, "wb") as f:
+        torch.save(obj, f)

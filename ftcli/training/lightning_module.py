@@ -10,14 +10,15 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ftcli.config.loss import AUTO
+from ftcli.config.run_options import TrainingOptions
 from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
-from ftcli.training.callbacks.ema import ema_options
-from ftcli.training.loss import AUTO, class_counts, imbalance_line, loss_options, resolve_weights, train_loss
-from ftcli.training.mixing import batch_mixer, mix_options
+from ftcli.training.loss import class_counts, imbalance_line, resolve_weights, train_loss
+from ftcli.training.mixing import batch_mixer
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
 
@@ -38,9 +39,7 @@ class FineTuneModule(L.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any],
         meta: Mapping[str, Any],
-        loss: Mapping[str, Any] | None = None,
-        mixup: Mapping[str, Any] | None = None,
-        ema: Mapping[str, Any] | None = None,
+        options: TrainingOptions | None = None,
     ) -> None:
         super().__init__()
         self.model = net
@@ -49,17 +48,18 @@ class FineTuneModule(L.LightningModule):
         self.optimizer_cfg = dict(optimizer)
         self.scheduler_cfg = dict(scheduler)
         num_classes = int(meta["num_classes"])
+        options = options or TrainingOptions()  # checked once, by the pipeline (ftcli.config.run_options)
         # loss.* (training/loss.py): smoothing and class weights shape the training loss only
-        self.loss_options = loss_options(loss, num_classes)
+        self.loss_options = options.loss
         # mixup.* (training/mixing.py): mixed training batches with soft targets, in the phases it applies to
-        self.mix_options = mix_options(mixup)
+        self.mix_options = options.mixup
         self.mixer = batch_mixer(self.mix_options, num_classes) if self.mix_options.enabled else None
         # Recorded beside the loss (the strategy, with strategy.bn_recalibrate, is in meta already).
         self.meta = {
             **meta,
             "loss": self.loss_options.to_dict(),
             "mixup": self.mix_options.to_dict(),
-            "ema": ema_options(ema).to_dict(),
+            "ema": options.ema.to_dict(),
             "decay_norm_and_bias": bool(self.optimizer_cfg.get("decay_norm_and_bias", False)),
         }
         # Not persistent: `auto` weights are recomputed from the data at setup, and checkpoints written

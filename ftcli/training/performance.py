@@ -17,8 +17,10 @@ from torch import nn
 from ftcli.device import trains_on_gpu
 
 
-def tune(module: nn.Module, trainer_cfg: Mapping[str, Any], num_workers: int = 0) -> None:
-    """GPU: channels_last weights and cuDNN autotuning; ``trainer.compile``; CPU: no oversubscription."""
+def tune(
+    module: nn.Module, trainer_cfg: Mapping[str, Any], num_workers: int = 0, compile: bool = False
+) -> None:
+    """GPU: channels_last weights and cuDNN autotuning; ``compile=true``; CPU: no oversubscription."""
     if trains_on_gpu(trainer_cfg):
         # Convolutions run fastest on NHWC under mixed precision (tensor cores); cuDNN follows the weights.
         module.to(memory_format=torch.channels_last)
@@ -29,7 +31,7 @@ def tune(module: nn.Module, trainer_cfg: Mapping[str, Any], num_workers: int = 0
         threads = max(1, (os.cpu_count() or 1) - num_workers)
         if torch.get_num_threads() > threads:
             torch.set_num_threads(threads)
-    if trainer_cfg.get("compile", False):
+    if compile:
         compile_model(module)
 
 

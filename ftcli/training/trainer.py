@@ -11,11 +11,13 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from ftcli import device
-from ftcli.config.trainer_keys import check_trainer_options
+from ftcli.config.run_options import RunOptions
 from ftcli.errors import ConfigError
 from ftcli.training.callbacks.best_and_last import BestAndLast
+from ftcli.training.callbacks.bn_recalibration import RecalibrateBatchNorm
 from ftcli.training.callbacks.divergence import StopOnNonFinite
 from ftcli.training.callbacks.early_stopping import early_stopping
+from ftcli.training.callbacks.ema import PhaseAwareEMA
 from ftcli.training.callbacks.throughput import Throughput
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
 from ftcli.training.loggers import build_loggers
@@ -33,15 +35,12 @@ def build_trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
     """A Trainer writing checkpoints/, metrics.csv (and TensorBoard events if asked) into the run dir.
 
-    ``trainer.early_stopping`` adds a phase-aware EarlyStopping (training/callbacks/early_stopping.py).
-    ``extra_callbacks`` (``training_callbacks``: EMA, BatchNorm recalibration) run in their order.
+    ``extra_callbacks`` (:func:`training_callbacks`: early stopping, EMA, BatchNorm recalibration, as the
+    run's options ask) run in their order. The keys were checked by the schema (``ftcli.config``).
     With several phases under DDP, parameters frozen in one phase train in another: DDP must be
     told that some parameters get no gradient in some steps.
     """
     kwargs = dict(trainer_cfg)
-    kwargs.pop("compile", None)  # ftcli's own switch (ftcli.training.performance), not a Trainer arg
-    stopper = early_stopping(kwargs.pop("early_stopping", None))  # ftcli's block, not a Trainer arg
-    check_trainer_options(kwargs)
     # trainer.strategy is Lightning's distribution strategy (ddp), not ftcli's freeze strategy
     if multi_phase and str(kwargs.get("strategy")) == "ddp":
         kwargs["strategy"] = "ddp_find_unused_parameters_true"
@@ -59,8 +58,6 @@ def build_trainer(
     )
     throughput = Throughput()
     callbacks: list[L.Callback] = [checkpoint, throughput, StopOnNonFinite()]
-    if stopper is not None:
-        callbacks.append(stopper)
     callbacks.extend(extra_callbacks or [])
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS, leave=True))
@@ -79,25 +76,17 @@ def build_trainer(
     return trainer, checkpoint, throughput
 
 
-def training_callbacks(cfg: Mapping[str, Any]) -> list[L.Callback]:
-    """The callbacks the run's options ask for, in the order they must run: the EMA of the weights
-    (``ema.enabled``) swaps its weights in before BatchNorm recalibration
-    (``strategy.bn_recalibrate``) recomputes the statistics of the weights being validated."""
-    from ftcli.training.callbacks.bn_recalibration import RecalibrateBatchNorm
-    from ftcli.training.callbacks.ema import PhaseAwareEMA, ema_options
-
+def training_callbacks(options: RunOptions) -> list[L.Callback]:
+    """The callbacks the run's options ask for, in the order they must run: early stopping
+    (``early_stopping.enabled``), the EMA of the weights (``ema.enabled``), which swaps its weights in
+    before BatchNorm recalibration (``strategy.bn_recalibrate``) recomputes the statistics of the
+    weights being validated."""
     callbacks: list[L.Callback] = []
-    options = ema_options(cfg.get("ema"))
-    if options.enabled:
-        callbacks.append(PhaseAwareEMA(options))
-    if bn_recalibrate(cfg.get("strategy") or {}):
+    stopper = early_stopping(options.early_stopping)
+    if stopper is not None:
+        callbacks.append(stopper)
+    if options.training.ema.enabled:
+        callbacks.append(PhaseAwareEMA(options.training.ema))
+    if options.bn_recalibrate:
         callbacks.append(RecalibrateBatchNorm())
     return callbacks
-
-
-def bn_recalibrate(strategy: Mapping[str, Any]) -> bool:
-    """``strategy.bn_recalibrate`` checked (false when absent, e.g. a strategy file of your own)."""
-    value = strategy.get("bn_recalibrate", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"strategy.bn_recalibrate={value!r} must be true or false.")
-    return value

@@ -1,6 +1,6 @@
 """What ftcli shows about a run: the config tree, the block plan, data, run and sweep summaries.
 
-Imports no torch: these take the objects they show (a prepared run, a summary) as arguments.
+Imports no torch: these take the objects they show (a run_plan run, a summary) as arguments.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ def _add(tree: Tree, key: str, value: Any) -> None:
         tree.add(f"{escape(key)}: [green]{escape(str(value))}[/green]")
 
 
-def plan_table(prepared: Any, base_lr: float) -> Table:
+def plan_table(run_plan: Any, base_lr: float) -> Table:
     """Per block: parameters and, in each phase, trainable or frozen at which rate; totals last."""
     from ftcli.model.blocks import count_parameters
 
-    schedule, net = prepared.schedule, prepared.net
+    schedule, net = run_plan.schedule, run_plan.net
     single = len(schedule.phases) == 1
     title = escape(
-        f"{net.family} · strategy {schedule.strategy} · recipe {prepared.surgery.recipe} · "
-        f"weights: {prepared.weights_label}"
+        f"{net.family} · strategy {schedule.strategy} · recipe {run_plan.surgery.recipe} · "
+        f"weights: {run_plan.weights_label}"
     )
     notes = [] if single else ["cells: learning rate of a trainable block · bn: only BatchNorm affine trains"]
     notes.append(frozen_mode_note(schedule))
@@ -122,35 +122,33 @@ def data_line(describe: dict[str, Any]) -> Text:
     )
 
 
-def options_line(cfg: Any) -> Text | None:
-    """The training options switched on (``loss.*``, ``trainer.early_stopping``, ``data.augment.policy``).
+def options_line(options: Any, augment_policy: str | None = None) -> Text | None:
+    """The training options switched on (``loss.*``, ``early_stopping``, ``mixup``, ``ema``, BatchNorm
+    recalibration, ``data.augment.policy``), from the run's checked options (``RunOptions``).
 
-    None when all are off, so a run that sets none of them shows what it always showed. The values are
-    checked before this is called (training/loss.py, training/callbacks/early_stopping.py,
-    data/images/transforms.py).
+    None when all are off, so a run that sets none of them shows what it always showed.
     """
     parts = []
-    loss = cfg.get("loss") or {}
-    if loss.get("label_smoothing"):
-        parts.append(f"label smoothing {float(loss['label_smoothing']):g}")
-    weights = loss.get("class_weights")
+    loss = options.training.loss
+    if loss.label_smoothing:
+        parts.append(f"label smoothing {loss.label_smoothing:g}")
+    weights = loss.class_weights
     if weights is not None:
         shown = weights if isinstance(weights, str) else f"[{', '.join(f'{float(w):g}' for w in weights)}]"
         parts.append(f"class weights {shown}")
-    stop = (cfg.get("trainer") or {}).get("early_stopping") or {}
-    if stop.get("enabled"):
-        parts.append(f"early stopping on {stop.get('monitor')} (patience {stop.get('patience')})")
-    policy = ((cfg.get("data") or {}).get("augment") or {}).get("policy")
-    if policy:
-        parts.append(f"augment policy {policy}")
-    mix = cfg.get("mixup") or {}
-    for key, name in (("mixup_alpha", "mixup"), ("cutmix_alpha", "cutmix")):
-        if mix.get(key):
-            parts.append(f"{name} alpha {float(mix[key]):g}")
-    ema = cfg.get("ema") or {}
-    if ema.get("enabled"):
-        parts.append(f"EMA decay {float(ema.get('decay', 0.999)):g}")
-    if (cfg.get("strategy") or {}).get("bn_recalibrate"):
+    stop = options.early_stopping
+    if stop.enabled:
+        parts.append(f"early stopping on {stop.monitor} (patience {stop.patience})")
+    if augment_policy:
+        parts.append(f"augment policy {augment_policy}")
+    mix = options.training.mixup
+    for alpha, name in ((mix.mixup_alpha, "mixup"), (mix.cutmix_alpha, "cutmix")):
+        if alpha:
+            parts.append(f"{name} alpha {alpha:g}")
+    ema = options.training.ema
+    if ema.enabled:
+        parts.append(f"EMA decay {ema.decay:g}")
+    if options.bn_recalibrate:
         parts.append("BatchNorm recalibration")
     return Text("training options: " + " · ".join(parts)) if parts else None
 

@@ -1,9 +1,11 @@
 """Every bad input gets a clear error: one table of bad command lines, each run as a user runs it.
 
-For each row, ``ftcli`` runs as a subprocess in a folder that already holds an earlier run, and must
-exit 2 with a short message that names the problem (and the valid names, where names are
-involved), print no Python traceback, and leave the earlier run exactly as it was. Rows fail
-before training, so they take about the time of one ``import torch`` each.
+For each row, ``ftcli`` runs in a folder that already holds an earlier run, and must exit 2 with a
+short message that names the problem (and the valid names, where names are involved), print no
+Python traceback, and leave the earlier run exactly as it was. Rows fail before training, so they
+run in the test process (helpers/cli_inprocess.py: ``ftcli.cli.main`` with the subprocess's
+environment, cwd, exit code and separate stdout/stderr), not paying ``import torch`` each;
+one row runs as a real subprocess too (FTCLI_DEBUG's traceback, marked slow).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import run_cli
 from helpers.nets import make_net
 
@@ -377,12 +380,14 @@ def fill(text: str, tmp: Path) -> str:
     return text.replace("{tmp}", str(tmp))
 
 
-def run_row(row: Row, tmp: Path, env: dict[str, str] | None = None) -> Any:
+def run_row(row: Row, tmp: Path, env: dict[str, str] | None = None, subprocess: bool = False) -> Any:
+    """The row's command line in ``tmp``: in the test process, or (``subprocess``) as a process of its own."""
     if row.setup is not None:
         row.setup(tmp)
     args = [*(FAST if row.fast_args else []), *(fill(a, tmp) for a in row.args)]
     row_env = {k: fill(v, tmp) for k, v in row.env.items()}
-    return run_cli(row.command, *args, cwd=tmp, env={**row_env, **(env or {})})
+    run = run_cli if subprocess else run_cli_inprocess
+    return run(row.command, *args, cwd=tmp, env={**row_env, **(env or {})})
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
@@ -414,6 +419,19 @@ def test_ftcli_debug_shows_the_traceback(row_id: str, tmp_path: Path) -> None:
     row = next(row for row in ROWS if row.id == row_id)
     result = run_row(row, tmp_path, env={"FTCLI_DEBUG": "1"})
 
+    assert_debug_traceback(result, row_id)
+
+
+@pytest.mark.slow
+def test_ftcli_debug_shows_the_traceback_in_a_real_process(tmp_path: Path) -> None:
+    """The same through the ``ftcli`` entry point in a process of its own (stderr of a real process)."""
+    row = next(row for row in ROWS if row.id == "data-root-missing")
+    result = run_row(row, tmp_path, env={"FTCLI_DEBUG": "1"}, subprocess=True)
+
+    assert_debug_traceback(result, row.id)
+
+
+def assert_debug_traceback(result: Any, row_id: str) -> None:
     text = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Traceback" in text, text[-3000:]

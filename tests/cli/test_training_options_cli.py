@@ -1,4 +1,4 @@
-"""The training options from the command line: loss.*, trainer.early_stopping, data.augment.policy."""
+"""The training options from the command line: loss.*, early_stopping, data.augment.policy."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def test_every_option_on_reaches_the_run_its_summary_and_its_checkpoint(tmp_path
         "loss.label_smoothing=0.1",
         "loss.class_weights=auto",
         "data.augment.policy=randaugment",
-        "trainer.early_stopping.enabled=true",
-        "trainer.early_stopping.patience=1",
-        "trainer.early_stopping.min_delta=1.0",  # nothing improves by 1.0: every check after the first misses
+        "early_stopping.enabled=true",
+        "early_stopping.patience=1",
+        "early_stopping.min_delta=1.0",  # nothing improves by 1.0: every check after the first misses
         cwd=tmp_path,
     )
     assert_ok(result)

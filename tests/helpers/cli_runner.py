@@ -6,16 +6,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
+
+# One intra-op thread: on a small shared CPU, torch's spinning threads slow a tiny run tenfold
+# whenever another process holds a core; behaviour, not speed, is under test here.
+QUIET_ENV = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
+SCRUBBED_ENV = ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``ftcli <args>`` in a subprocess, offline, with its outputs under ``cwd``."""
-    # One intra-op thread: on a small shared CPU, torch's spinning threads slow a tiny run tenfold
-    # whenever another process holds a core; behaviour, not speed, is under test here.
-    quiet = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    # FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
-    inherited = {k: v for k, v in os.environ.items() if k not in ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")}
-    full_env = {**inherited, **quiet, **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    full_env = {**inherited, **QUIET_ENV, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ftcli.cli", *args],
         cwd=cwd,
@@ -26,16 +29,25 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     )
 
 
-def output(result: subprocess.CompletedProcess[str]) -> str:
+class CliOutput(Protocol):
+    """What a run of ``ftcli`` gives back: a subprocess's ``CompletedProcess``, or the in-process
+    runner's ``CliResult`` (helpers/cli_inprocess.py)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def output(result: CliOutput) -> str:
     """Everything the command printed, stdout then stderr."""
     return result.stdout + result.stderr
 
 
-def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+def assert_ok(result: CliOutput) -> None:
     assert result.returncode == 0, output(result)[-3000:]
 
 
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+def assert_user_error(result: CliOutput, *fragments: str) -> None:
     """Exit 2, every fragment in the output, no traceback."""
     text = output(result)
     assert result.returncode == 2, text[-3000:]

@@ -2,7 +2,7 @@
 truncated, NaN weights, metadata of the wrong type or inconsistent with the tensors.
 
 Readers: ``trained_model.load`` (eval, predict, export), ``inspect ckpt=``, chaining
-(``model.weights=PATH`` through ``training.build.prepare``) and ``resume=PATH``. Each must raise an
+(``model.weights=PATH`` through ``pipeline.plan_run``) and ``resume=PATH``. Each must raise an
 FtcliError (exit 2 at the boundary) that names the file, never accept it or raise anything else.
 """
 
@@ -129,9 +129,9 @@ def read_for_inspect(path: Path, compose_train: Any) -> None:
 
 
 def read_for_chaining(path: Path, compose_train: Any) -> None:
-    from ftcli.pipeline.plan import prepare
+    from ftcli.pipeline import plan_run
 
-    prepare(compose_train(f"model.weights={path}", "strategy=full", "data.per_class=2"))
+    plan_run(compose_train(f"model.weights={path}", "strategy=full", "data.per_class=2"))
 
 
 def read_for_resume(path: Path, compose_train: Any) -> None:

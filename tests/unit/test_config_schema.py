@@ -45,7 +45,7 @@ HOSTILE = [
     ("strategy=lp_ft strategy.ft_lr_mult=nan", "strategy.ft_lr_mult", "finite"),
     ("data.mean=[nan,nan,nan]", "data.mean", "finite"),
     ("strategy.pretrained=maybe", "strategy.pretrained", "true or false"),
-    ("trainer.compile=maybe", "trainer.compile", "true or false"),
+    ("compile=maybe", "compile", "true or false"),
     ("trainer.deterministic=maybe", "trainer.deterministic", "true, false or warn"),
     ("+strategy.phases=[]", "strategy.phases", "non-empty list"),
     ("trainer.accelerator=tpu", "trainer.accelerator", "auto, cpu, gpu, cuda"),
@@ -77,10 +77,10 @@ def test_a_hostile_value_names_the_key_the_value_and_what_is_allowed(
     ],
 )
 def test_names_and_kwargs_are_checked_by_the_pipeline(overrides: str, fragments: list[str]) -> None:
-    from ftcli.pipeline.plan import prepare
+    from ftcli.pipeline import plan_run
 
     with pytest.raises(FtcliError) as err:
-        prepare(composed(overrides, "data.per_class=2"))
+        plan_run(composed(overrides, "data.per_class=2"))
     for fragment in fragments:
         assert fragment in str(err.value)
 

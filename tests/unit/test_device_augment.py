@@ -144,7 +144,7 @@ def test_auto_keeps_the_per_image_path_on_the_cpu_and_says_so(tmp_path: Path) ->
         dm.store_line() or ""
     )
     dm = folder(root, tmp_path, augment=RRC)
-    dm.on_gpu = True  # what prepare() sets when the trainer has a GPU
+    dm.on_gpu = True  # what plan_run() sets when the trainer has a GPU
     assert dm.stores_split("train")
 
 
@@ -168,8 +168,8 @@ def test_training_with_augmentation_on_the_device_is_seeded_by_the_epoch(
     )  # fmt: skip
 
     def fit(name: str) -> FineTuneModule:
-        module, prepared = fit_config(compose_train(*overrides), tmp_path / name)
-        assert isinstance(prepared.datamodule.dataset("train"), StoredImages)
+        module, run_plan = fit_config(compose_train(*overrides), tmp_path / name)
+        assert isinstance(run_plan.datamodule.dataset("train"), StoredImages)
         return module
 
     first, second = fit("a"), fit("b")

@@ -1,4 +1,4 @@
-"""trainer.early_stopping: stops on a plateau, never inside a head-only phase of gradual or lp_ft."""
+"""early_stopping: stops on a plateau, never inside a head-only phase of gradual or lp_ft."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftcli.config.early_stopping import early_stopping_options
 from ftcli.errors import ConfigError
 from ftcli.finetune.phases import make_schedule
 from ftcli.runs.summary import RunSummary
@@ -32,7 +33,7 @@ def loaders() -> tuple[DataLoader, DataLoader]:
 def fit(
     tiny_net: Any, tmp_path: Path, strategy: dict[str, Any], stopping: dict[str, Any], lr: float = 1e-3
 ) -> tuple[Any, Any, FineTuneModule]:
-    """Fit a tiny net through build_trainer (the real callbacks) with ``trainer.early_stopping``."""
+    """Fit a tiny net through build_trainer (the real callbacks) with ``early_stopping``."""
     net = tiny_net("resnet18")
     schedule = make_schedule(strategy, net)
     module = FineTuneModule(net, schedule, {"name": "adamw", "lr": lr}, {"name": "none"}, {"num_classes": 3})
@@ -43,9 +44,11 @@ def fit(
         "enable_progress_bar": False,
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 1,
-        "early_stopping": {"enabled": True, **stopping},
     }
-    trainer, checkpoint, _ = build_trainer(trainer_cfg, tmp_path, multi_phase=len(schedule.phases) > 1)
+    stopper = early_stopping(early_stopping_options({"enabled": True, **stopping}))
+    trainer, checkpoint, _ = build_trainer(
+        trainer_cfg, tmp_path, multi_phase=len(schedule.phases) > 1, extra_callbacks=[stopper]
+    )
     train, val = loaders()
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     return trainer, checkpoint, module
@@ -95,14 +98,14 @@ def test_a_key_allows_stopping_inside_the_head_only_phase(tiny_net, tmp_path) ->
 
 
 def test_off_by_default_and_no_record() -> None:
-    assert early_stopping(None) is None
-    assert early_stopping({"enabled": False, "monitor": "val/acc"}) is None
+    assert early_stopping(early_stopping_options(None)) is None
+    assert early_stopping(early_stopping_options({"enabled": False, "monitor": "val/acc"})) is None
 
 
 def test_mode_follows_the_metric_unless_given() -> None:
-    assert early_stopping({"enabled": True}).mode == "max"
-    assert early_stopping({"enabled": True, "monitor": "val/loss"}).mode == "min"
-    callback = early_stopping({"enabled": True, "monitor": "val/loss", "mode": "max"})
+    assert early_stopping(early_stopping_options({"enabled": True})).mode == "max"
+    assert early_stopping(early_stopping_options({"enabled": True, "monitor": "val/loss"})).mode == "min"
+    callback = early_stopping(early_stopping_options({"enabled": True, "monitor": "val/loss", "mode": "max"}))
     assert isinstance(callback, PhaseAwareEarlyStopping) and callback.mode == "max"
 
 
@@ -121,19 +124,19 @@ def test_mode_follows_the_metric_unless_given() -> None:
 )
 def test_bad_values_name_the_key_what_is_expected_and_an_example(key: str, value: Any, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
-        early_stopping({"enabled": True, key: value})
-    assert f"trainer.early_stopping.{key}={value!r}" in info.value.message and fragment in info.value.message
-    assert f"For example trainer.early_stopping.{key}=" in str(info.value.hint)
+        early_stopping_options({"enabled": True, key: value})
+    assert f"early_stopping.{key}={value!r}" in info.value.message and fragment in info.value.message
+    assert f"For example early_stopping.{key}=" in str(info.value.hint)
 
 
 def test_a_bad_value_is_reported_even_while_it_is_off() -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.early_stopping\.monitor='val/accuracy'"):
-        early_stopping({"enabled": False, "monitor": "val/accuracy"})
+    with pytest.raises(ConfigError, match=r"^early_stopping\.monitor='val/accuracy'"):
+        early_stopping_options({"enabled": False, "monitor": "val/accuracy"})
 
 
 def test_an_unknown_key_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.early_stopping\.patient\b") as info:
-        early_stopping({"enabled": True, "patient": 3})
+    with pytest.raises(ConfigError, match=r"early_stopping\.patient\b") as info:
+        early_stopping_options({"enabled": True, "patient": 3})
     assert "patience" in str(info.value.hint)
 
 

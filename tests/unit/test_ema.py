@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftcli.config.ema import ema_options
 from ftcli.errors import ConfigError
 from ftcli.finetune.phases import make_schedule
-from ftcli.training.callbacks.ema import PhaseAwareEMA, ema_decay, ema_options
+from ftcli.training.callbacks.ema import PhaseAwareEMA, ema_decay
 from ftcli.training.lightning_module import FineTuneModule
 
 

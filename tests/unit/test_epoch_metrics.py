@@ -50,10 +50,10 @@ def test_epoch_training_metrics_are_the_mean_over_images(
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
             )
 
-    _, prepared = fit_config(cfg, tmp_path, callbacks=[steps, Read()])
+    _, run_plan = fit_config(cfg, tmp_path, callbacks=[steps, Read()])
     assert len(logged) == 2
     for epoch, seen in zip(steps.epochs, logged, strict=True):
         images = sum(n for _, n, _ in epoch)
-        assert len(epoch) > 1 and images == len(prepared.datamodule.dataset("train"))
+        assert len(epoch) > 1 and images == len(run_plan.datamodule.dataset("train"))
         assert seen["train/loss"] == pytest.approx(sum(loss * n for loss, n, _ in epoch) / images, rel=1e-5)
         assert seen["train/acc"] == pytest.approx(sum(c for _, _, c in epoch) / images)

@@ -15,7 +15,7 @@ from ftcli.features import datamodules as feature_data
 from ftcli.finetune.freeze_plan import apply_plan
 from ftcli.finetune.phases import make_schedule
 from ftcli.model.blocks import HEAD
-from ftcli.pipeline.plan import prepare
+from ftcli.pipeline import plan_run
 from ftcli.training.lightning_module import FineTuneModule
 
 from helpers.cli_runner import run_cli
@@ -27,25 +27,23 @@ CPU = torch.device("cpu")
 
 def prepared_run(cfg: DictConfig, cache_dir: Path | None) -> tuple[FineTuneModule, object, object, object]:
     """Seed, prepare and build the module like ``ftcli train``; with ``cache_dir``, the feature cache's
-    datamodule (it must be used). Returns (module, prepared, datamodule, cache report)."""
+    datamodule (it must be used). Returns (module, run_plan, datamodule, cache report)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    prepared = prepare(cfg)
-    module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-    )
-    datamodule, report = prepared.datamodule, None
+    run_plan = plan_run(cfg)
+    module = run_plan.module()
+    datamodule, report = run_plan.datamodule, None
     if cache_dir is not None:
-        data_cfg = {**prepared.datamodule.cfg, "feature_cache_dir": str(cache_dir)}
+        data_cfg = {**run_plan.datamodule.cfg, "feature_cache_dir": str(cache_dir)}
         datamodule, report = feature_data.maybe_cached(
-            datamodule, prepared.net, prepared.schedule, data_cfg, CPU, module.feed_features
+            datamodule, run_plan.net, run_plan.schedule, data_cfg, CPU, module.feed_features
         )
         assert report is not None and report.used, report
-    return module, prepared, datamodule, report
+    return module, run_plan, datamodule, report
 
 
 def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, object, float]:
     """Prepare and fit like ``ftcli train`` (same seed), with or without the feature cache."""
-    module, prepared, datamodule, _ = prepared_run(cfg, tmp_path / "cache" if cache else None)
+    module, run_plan, datamodule, _ = prepared_run(cfg, tmp_path / "cache" if cache else None)
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=3,
@@ -58,7 +56,7 @@ def fit(cfg: DictConfig, cache: bool, tmp_path: Path) -> tuple[FineTuneModule, o
     )
     trainer.fit(module, datamodule=datamodule)
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/acc"]
-    return module, prepared, float(val)
+    return module, run_plan, float(val)
 
 
 @pytest.fixture
@@ -95,17 +93,17 @@ def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: 
 
 
 def test_checkpoint_of_a_cached_run_holds_the_whole_model(fe_cfg: DictConfig, tmp_path: Path) -> None:
-    module, prepared, _ = fit(fe_cfg, cache=True, tmp_path=tmp_path)
+    module, run_plan, _ = fit(fe_cfg, cache=True, tmp_path=tmp_path)
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": module.state_dict()}, path)
     state = torch.load(path, weights_only=True)["state_dict"]
-    assert {k.split(".")[2] for k in state if k.startswith("model.blocks.")} == set(prepared.net.block_names)
+    assert {k.split(".")[2] for k in state if k.startswith("model.blocks.")} == set(run_plan.net.block_names)
 
-    fresh = prepare(fe_cfg).net  # same architecture, untrained head
+    fresh = plan_run(fe_cfg).net  # same architecture, untrained head
     fresh.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     fresh.eval()
     module.model.eval()
-    images = torch.stack([prepared.datamodule.dataset("val")[i][0] for i in range(16)])
+    images = torch.stack([run_plan.datamodule.dataset("val")[i][0] for i in range(16)])
     with torch.no_grad():
         on_images = fresh(images)
         via_features = module.input_tail(feature_cache.cut_of(fresh).prefix(fresh, images))
@@ -114,8 +112,8 @@ def test_checkpoint_of_a_cached_run_holds_the_whole_model(fe_cfg: DictConfig, tm
 
 
 def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, tmp_path: Path) -> None:
-    prepared = prepare(fe_cfg)
-    settings = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
+    run_plan = plan_run(fe_cfg)
+    settings = {**run_plan.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
 
     def run(p: object) -> feature_data.CacheReport:
         _, report = feature_data.maybe_cached(
@@ -129,33 +127,33 @@ def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, 
         assert report is not None
         return report
 
-    first = run(prepared)
+    first = run(run_plan)
     assert (first.computed, first.loaded) == (3, 0)
     assert not list(tmp_path.glob(".tmp-*")), "a temporary file was left behind"
-    assert (run(prepared).computed, run(prepared).loaded) == (0, 3)
+    assert (run(run_plan).computed, run(run_plan).loaded) == (0, 3)
 
     with torch.no_grad():
-        prepared.net.blocks["stem"][0].weight.add_(0.01)  # other weights: other features
-    assert run(prepared).computed == 3
+        run_plan.net.blocks["stem"][0].weight.add_(0.01)  # other weights: other features
+    assert run(run_plan).computed == 3
 
-    ds = prepared.datamodule.dataset("val")
-    key = feature_cache.cache_key(prepared.net, feature_cache.cut_of(prepared.net), ds, CPU)
-    other = prepare(_with(fe_cfg, "data.image_size", 40))
+    ds = run_plan.datamodule.dataset("val")
+    key = feature_cache.cache_key(run_plan.net, feature_cache.cut_of(run_plan.net), ds, CPU)
+    other = plan_run(_with(fe_cfg, "data.image_size", 40))
     other_ds = other.datamodule.dataset("val")
-    assert feature_cache.cache_key(prepared.net, feature_cache.cut_of(prepared.net), other_ds, CPU) != key
+    assert feature_cache.cache_key(run_plan.net, feature_cache.cut_of(run_plan.net), other_ds, CPU) != key
 
 
 def test_cache_switch_and_fallback_reasons(fe_cfg: DictConfig, tmp_path: Path) -> None:
-    prepared = prepare(fe_cfg)
-    base = {**prepared.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
+    run_plan = plan_run(fe_cfg)
+    base = {**run_plan.datamodule.cfg, "feature_cache_dir": str(tmp_path)}
     dm, report = feature_data.maybe_cached(
-        prepared.datamodule, prepared.net, prepared.schedule, {**base, "cache_features": False}, CPU, print
+        run_plan.datamodule, run_plan.net, run_plan.schedule, {**base, "cache_features": False}, CPU, print
     )
-    assert dm is prepared.datamodule and report is None
+    assert dm is run_plan.datamodule and report is None
     dm, report = feature_data.maybe_cached(
-        prepared.datamodule, prepared.net, prepared.schedule, {**base, "augment": {"hflip": True}}, CPU, print
+        run_plan.datamodule, run_plan.net, run_plan.schedule, {**base, "augment": {"hflip": True}}, CPU, print
     )
-    assert dm is prepared.datamodule and report is not None and not report.used
+    assert dm is run_plan.datamodule and report is not None and not report.used
     assert "data.augment" in report.line()
     assert not list(tmp_path.iterdir())
 
@@ -232,9 +230,9 @@ def test_frozen_prefix_is_a_fixed_function_under_bn_frozen(
     (eval mode): no dropout, no stochastic depth, no BN statistics update. bn=train keeps the old
     behaviour (the block follows the network's mode), so there the two differ."""
     cfg = compose_train(f"model={model}", "model.weights=null", "data.image_size=32", *extra)
-    prepared = prepare(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "frozen"}))
-    net, cut = prepared.net, feature_cache.cut_of(prepared.net)
-    apply_plan(net, prepared.schedule.first)
+    run_plan = plan_run(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "frozen"}))
+    net, cut = run_plan.net, feature_cache.cut_of(run_plan.net)
+    apply_plan(net, run_plan.schedule.first)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     net.eval()
     with torch.no_grad():
@@ -247,7 +245,7 @@ def test_frozen_prefix_is_a_fixed_function_under_bn_frozen(
     assert torch.equal(live[0], cached) and torch.equal(live[1], cached)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no BN statistics moved
 
-    bn_train = prepare(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "train"}))
+    bn_train = plan_run(_with(cfg, "strategy", {"name": "feature_extraction", "bn": "train"}))
     apply_plan(bn_train.net, bn_train.schedule.first)
     bn_train.net.load_state_dict(before)
     bn_train.net.train()

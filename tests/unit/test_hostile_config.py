@@ -31,16 +31,13 @@ from helpers.nets import make_net
 
 FAST = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
 # Lightning's own Trainer arguments that ftcli passes through unchecked (left to Lightning), and the
-# blocks that other modules own and check where they are used (mixup, ema, lrfind).
+# lrfind block (only in lrfind's config, checked against the strategy's phases).
 NOT_FUZZED = (
     "trainer.devices",
     "trainer.strategy",
     "trainer.precision",
     "trainer.max_time",
     "trainer.gradient_clip_algorithm",
-    "trainer.early_stopping",
-    "mixup",
-    "ema",
     "lrfind",
     "logger",
     "resume",
@@ -138,7 +135,7 @@ def _recipe(plain: dict[str, Any], key: str, net: Any) -> None:
 def _strategy(plain: dict[str, Any], key: str, net: Any) -> None:
     from ftcli.finetune.phases import make_schedule
 
-    if plain["strategy"].get("name") != "auto":  # resolved by the advisor before a run is prepared
+    if plain["strategy"].get("name") != "auto":  # resolved by the advisor before a run is planned
         schedule = make_schedule(plain["strategy"], net)
         for phase in schedule.phases:
             assert all(math.isfinite(b.lr_mult) for b in phase.blocks), phase
@@ -161,13 +158,9 @@ def _scheduler(plain: dict[str, Any], key: str, net: Any) -> None:
 
 
 def _trainer(plain: dict[str, Any], key: str, net: Any) -> None:
-    from ftcli.config.trainer_keys import check_trainer_options
     from ftcli.device import check_accelerator, resolve_precision
 
-    options = dict(plain["trainer"])
-    options.pop("compile", None)
-    options.pop("early_stopping", None)
-    check_trainer_options(options)
+    options = dict(plain["trainer"])  # its keys' types and ranges: the schema (check_config)
     check_accelerator(str(options["accelerator"]))
     resolve_precision(options.get("precision"), str(options["accelerator"]))
 
@@ -181,10 +174,11 @@ def _data(plain: dict[str, Any], key: str, net: Any) -> None:
     build_datamodule(plain["data"], spec, 42)
 
 
-def _loss(plain: dict[str, Any], key: str, net: Any) -> None:
-    from ftcli.training.loss import loss_options
+def _options(plain: dict[str, Any], key: str, net: Any) -> None:
+    """The option blocks (loss, mixup, ema, early_stopping), as the pipeline checks them."""
+    from ftcli.config.run_options import RunOptions
 
-    loss_options(plain.get("loss"), 10)
+    RunOptions.from_cfg(plain, num_classes=10, phases=1)
 
 
 STARTS: dict[str, Callable[[dict[str, Any], str, Any], None]] = {
@@ -196,7 +190,10 @@ STARTS: dict[str, Callable[[dict[str, Any], str, Any], None]] = {
     "scheduler": _scheduler,
     "trainer": _trainer,
     "data": _data,
-    "loss": _loss,
+    "loss": _options,
+    "mixup": _options,
+    "ema": _options,
+    "early_stopping": _options,
 }
 
 
@@ -242,5 +239,9 @@ def test_the_fuzzed_keys_cover_every_group() -> None:
         "trainer",
         "data",
         "loss",
+        "mixup",
+        "ema",
+        "early_stopping",
+        "compile",
     } <= groups
     assert len(KEYS) >= 40

@@ -116,8 +116,8 @@ def test_over_budget_without_a_fingerprint_falls_back_and_says_why(tmp_path: Pat
 
 
 def _fit(cfg: DictConfig, tmp_path: Path) -> FineTuneModule:
-    module, prepared = fit_config(cfg, tmp_path)
-    stored = isinstance(prepared.datamodule.dataset("train"), StoredImages)
+    module, run_plan = fit_config(cfg, tmp_path)
+    stored = isinstance(run_plan.datamodule.dataset("train"), StoredImages)
     assert stored == (cfg.data.cache_images is not False)
     return module
 

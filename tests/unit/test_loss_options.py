@@ -11,17 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ftcli.config.loss import LossOptions, loss_options
+from ftcli.config.run_options import TrainingOptions
 from ftcli.errors import ConfigError
 from ftcli.finetune.phases import make_schedule
 from ftcli.training.lightning_module import FineTuneModule
-from ftcli.training.loss import (
-    LossOptions,
-    imbalance_line,
-    inverse_frequency,
-    loss_options,
-    resolve_weights,
-    train_loss,
-)
+from ftcli.training.loss import imbalance_line, inverse_frequency, resolve_weights, train_loss
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -40,7 +35,9 @@ def module(tiny_net: Any, loss: dict[str, Any] | None) -> FineTuneModule:
     net = tiny_net("resnet18")
     schedule = make_schedule({"name": "feature_extraction"}, net)
     meta = {"num_classes": 3, "class_names": ["a", "b", "c"]}
-    return FineTuneModule(net, schedule, OPTIMIZER, SCHEDULER, meta, loss=loss)
+    return FineTuneModule(
+        net, schedule, OPTIMIZER, SCHEDULER, meta, TrainingOptions(loss=loss_options(loss, 3))
+    )
 
 
 def step_loss(mod: FineTuneModule, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftcli.config.lrfind import range_options
 from ftcli.errors import ConfigError
 from ftcli.finetune.phases import make_schedule
-from ftcli.training.lr_range import RangeTestModule, find_lr, range_options
+from ftcli.training.lr_range import RangeTestModule, find_lr
 
 
 class Images(L.LightningDataModule):

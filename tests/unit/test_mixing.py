@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ftcli.config.mixup import mix_options
+from ftcli.config.run_options import TrainingOptions
 from ftcli.errors import ConfigError
 from ftcli.features.cache import cache_eligible
 from ftcli.finetune.phases import make_schedule
-from ftcli.training.mixing import batch_mixer, mix_options, mixes_in_cached_phase
+from ftcli.training.mixing import batch_mixer, mixes_in_cached_phase
 
 NUM_CLASSES = 5
 
@@ -45,10 +47,9 @@ def test_soft_targets_reach_the_training_loss(tiny_net) -> None:
     net = tiny_net("resnet18", num_classes=NUM_CLASSES)
     schedule = make_schedule({"name": "full"}, net)
     optimizer, scheduler = {"name": "adamw", "lr": 1e-3}, {"name": "none"}
+    mixed_options = TrainingOptions(mixup=mix_options({"mixup_alpha": 0.4}))
     plain = FineTuneModule(net, schedule, optimizer, scheduler, {"num_classes": NUM_CLASSES})
-    mixed = FineTuneModule(
-        net, schedule, optimizer, scheduler, {"num_classes": NUM_CLASSES}, mixup={"mixup_alpha": 0.4}
-    )
+    mixed = FineTuneModule(net, schedule, optimizer, scheduler, {"num_classes": NUM_CLASSES}, mixed_options)
     assert mixed.meta["mixup"]["mixup_alpha"] == 0.4  # recorded in every checkpoint's metadata
     x, y = batch(4)
     x = torch.nn.functional.interpolate(x, size=32)

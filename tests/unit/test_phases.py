@@ -17,7 +17,7 @@ from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule
 from ftcli.finetune.phases import make_schedule
 from ftcli.model.blocks import HEAD, BlockNet
-from ftcli.pipeline.plan import prepare
+from ftcli.pipeline import plan_run
 from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.schedulers.cosine import warmup_cosine
 from ftcli.training.trainer import build_trainer
@@ -262,14 +262,12 @@ def run_fit(
 ) -> FineTuneModule:
     """What `ftcli train` does (train.py), with an optional interruption."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    prepared = prepare(cfg)
-    module = FineTuneModule(
-        prepared.net, prepared.schedule, cfg.optimizer, cfg.scheduler, prepared.checkpoint_meta(cfg)
-    )
-    trainer, _, _ = build_trainer(cfg.trainer, run_dir, multi_phase=len(prepared.schedule.phases) > 1)
+    run_plan = plan_run(cfg)
+    module = run_plan.module()
+    trainer, _, _ = build_trainer(cfg.trainer, run_dir, multi_phase=len(run_plan.schedule.phases) > 1)
     if stop_after is not None:
         trainer.callbacks.insert(0, StopAfterEpoch(stop_after))
-    trainer.fit(module, datamodule=prepared.datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=run_plan.datamodule, ckpt_path=ckpt_path)
     return module
 
 

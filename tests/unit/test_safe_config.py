@@ -10,7 +10,7 @@ import torch
 from ftcli.errors import WeightsError
 from ftcli.model.weights_file import read_file
 from ftcli.runs import checkpoint_schema
-from ftcli.runs.safe_config import check_targets, is_allowed, safe_instantiate
+from ftcli.runs.safe_config import check_targets, is_allowed
 
 
 @pytest.mark.parametrize(
@@ -38,19 +38,14 @@ def test_ftcli_torch_and_torchvision_callables_are_allowed(target: str) -> None:
     assert is_allowed(target)
 
 
-def test_safe_instantiate_refuses_before_calling_anything(tmp_path: Path) -> None:
+def test_a_nested_target_is_refused_by_its_key_path(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     config = {"head": [{"_target_": "builtins.open", "file": str(marker), "mode": "w"}]}
 
     with pytest.raises(WeightsError) as err:
-        safe_instantiate(config, "a.ckpt")
+        check_targets(config, "a.ckpt")
     assert "head[0]._target_ is 'builtins.open'" in str(err.value)
     assert not marker.exists()
-
-
-def test_safe_instantiate_builds_allowed_targets() -> None:
-    layer = safe_instantiate({"_target_": "torch.nn.Linear", "in_features": 3, "out_features": 2}, "a.ckpt")
-    assert isinstance(layer, torch.nn.Linear) and layer.out_features == 2
 
 
 def test_a_checkpoint_whose_stored_config_targets_os_system_is_refused(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from ftcli.finetune.freeze_plan import BlockPlan, FreezePlan, Schedule, apply_pl
 from ftcli.finetune.phases import make_plan
 from ftcli.finetune.strategies import STRATEGIES
 from ftcli.model.blocks import HEAD, BlockNet
-from ftcli.pipeline.plan import prepare
+from ftcli.pipeline import plan_run
 from ftcli.training.lightning_module import FineTuneModule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -38,7 +38,7 @@ STRATEGY_CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
 
 
 def planned(net: BlockNet, cfg: dict[str, Any]) -> FreezePlan:
-    """make_plan + apply_plan, as build.prepare does."""
+    """make_plan + apply_plan, as pipeline.plan_run does."""
     plan = make_plan(cfg, net)
     apply_plan(net, plan)
     return plan
@@ -355,18 +355,16 @@ def test_bad_backbone_lr_mult_raises_config_error(tiny_net, mult) -> None:
 def test_inspect_trainable_set_equals_what_a_real_step_changes(compose_train, strategy, expected) -> None:
     torch.manual_seed(0)
     cfg = compose_train(f"strategy={strategy}", "optimizer=adamw", "scheduler=none")
-    prepared = prepare(cfg)  # what `ftcli inspect` builds and prints
-    net, plan = prepared.net, prepared.plan
+    run_plan = plan_run(cfg)  # what `ftcli inspect` builds and prints
+    net, plan = run_plan.net, run_plan.plan
     assert set(plan.trainable_blocks) == expected
     shown_trainable = params_of(net, plan.trainable_blocks)
     requires_grad = {name for name, p in net.named_parameters() if p.requires_grad}
     assert shown_trainable == requires_grad
 
     # what `ftcli train` runs: the module's own optimizer (scheduler=none needs no Trainer)
-    num_classes = prepared.datamodule.num_classes
-    module = FineTuneModule(
-        net, prepared.schedule, cfg.optimizer, cfg.scheduler, {"num_classes": num_classes}
-    )
+    num_classes = run_plan.datamodule.num_classes
+    module = run_plan.module()
     optimizer = module.configure_optimizers()["optimizer"]
     # per block in order: its decayed group, then its no-decay group (norms, biases)
     assert list(dict.fromkeys(g["name"] for g in optimizer.param_groups)) == net.block_names

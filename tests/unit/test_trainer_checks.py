@@ -1,10 +1,10 @@
-"""trainer.* values of the wrong type or range are named before Lightning sees them."""
+"""trainer.* values of the wrong type or range are named before Lightning sees them (the schema)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ftcli.config.trainer_keys import check_trainer_options
+from ftcli.config.schema import check_config
 from ftcli.errors import ConfigError
 
 
@@ -25,11 +25,12 @@ from ftcli.errors import ConfigError
 )
 def test_wrong_values_are_named(key: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
-        check_trainer_options({key: value})
-    assert f"trainer.{key}={value!r}" in str(err.value) and expected in str(err.value)
+        check_config({"trainer": {key: value}})
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    assert f"trainer.{key}={shown}" in str(err.value) and expected in str(err.value)
 
 
 def test_the_shipped_presets_and_common_values_pass(compose_train) -> None:
     for preset in ("default", "cpu", "ddp", "gpu"):
-        check_trainer_options(dict(compose_train(f"trainer={preset}").trainer))
-    check_trainer_options({"max_epochs": None, "limit_train_batches": 2, "val_check_interval": 0.5})
+        check_config({"trainer": dict(compose_train(f"trainer={preset}").trainer)})
+    check_config({"trainer": {"max_epochs": None, "limit_train_batches": 2, "val_check_interval": 0.5}})

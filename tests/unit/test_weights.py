@@ -19,7 +19,8 @@ from ftcli.model.backbones import build_torchvision, to_blocknet
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.model.surgery import apply_recipe
 from ftcli.model.weights_file import read_file
-from ftcli.pipeline.plan import load_weights_file, prepare
+from ftcli.pipeline import plan_run
+from ftcli.pipeline.weights_source import load_weights_file
 from ftcli.runs import checkpoint_schema
 from ftcli.training.lightning_module import FineTuneModule
 
@@ -46,7 +47,7 @@ def source_resnet18(seed: int = 1) -> torch.nn.Module:
 
 
 def load_into_resnet18(path: Path, recipe: dict[str, Any] = LINEAR, num_classes: int = 5) -> BlockNet:
-    """What build.prepare does with model.weights=PATH: build, cut, operate, then load the backbone."""
+    """What pipeline.plan_run does with model.weights=PATH: build, cut, operate, then load the backbone."""
     torch.manual_seed(2)  # a different init than the source, so loading is visible
     model = build_torchvision("resnet18", None)
     net, block_map = to_blocknet(model, "resnet18")
@@ -229,11 +230,11 @@ def test_chaining_through_prepare_uses_the_checkpoint_backbone(tmp_path, compose
     path = tmp_path / "cars.ckpt"
     ftcli_checkpoint(path, source, num_classes=7)
     cfg = compose_train(f"model.weights={path}", "data.classes=[0,1,2]", "strategy=last_layers")
-    prepared = prepare(cfg)
-    assert prepared.weights_label == str(path)
-    assert prepared.source_meta["run_dir"] == "/runs/cars"
-    assert_backbone_equals(prepared.net, source)
-    assert prepared.net.blocks[HEAD].classifier[-1].out_features == 3
+    run_plan = plan_run(cfg)
+    assert run_plan.weights_label == str(path)
+    assert run_plan.source_meta["run_dir"] == "/runs/cars"
+    assert_backbone_equals(run_plan.net, source)
+    assert run_plan.net.blocks[HEAD].classifier[-1].out_features == 3
 
 
 def test_checkpoint_of_a_different_architecture_is_refused(tmp_path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ftcli.data.datamodule import ImageDataModule
+from ftcli.data.images.datamodule import ImageDataModule
 from ftcli.data.images.datasets import FileDataset
 from ftcli.data.images.files import find_unreadable
 from ftcli.data.images.transforms import TransformSpec

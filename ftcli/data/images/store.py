@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from ftcli.atomic_files import atomic_path
 from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment
 from ftcli.data.images.transforms import INTERPOLATIONS, ToRGB, TransformSpec
 
@@ -250,17 +251,14 @@ def build(
     if shutil.disk_usage(directory).free < nbytes + DISK_MARGIN:
         report.reason = f"{over} and not enough free disk in {directory}"
         return None, report
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
-    sizes = _fill(dataset, spec, squash, images_np, threads)
-    images_np.flush()
-    del images_np
-    if squash:  # the sizes first: the images file is what marks a store complete
-        partial_sizes = sizes_path.with_suffix(f".{os.getpid()}.partial")
-        with open(partial_sizes, "wb") as handle:
-            np.save(handle, sizes.numpy())
-        os.replace(partial_sizes, sizes_path)
-    os.replace(partial, path)  # a store is complete or absent, never half written
+    with atomic_path(path) as partial:  # a store is complete or absent, never half written
+        images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
+        sizes = _fill(dataset, spec, squash, images_np, threads)
+        images_np.flush()
+        del images_np
+        if squash:  # the sizes first: the images file is what marks a store complete
+            with atomic_path(sizes_path) as partial_sizes, open(partial_sizes, "wb") as handle:
+                np.save(handle, sizes.numpy())
     report.where = str(path)
     return StoredImages(
         _open(path, (n, *shape)), labels, spec, dataset, augment, sizes if squash else None

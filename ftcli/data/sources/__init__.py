@@ -1,8 +1,9 @@
 """Data sources, chosen by ``data.source`` or else ``data.name``: one module each in this folder, registered
 with :func:`data_source`.
 
-A new source is one module here (a subclass of ``ImageDataModule`` or ``FileDataModule``) plus its
-YAML in ``configs/data/``.
+A new source is one module here (a subclass of ``ClassificationDataModule``; for images,
+``ImageDataModule`` or ``FileDataModule``) plus its YAML in ``configs/data/``. Every module here whose
+name does not start with ``_`` is imported by the registry and must register a source.
 """
 
 from __future__ import annotations
@@ -14,25 +15,27 @@ from ftcli.data.checks import plain_config
 from ftcli.registry import Registry
 
 if TYPE_CHECKING:
-    from ftcli.data.datamodule import ImageDataModule
-    from ftcli.data.images.transforms import TransformSpec
+    from ftcli.data.datamodule import ClassificationDataModule
 
-DATA_SOURCES: Registry[type[ImageDataModule]] = Registry("data", key="data.name", package=__name__)
+Source = type["ClassificationDataModule"]
+
+DATA_SOURCES: Registry[Source] = Registry("data", key="data.name", package=__name__)
 
 
-def data_source(name: str) -> Callable[[type[ImageDataModule]], type[ImageDataModule]]:
+def data_source(name: str) -> Callable[[Source], Source]:
     """Class decorator: make a datamodule available as ``data.name=<name>``."""
 
-    def add(cls: type[ImageDataModule]) -> type[ImageDataModule]:
+    def add(cls: Source) -> Source:
         cls.name = name
         return DATA_SOURCES.register(name)(cls)
 
     return add
 
 
-def build_datamodule(cfg: Mapping[str, Any], spec: TransformSpec, seed: int) -> ImageDataModule:
+def build_datamodule(cfg: Mapping[str, Any], spec: Any, seed: int) -> ClassificationDataModule:
     """The datamodule of ``cfg`` (the ``data`` config node): the source named by ``cfg["source"]``, else
     by ``cfg["name"]``. ``source`` is for a source whose ``name`` means something else: with
-    ``data=torchvision``, ``source: torchvision`` picks the module and ``name`` is the dataset."""
+    ``data=torchvision``, ``source: torchvision`` picks the module and ``name`` is the dataset.
+    ``spec`` is the modality's preprocessing as plain data (a ``TransformSpec`` for images)."""
     plain = plain_config(cfg)
     return DATA_SOURCES.get(plain.get("source") or plain.get("name"))(plain, spec, seed)

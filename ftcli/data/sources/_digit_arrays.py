@@ -14,7 +14,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ftcli.data.checks import fractions, per_class_option
-from ftcli.data.datamodule import ImageDataModule
+from ftcli.data.images.datamodule import ImageDataModule
 from ftcli.data.images.datasets import ArrayDataset
 from ftcli.data.images.transforms import TransformSpec
 from ftcli.data.splits import first_per_class, stratified_split

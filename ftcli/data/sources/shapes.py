@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ftcli.atomic_files import atomic_path
 from ftcli.data.checks import expand_path, int_option, per_class_option
 from ftcli.data.sources import data_source
 from ftcli.data.sources.imagefolder import ImageFolderDataModule
@@ -57,22 +57,21 @@ class ShapesDataModule(ImageFolderDataModule):
         """Draw and write the images unless this parameter set is already on disk."""
         if self.root.is_dir():
             return
+        staging = contextlib.ExitStack()
         try:
             self.base.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.base))
+            tmp = staging.enter_context(atomic_path(self.root, directory=True))
         except OSError as e:
             raise DataError(
                 f"Cannot write generated shapes under {self.base}: {e}",
                 "Set data.root (or the FTCLI_DATA_DIR environment variable) to a writable folder.",
             ) from e
         try:
-            self._write(tmp)
-            os.replace(tmp, self.root)
+            with staging:  # the folder is written whole, then moved onto self.root
+                self._write(tmp)
         except OSError as e:
             if not self.root.is_dir():  # else another process finished first: use its copy
                 raise DataError(f"Cannot write generated shapes to {self.base}: {e}") from e
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def _write(self, directory: Path) -> None:
         for name in self.shape_classes:

