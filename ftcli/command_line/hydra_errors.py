@@ -17,6 +17,11 @@ from ftcli.errors import ConfigError, FtcliError
 
 HINT = "`ftcli train --cfg job` prints every key and value; `ftcli ls` lists the options of every group."
 MAX_LINES = 4
+# Keys that moved to a config group of their own: an override of the old name says where they went.
+MOVED_KEYS = {
+    "trainer.early_stopping": "early_stopping",
+    "trainer.compile": "compile",
+}
 NOISE = ("full_key:", "object_type=", "reference_type=")
 
 
@@ -35,7 +40,16 @@ def usage_error(exc: BaseException) -> FtcliError | None:
             "File systems allow 255 bytes per folder or file name (about 4,096 in all); shorten it.",
         )
     if isinstance(exc, (HydraException, OmegaConfBaseException)) or _raised_by_hydra(exc):
-        return ConfigError(_short(exc), HINT)
+        return ConfigError(_short(exc), _moved(str(exc)) or HINT)
+    return None
+
+
+def _moved(message: str) -> str | None:
+    """The hint for an override of a key that moved (``trainer.early_stopping.*`` is ``early_stopping.*``)."""
+    for old, new in MOVED_KEYS.items():
+        found = re.search(rf"'({re.escape(old)}(?:\.[\w.]+)?)'", message)
+        if found:
+            return f"{old} is now {new}: write {new}{found.group(1)[len(old) :]}=... instead."
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ftcli.command_line.key_value_args import Key, data_config, parse, usage, wants_help
 from ftcli.errors import ConfigError, DataError
+from ftcli.runs import checkpoint_schema
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
 from ftcli.ui import console
@@ -63,12 +64,16 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     from ftcli.runs.metrics import compute_metrics, write_confusion_csv
 
     model = trained_model.load(path)
-    stored = dict(model.meta.get("data") or {})
+    stored = dict(model.meta.get(checkpoint_schema.DATA) or {})
     try:  # the data config is the checkpoint's, plus the command line's overrides: an error says so
         data_cfg = data_config(stored, [*_group_defaults(stored, data_overrides, path), *data_overrides])
         if options["batch_size"] is not None:
             data_cfg["batch_size"] = options["batch_size"]
-        seed = options["seed"] if options["seed"] is not None else int(model.meta.get("seed", 42))
+        seed = (
+            options["seed"]
+            if options["seed"] is not None
+            else int(model.meta.get(checkpoint_schema.SEED, 42))
+        )
         spec = input_transform(data_cfg, model.transform)  # the checkpoint's own, read by trained_model.load
         datamodule = build_datamodule(data_cfg, spec, seed)
     except ConfigError as err:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ftcli.command_line.key_value_args import Key, parse, usage, wants_help
 from ftcli.errors import ConfigError, ExportError, unknown_name
+from ftcli.runs import checkpoint_schema
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import TrainedModel, checkpoint_path
 from ftcli.ui import console
@@ -160,7 +161,7 @@ def metadata(model: TrainedModel, fmt: str, model_file: Path) -> dict[str, Any]:
             "meaning": "logits (softmax for probabilities)",
         },
         "transform": spec.to_dict(),
-        "model": model.meta["model"].get("name"),
+        "model": model.meta[checkpoint_schema.MODEL].get("name"),
         "source_checkpoint": str(model.path.resolve()),
         "ftcli_version": __version__,
     }

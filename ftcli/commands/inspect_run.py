@@ -118,18 +118,18 @@ def inspect_checkpoint(path: Path) -> None:
         )
     loaded = read_file(path)
     meta = checkpoint_schema.read(loaded, path)
-    names = list(meta.get("class_names", []))
-    phase = meta.get("phase") or {}
+    names = list(meta.get(checkpoint_schema.CLASS_NAMES, []))
+    phase = meta.get(checkpoint_schema.PHASE) or {}
     facts = Table(title=f"checkpoint {path}", title_justify="left", show_header=False)
     facts.add_column(style="bold")
     facts.add_column()
-    model = meta.get("model", {})
+    model = meta.get(checkpoint_schema.MODEL, {})
     rows = {
         "model": f"{model.get('name')} ({model.get('family')}) · weights: {model.get('weights_used')}",
-        "recipe": str(meta.get("recipe", {}).get("name")),
-        "strategy": str(meta.get("strategy", {}).get("name")),
+        "recipe": str(meta.get(checkpoint_schema.RECIPE, {}).get("name")),
+        "strategy": str(meta.get(checkpoint_schema.STRATEGY, {}).get("name")),
         "classes": f"{len(names)}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}",
-        "data": str(meta.get("data", {}).get("name")),
+        "data": str(meta.get(checkpoint_schema.DATA, {}).get("name")),
         "reached": f"epoch {loaded.get('epoch', '?')} · step {loaded.get('global_step', '?')}",
     }
     if phase:
@@ -138,13 +138,14 @@ def inspect_checkpoint(path: Path) -> None:
             f"training {', '.join(phase.get('trainable', []))}"
         )
     rows["resumable"] = "yes (resume=PATH)" if "optimizer_states" in loaded else "no (weights only)"
-    if meta.get("chained_from"):
-        rows["chained from"] = str(meta["chained_from"])
-    rows["written by"] = f"ftcli {meta.get('version', '?')} · checkpoint format {meta.get('format', 0)}"
+    if meta.get(checkpoint_schema.CHAINED_FROM):
+        rows["chained from"] = str(meta[checkpoint_schema.CHAINED_FROM])
+    version, written = meta.get(checkpoint_schema.VERSION, "?"), meta.get(checkpoint_schema.FORMAT_KEY, 0)
+    rows["written by"] = f"ftcli {version} · checkpoint format {written}"
     for key, value in rows.items():
         facts.add_row(key, escape(value))
     console.show(facts)
-    schedule = meta.get("schedule") or []
+    schedule = meta.get(checkpoint_schema.SCHEDULE) or []
     if schedule:
         table = Table(title="phases", title_justify="left")
         for column in ("phase", "epochs", "label", "trains", ""):

@@ -35,7 +35,7 @@ class ModelInput:
     modality: Modality = "image"
     channels: int | None = 3
     size: int | None = None
-    size_kwarg: str | None = "image_size"
+    size_kwarg: str | None = None
     max_tokens: int | None = None
     natural_size: int | None = None
 
@@ -74,7 +74,7 @@ class ModelInput:
         size: int | None = None,
         *,
         channels: int = 3,
-        size_kwarg: str | None = "image_size",
+        size_kwarg: str | None = None,
         natural_size: int | None = None,
     ) -> ModelInput:
         """An image input: any side (``size=None``) or only ``size x size``."""

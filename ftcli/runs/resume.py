@@ -55,10 +55,13 @@ def resolve(
             "Give a last.ckpt from an ftcli run directory (to start from its weights: model.weights=PATH).",
         )
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_RESUME)
-    if list(meta.get("blocks", [])) != list(block_names) or int(meta.get("num_classes", -1)) != num_classes:
+    if (
+        list(meta.get(checkpoint_schema.BLOCKS, [])) != list(block_names)
+        or int(meta.get(checkpoint_schema.NUM_CLASSES, -1)) != num_classes
+    ):
         raise ConfigError(
-            f"resume={value}: {path} was trained with blocks {meta.get('blocks')} and "
-            f"{meta.get('num_classes')} classes;\n"
+            f"resume={value}: {path} was trained with blocks {meta.get(checkpoint_schema.BLOCKS)} and "
+            f"{meta.get(checkpoint_schema.NUM_CLASSES)} classes;\n"
             f"this config builds {block_names} with {num_classes} classes.",
             "Resume with the same model, recipe and data as the interrupted run.",
         )
@@ -70,7 +73,10 @@ def resolve(
                 checkpoint_schema.DAMAGED_HINT,
             )
     return ResumePoint(
-        path, int(loaded.get("epoch", 0)), int(loaded.get("global_step", 0)), meta.get("phase") or {}
+        path,
+        int(loaded.get("epoch", 0)),
+        int(loaded.get("global_step", 0)),
+        meta.get(checkpoint_schema.PHASE) or {},
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.errors import FtcliError, WeightsError
+from ftcli.runs import checkpoint_schema
 from ftcli.runs.checkpoint_schema import CHECKPOINT_HINT
 
 
@@ -38,7 +39,7 @@ class TrainedModel:
     @property
     def label(self) -> str:
         """e.g. ``resnet18 · last_layers · 5 classes``."""
-        strategy = self.meta.get("strategy", {}).get("name", "?")
+        strategy = self.meta.get(checkpoint_schema.STRATEGY, {}).get("name", "?")
         return f"{self.meta['model']['name']} · {strategy} · {self.num_classes} classes"
 
 
@@ -65,17 +66,16 @@ def load(path: Path) -> TrainedModel:
     from ftcli.model.backbones import build_model, to_blocknet
     from ftcli.model.surgery import apply_recipe
     from ftcli.model.weights_file import read_file
-    from ftcli.runs import checkpoint_schema
 
     loaded = read_file(path)
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
-    model_name = str(meta["model"]["name"])
-    class_names = [str(c) for c in meta["class_names"]]
+    model_name = str(meta[checkpoint_schema.MODEL]["name"])
+    class_names = [str(c) for c in meta[checkpoint_schema.CLASS_NAMES]]
     try:  # every value here comes from the checkpoint: an error says so
-        model = build_model(model_name, dict(meta["model"].get("kwargs") or {}))
+        model = build_model(model_name, dict(meta[checkpoint_schema.MODEL].get("kwargs") or {}))
         net, block_map = to_blocknet(model, model_name)
-        apply_recipe(net, block_map, dict(meta["recipe"]), len(class_names))
-        transform = TransformSpec.from_dict(meta["transform"])
+        apply_recipe(net, block_map, dict(meta[checkpoint_schema.RECIPE]), len(class_names))
+        transform = TransformSpec.from_dict(meta[checkpoint_schema.TRANSFORM])
     except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:
         message = err.message if isinstance(err, FtcliError) else f"{type(err).__name__}: {err}"
         raise WeightsError(

@@ -47,7 +47,7 @@ class FineTuneModule(L.LightningModule):
         self.phase_index = 0
         self.optimizer_cfg = dict(optimizer)
         self.scheduler_cfg = dict(scheduler)
-        num_classes = int(meta["num_classes"])
+        num_classes = int(meta[checkpoint_schema.NUM_CLASSES])
         options = options or TrainingOptions()  # checked once, by the pipeline (ftcli.config.run_options)
         # loss.* (training/loss.py): smoothing and class weights shape the training loss only
         self.loss_options = options.loss
@@ -55,13 +55,13 @@ class FineTuneModule(L.LightningModule):
         self.mix_options = options.mixup
         self.mixer = batch_mixer(self.mix_options, num_classes) if self.mix_options.enabled else None
         # Recorded beside the loss (the strategy, with strategy.bn_recalibrate, is in meta already).
-        self.meta = {
-            **meta,
-            "loss": self.loss_options.to_dict(),
-            "mixup": self.mix_options.to_dict(),
-            "ema": options.ema.to_dict(),
-            "decay_norm_and_bias": bool(self.optimizer_cfg.get("decay_norm_and_bias", False)),
-        }
+        self.meta = checkpoint_schema.with_training(
+            meta,
+            loss=self.loss_options.to_dict(),
+            mixup=self.mix_options.to_dict(),
+            ema=options.ema.to_dict(),
+            decay_norm_and_bias=bool(self.optimizer_cfg.get("decay_norm_and_bias", False)),
+        )
         # Not persistent: `auto` weights are recomputed from the data at setup, and checkpoints written
         # with and without class weights keep the same tensors (resume and eval load either).
         fixed = None if self.loss_options.class_weights == AUTO else resolve_weights(self.loss_options, None)
@@ -113,7 +113,7 @@ class FineTuneModule(L.LightningModule):
         """Count the training split's classes: one line when it is imbalanced, and the ``auto`` weights."""
         counts = self._train_counts()
         if counts is not None:
-            names = self.meta.get("class_names") or [str(i) for i in range(len(counts))]
+            names = self.meta.get(checkpoint_schema.CLASS_NAMES) or [str(i) for i in range(len(counts))]
             weighted = self.loss_options.class_weights is not None
             line = imbalance_line(counts, names, weighted)
             if line is not None:
@@ -128,7 +128,9 @@ class FineTuneModule(L.LightningModule):
         source = getattr(datamodule, "source", datamodule)
         dataset = source.dataset("train") if hasattr(source, "dataset") else None
         targets = getattr(dataset, "targets", None)
-        return None if targets is None else class_counts(targets, int(self.meta["num_classes"]))
+        return (
+            None if targets is None else class_counts(targets, int(self.meta[checkpoint_schema.NUM_CLASSES]))
+        )
 
     def on_train_start(self) -> None:
         self.enter_phase(self.schedule.phase_index(self.current_epoch))

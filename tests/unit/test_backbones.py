@@ -17,6 +17,7 @@ from ftcli.model.backbones import (
     to_blocks,
 )
 from ftcli.model.blocks import HEAD
+from ftcli.model.model_input import ModelInput
 
 # One representative per family, with the expected family and number of stages after the stem.
 REPRESENTATIVES = [
@@ -45,6 +46,14 @@ def built(request):
     net, bm = to_blocknet(model, name)
     net.eval()
     return name, family, n_stages, model, net, bm
+
+
+def test_each_family_declares_its_input(built) -> None:
+    _, family, _, _, net, bm = built
+    assert {fam for _, fam, _ in REPRESENTATIVES} == set(supported_families())  # every family is here
+    fixed = ModelInput.image(224, size_kwarg="image_size")
+    assert bm.input == (fixed if family == "vit" else ModelInput.image())
+    assert net.input is bm.input
 
 
 def test_blocknet_matches_torchvision(built) -> None:

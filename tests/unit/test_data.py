@@ -152,6 +152,34 @@ def test_shapes_reuse_existing_files_and_load(tmp_path):
     assert x.shape[1:] == (3, 12, 12)
 
 
+def test_shapes_written_first_by_another_process_are_used(tmp_path, monkeypatch):
+    dm = shapes(tmp_path, 0)
+    ours = type(dm)._write
+
+    def theirs_finish_first(self, directory: Path) -> None:
+        self.root.mkdir()  # another process moves its copy into place while we draw ours
+        ours(self, self.root)
+        ours(self, directory)
+
+    monkeypatch.setattr(type(dm), "_write", theirs_finish_first)
+    dm.prepare_data()
+    assert len(list(dm.root.rglob("*.png"))) == 6 * dm.num_classes
+    assert [p.name for p in tmp_path.iterdir()] == [dm.root.name]  # our temporary copy is gone
+
+
+def test_shapes_that_fail_to_write_leave_nothing(tmp_path, monkeypatch):
+    dm = shapes(tmp_path, 0)
+
+    def disk_full(self, directory: Path) -> None:
+        (directory / "circle").mkdir()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(dm), "_write", disk_full)
+    with pytest.raises(DataError, match=r"Cannot write generated shapes to .*No space left"):
+        dm.prepare_data()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_shapes_unknown_class(tmp_path):
     with pytest.raises(DataError, match="hexagon"):
         make({"name": "shapes", "root": str(tmp_path), "classes": ["circle", "hexagon"]})

@@ -87,7 +87,7 @@ def test_a_store_over_the_memory_budget_goes_to_disk_and_is_reused(tmp_path: Pat
     assert isinstance(val, StoredImages) and isinstance(val.images, np.memmap)
     files = sorted((tmp_path / "cache" / "images").glob("*.npy"))
     assert [f.name.split("-")[0] for f in files] == ["train", "val"]
-    assert not list((tmp_path / "cache" / "images").glob("*.partial"))
+    assert not list((tmp_path / "cache" / "images").glob(".*.tmp")), "a temporary file was left behind"
     assert torch.equal(torch.stack([val[i][0] for i in range(len(val))]), per_image(val, dm))
     assert all(r.built and r.where.endswith(".npy") for r in dm.store_reports)
 
