@@ -1,4 +1,5 @@
-"""Fixtures shared by tests/unit and tests/cli: a tiny BlockNet, composed Hydra configs, one thread."""
+"""Fixtures shared by tests/unit and tests/cli: a tiny BlockNet, composed Hydra configs, one thread,
+and one tiny trained sweep for the whole session (tests/helpers/shared_runs.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ftcli.command_line.config_groups import config_dir
 from ftcli.model.blocks import BlockNet
 
 from helpers.nets import make_net
+from helpers.shared_runs import TrainedSweep, trained_digits_sweep
 
 # What every composed test config needs: small offline data, random init, the CPU trainer.
 FAST_OVERRIDES = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
@@ -55,3 +57,10 @@ def compose_train() -> Callable[..., DictConfig]:
             return compose("train", overrides=[*FAST_OVERRIDES, *overrides])
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def digits_sweep(tmp_path_factory: pytest.TempPathFactory) -> TrainedSweep:
+    """A finished 2-job sweep on digits 0-6 (job 0 last_layers, job 1 full), trained once per session
+    (once for all pytest-xdist workers) for the tests that only read a run or its checkpoint."""
+    return trained_digits_sweep(tmp_path_factory)

@@ -153,8 +153,8 @@ RULES: dict[str, Rule] = {
     "strategy.ft_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
     # strategy.n and recipe.n: checked against the network's blocks (freeze_strategies, surgery), which
     # name the blocks in their message
-    "strategy.every": whole(1, example="1"),
-    "strategy.probe_epochs": whole(1, example="3"),
+    "strategy.every": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
+    "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "3"),
     "strategy.phases": Rule(
         _non_empty_phases, "a non-empty list of phases", "[{epochs: 2, train: [head]}, {train: all}]"
     ).or_null(),
@@ -245,6 +245,22 @@ def check_config(cfg: Any) -> None:
         if not rule.test(value):
             raise invalid(key, value, rule.expected, rule.example)
     _cross_field(plain)
+
+
+def checked(section: Mapping[str, Any], key: str, default: Any) -> Any:
+    """The value of ``key`` (dotted, as in RULES) read from its own block, checked by its rule: for code
+    that receives one block of the config (``strategy`` for the freeze strategies), so a key keeps one
+    rule wherever it is read."""
+    return check_value(section.get(key.rsplit(".", 1)[-1], default), key)
+
+
+def check_value(value: Any, rule_key: str, shown: str | None = None) -> Any:
+    """``value`` checked by the rule of ``rule_key``; ``shown`` names it when it is another key that
+    follows the same rule (an entry of ``strategy.phases``). Returns the value."""
+    rule = RULES[rule_key]
+    if not (value is None and rule.nullable) and not rule.test(value):
+        raise invalid(shown or rule_key, value, rule.expected, rule.example)
+    return value
 
 
 def invalid(key: str, value: Any, expected: str, example: str) -> ConfigError:

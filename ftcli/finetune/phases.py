@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ftcli.config.schema import check_value, checked
 from ftcli.errors import ConfigError, unknown_name
 from ftcli.finetune.freeze_plan import BlockPlan, FreezePlan, Schedule
-from ftcli.finetune.strategies import STRATEGIES, PhaseSpec, bn_policy, positive_float, positive_int
+from ftcli.finetune.strategies import STRATEGIES, PhaseSpec
 from ftcli.model.blocks import HEAD, BlockNet, has_batchnorm
 
 PHASE_KEYS = ("epochs", "train", "lr_mult", "bn", "label")
@@ -38,7 +39,7 @@ def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
             f"{error.hint}; or give the strategy its own `phases:` list (README: Strategies over time)"
         )
         raise error
-    default_bn = bn_policy(cfg.get("bn", "frozen"), "strategy.bn")
+    default_bn = checked(cfg, "strategy.bn", "frozen")
     base = _base_multipliers(cfg, net)
     phases = []
     start = 0
@@ -60,8 +61,8 @@ def make_plan(cfg: Mapping[str, Any], net: BlockNet) -> FreezePlan:
 
 def _base_multipliers(cfg: Mapping[str, Any], net: BlockNet) -> dict[str, float]:
     """Per block before phases: head 1; backbone block i from the head: backbone_lr_mult x decay^i."""
-    backbone_mult = positive_float(cfg.get("backbone_lr_mult", 1.0), "strategy.backbone_lr_mult")
-    decay = positive_float(cfg.get("lr_decay", 1.0), "strategy.lr_decay")
+    backbone_mult = float(checked(cfg, "strategy.backbone_lr_mult", 1.0))
+    decay = float(checked(cfg, "strategy.lr_decay", 1.0))
     names = net.block_names
     base = {}
     for position, name in enumerate(names):
@@ -94,19 +95,20 @@ def _phase_from_config(raw: Any, index: int, backbone: list[str]) -> PhaseSpec:
             f"{where} has unknown keys: {', '.join(unknown)}.", f"Valid: {', '.join(PHASE_KEYS)}"
         )
     epochs = raw.get("epochs")
-    epochs = None if epochs is None else positive_int(epochs, f"{where}.epochs")
+    # an entry's keys follow the rules of the strategy keys they stand for (ftcli.config.schema)
+    epochs = None if epochs is None else check_value(epochs, "strategy.every", f"{where}.epochs")
     lr_mult = raw.get("lr_mult", 1.0)
     if isinstance(lr_mult, Mapping):
         valid = [*backbone, HEAD]
         for name, value in lr_mult.items():
             if name not in valid:
                 raise unknown_name("block", str(name), valid, key=f"{where}.lr_mult")
-            positive_float(value, f"{where}.lr_mult.{name}")
+            check_value(value, "strategy.backbone_lr_mult", f"{where}.lr_mult.{name}")
         lr_mult = {str(k): float(v) for k, v in lr_mult.items()}
     else:
-        lr_mult = positive_float(lr_mult, f"{where}.lr_mult")
+        lr_mult = float(check_value(lr_mult, "strategy.backbone_lr_mult", f"{where}.lr_mult"))
     bn = raw.get("bn")
-    bn = None if bn is None else bn_policy(bn, f"{where}.bn")
+    bn = None if bn is None else check_value(bn, "strategy.bn", f"{where}.bn")
     train = _select_blocks(raw.get("train", HEAD), backbone, f"{where}.train")
     return PhaseSpec(epochs, train, lr_mult, bn, str(raw.get("label") or ""))
 

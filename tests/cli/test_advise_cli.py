@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def test_advise_on_an_image_folder(tmp_path: Path) -> None:
 
 
 def test_advise_refuses_a_single_class(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_cli_inprocess(
         "advise", *_common(tmp_path), "data.classes=[3]", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path
     )
     assert_user_error(result, "a classifier needs at least 2")

@@ -1,15 +1,15 @@
 """After training: `ftcli eval`, `predict`, `export`, `report` and the plots, run as a user runs them.
 
 One tiny 2-job sweep (digits 0-6, 5 images per class, 32 px, one epoch, random init) is trained once
-for the module; job 0's checkpoint is the model every command reads back. Each command must agree
-with what training recorded or with the model itself, and bad input must end with exit code 2 and
-a message, never a traceback.
+for the session (the ``digits_sweep`` fixture, tests/helpers/shared_runs.py); job 0's checkpoint is
+the model every command reads back. Each command must agree with what training recorded or with the
+model itself, and bad input must end with exit code 2 and a message, never a traceback (those
+command lines run in the test process: helpers/cli_inprocess.py).
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,26 +20,11 @@ from PIL import Image
 
 from ftcli.errors import ConfigError, DataError
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli, run_without_heavy_imports
+from helpers.shared_runs import DIGITS_SWEEP_CLASSES, HAS_TENSORBOARD, TrainedSweep
 
-CLASSES = [0, 1, 2, 3, 4, 5, 6]  # more than 5 classes: eval reports top-5 accuracy too
-HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
-SWEEP = [
-    "train",
-    "-m",
-    "model=resnet18",
-    "trainer=cpu",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "print_config=false",
-    "data=digits",
-    "data.image_size=32",
-    "data.per_class=5",
-    f"data.classes=[{','.join(map(str, CLASSES))}]",
-    "model.weights=null",
-    "strategy=last_layers,full",
-    *(["logger=tensorboard"] if HAS_TENSORBOARD else []),
-]
+CLASSES = DIGITS_SWEEP_CLASSES  # more than 5 classes: eval reports top-5 accuracy too
 
 
 def assert_png(path: Path) -> None:
@@ -66,18 +51,15 @@ def digit_images(folder: Path, count: int, labels: list[int] = CLASSES) -> list[
     return paths
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 2-job sweep (strategy last_layers, full)."""
-    tmp_path = tmp_path_factory.mktemp("after")
-    result = run_cli(*SWEEP, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
-    assert_ok(result)
-    return tmp_path / "sweep"
+@pytest.fixture
+def sweep(digits_sweep: TrainedSweep) -> Path:
+    """The session's finished 2-job sweep (strategy last_layers, full)."""
+    return digits_sweep.sweep
 
 
-@pytest.fixture(scope="module")
-def checkpoint(sweep: Path) -> Path:
-    return sweep / "0" / "checkpoints" / "best.ckpt"
+@pytest.fixture
+def checkpoint(digits_sweep: TrainedSweep) -> Path:
+    return digits_sweep.checkpoint(0)
 
 
 # ---------------------------------------------------------------------------- training curves
@@ -150,7 +132,7 @@ def test_eval_on_another_dataset_with_the_same_class_names(checkpoint: Path, tmp
 
 @pytest.mark.slow
 def test_eval_on_data_with_other_classes_lists_both_sets(checkpoint: Path, tmp_path: Path) -> None:
-    result = run_cli("eval", f"ckpt={checkpoint}", "data.classes=[7,8,9]", cwd=tmp_path)
+    result = run_cli_inprocess("eval", f"ckpt={checkpoint}", "data.classes=[7,8,9]", cwd=tmp_path)
 
     assert_user_error(result, "different classes", "checkpoint (7): 0, 1, 2, 3, 4, 5, 6", "data (3): 7, 8, 9")
 
@@ -273,14 +255,14 @@ def test_report_lists_every_job_of_a_sweep_with_its_overrides(sweep: Path) -> No
 
 
 def test_eval_of_a_missing_checkpoint_says_so(tmp_path: Path) -> None:
-    result = run_cli("eval", f"ckpt={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
+    result = run_cli_inprocess("eval", f"ckpt={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
 
     assert_user_error(result, "nope.ckpt: no such file", "checkpoints/best.ckpt")
 
 
 def test_a_file_that_is_not_an_ftcli_checkpoint_is_refused(tmp_path: Path) -> None:
     torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
-    result = run_cli("eval", f"ckpt={tmp_path / 'plain.pt'}", cwd=tmp_path)
+    result = run_cli_inprocess("eval", f"ckpt={tmp_path / 'plain.pt'}", cwd=tmp_path)
 
     assert_user_error(result, "is not an ftcli checkpoint", "ftcli train")
 
@@ -288,7 +270,7 @@ def test_a_file_that_is_not_an_ftcli_checkpoint_is_refused(tmp_path: Path) -> No
 def test_predict_on_an_empty_folder_says_so(tmp_path: Path) -> None:
     (tmp_path / "model.ckpt").write_bytes(b"checked after the inputs")
     (tmp_path / "empty").mkdir()
-    result = run_cli(
+    result = run_cli_inprocess(
         "predict", f"ckpt={tmp_path / 'model.ckpt'}", f"inputs={tmp_path / 'empty'}", cwd=tmp_path
     )
 
@@ -296,19 +278,19 @@ def test_predict_on_an_empty_folder_says_so(tmp_path: Path) -> None:
 
 
 def test_unknown_export_format_lists_the_formats(tmp_path: Path) -> None:
-    result = run_cli("export", "ckpt=whatever.ckpt", "format=tflite", cwd=tmp_path)
+    result = run_cli_inprocess("export", "ckpt=whatever.ckpt", "format=tflite", cwd=tmp_path)
 
     assert_user_error(result, "tflite", "onnx", "torchscript")
 
 
 def test_unknown_key_lists_the_valid_keys(tmp_path: Path) -> None:
-    result = run_cli("predict", "ckpt=x.ckpt", "input=photos", cwd=tmp_path)
+    result = run_cli_inprocess("predict", "ckpt=x.ckpt", "input=photos", cwd=tmp_path)
 
     assert_user_error(result, "Unknown key 'input'", "inputs", "topk")
 
 
 def test_report_of_a_folder_without_runs_says_so(tmp_path: Path) -> None:
-    result = run_cli("report", str(tmp_path), cwd=tmp_path)
+    result = run_cli_inprocess("report", str(tmp_path), cwd=tmp_path)
 
     assert_user_error(result, "No finished run", "summary.json")
 

@@ -1,8 +1,10 @@
-"""The CLI as a user runs it: `ftcli train|inspect` as a subprocess, its run directories and its errors.
+"""The CLI as a user runs it: `ftcli train|inspect`, its run directories and its errors.
 
-Training runs are tiny (digits, 5 images per class, 32 px, one epoch, random init) and marked slow.
+Training runs are tiny (digits, 5 images per class, 32 px, one epoch, random init), run as subprocesses
+and marked slow; the tests that only read a finished run share the session's digits sweep (conftest).
 Bad input must stop before training with exit code 2, a message naming the problem and what to
-type instead, and no Python traceback.
+type instead, and no Python traceback; those command lines (and inspect's dry runs) run in the test
+process (helpers/cli_inprocess.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.shared_runs import DIGITS_SWEEP_CLASSES, TrainedSweep
 
 FAST = [
     "model=resnet18",
@@ -27,8 +31,8 @@ FAST = [
     "data.image_size=32",
 ]
 DIGITS = ["data=digits", "data.per_class=5"]
-SOURCE_CLASSES = [0, 1, 2, 3, 4]
-TARGET_CLASSES = [5, 6, 7, 8, 9, 0, 1]
+SOURCE_CLASSES = DIGITS_SWEEP_CLASSES  # job 0 of the session's digits sweep (strategy last_layers)
+TARGET_CLASSES = [7, 8, 9, 0, 1]  # new classes and some of the source's, fewer than the source's
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -74,13 +78,10 @@ def imagefolder(root: Path) -> list[str]:
 # ---------------------------------------------------------------------------- training runs
 
 
-@pytest.fixture(scope="module")
-def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One training run on digits 0-4 (strategy last_layers), shared by the tests that read it."""
-    tmp_path = tmp_path_factory.mktemp("source")
-    result = run_cli(*command("train", tmp_path, classes_override(SOURCE_CLASSES)), cwd=tmp_path)
-    assert_ok(result)
-    return tmp_path / "run"
+@pytest.fixture
+def source_run(digits_sweep: TrainedSweep) -> Path:
+    """A training run on digits 0-6 (strategy last_layers): job 0 of the session's sweep."""
+    return digits_sweep.sweep / "0"
 
 
 @pytest.mark.slow
@@ -148,14 +149,10 @@ def test_chaining_starts_from_an_ftcli_checkpoint_with_new_classes(source_run: P
 
 
 @pytest.mark.slow
-def test_sweep_runs_one_job_per_strategy_and_prints_a_table(tmp_path: Path) -> None:
-    result = run_cli(
-        *command("train", tmp_path, "strategy=feature_extraction,full", multirun=True), cwd=tmp_path
-    )
-    assert_ok(result)
-
-    sweep = tmp_path / "sweep"
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+def test_sweep_runs_one_job_per_strategy_and_prints_a_table(digits_sweep: TrainedSweep) -> None:
+    """The session's sweep (``strategy=last_layers,full``, tests/helpers/shared_runs.py)."""
+    sweep = digits_sweep.sweep
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [p.name for p in jobs] == ["0", "1"]
     summaries = {}
     for job in jobs:
@@ -163,11 +160,12 @@ def test_sweep_runs_one_job_per_strategy_and_prints_a_table(tmp_path: Path) -> N
         assert (job / "checkpoints" / "last.ckpt").is_file()
         summary = json.loads((job / "summary.json").read_text())
         summaries[summary["strategy"]] = summary
-    assert set(summaries) == {"feature_extraction", "full"}
-    assert summaries["feature_extraction"]["trainable_params"] < summaries["full"]["trainable_params"]
-    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+    assert set(summaries) == {"last_layers", "full"}
+    assert summaries["last_layers"]["trainable_params"] < summaries["full"]["trainable_params"]
+    cwd = digits_sweep.cwd
+    assert not (cwd / "outputs").exists() and not (cwd / "multirun").exists()
 
-    table = result.stdout[result.stdout.index("sweep ·") :]
+    table = digits_sweep.stdout[digits_sweep.stdout.index("sweep ·") :]
     assert "2 runs" in table
     assert "print_config" not in table, "overrides shared by every job belong in no row"
 
@@ -209,9 +207,10 @@ def test_ddp_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(tmp_path:
     assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 1
 
 
-@pytest.mark.slow
 def test_inspect_prints_the_block_plan_and_writes_nothing(tmp_path: Path) -> None:
-    result = run_cli("inspect", *FAST, *DIGITS, "model.weights=null", "strategy=last_layers", cwd=tmp_path)
+    result = run_cli_inprocess(
+        "inspect", *FAST, *DIGITS, "model.weights=null", "strategy=last_layers", cwd=tmp_path
+    )
     assert_ok(result)
 
     rows = {}
@@ -266,7 +265,7 @@ def test_skipped_images_are_counted_and_reported_at_the_end(tmp_path: Path) -> N
 
 def test_failing_sweep_jobs_exit_2_and_are_all_reported(tmp_path: Path) -> None:
     first, second = tmp_path / "missing1", tmp_path / "missing2"
-    result = run_cli(
+    result = run_cli_inprocess(
         *command("train", tmp_path, data=["data=imagefolder", f"data.root={first},{second}"], multirun=True),
         cwd=tmp_path,
     )
@@ -292,11 +291,11 @@ def write_user_configs(root: Path) -> Path:
 
 def test_user_config_dir_adds_strategies_and_recipes(tmp_path: Path) -> None:
     user = write_user_configs(tmp_path / "my_configs")
-    listed = run_cli("ls", "--config-dir", str(user), cwd=tmp_path)
+    listed = run_cli_inprocess("ls", "--config-dir", str(user), cwd=tmp_path)
     assert_ok(listed)
     assert "top2_slow" in listed.stdout and "wide_mlp" in listed.stdout
     # overrides before and after the flag: the dispatcher hands Hydra one contiguous run of overrides
-    result = run_cli(
+    result = run_cli_inprocess(
         "inspect",
         *FAST[:1],
         "strategy=top2_slow",
@@ -316,12 +315,12 @@ def test_user_config_dir_adds_strategies_and_recipes(tmp_path: Path) -> None:
 
 def test_unknown_user_option_lists_builtin_and_user_names(tmp_path: Path) -> None:
     user = write_user_configs(tmp_path / "my_configs")
-    result = run_cli("inspect", "--config-dir", str(user), "strategy=top3", cwd=tmp_path)
+    result = run_cli_inprocess("inspect", "--config-dir", str(user), "strategy=top3", cwd=tmp_path)
     assert_user_error(result, "top3", "top2_slow", "last_layers")
 
 
 def test_vit_with_the_wrong_input_size_says_which_size(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_cli_inprocess(
         "inspect", "model=vit_b_16", "model.weights=null", *DIGITS, "data.image_size=32", cwd=tmp_path
     )
     assert_user_error(result, "224x224", "data.image_size=224", "+model.kwargs.image_size=32")

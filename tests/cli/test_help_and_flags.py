@@ -1,4 +1,9 @@
-"""The dispatcher's own surface: `--help`, `ls`, `--cfg job`, `--info`, and no torch import for them."""
+"""The dispatcher's own surface: `--help`, `ls`, `--cfg job`, `--info`, and no torch import for them.
+
+`--help` and `ls` run through the `ftcli` entry point in a subprocess (they import no torch, so they
+start in well under a second); Hydra's `--cfg job` and `--info` compose the train config in the test
+process (helpers/cli_inprocess.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from omegaconf import OmegaConf
 from ftcli.cli import COMMANDS
 from ftcli.command_line.config_groups import group_options
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import run_cli, run_without_heavy_imports
 
 
@@ -60,7 +66,7 @@ def test_the_dispatcher_and_ui_import_no_torch_at_module_level(tmp_path: Path) -
 
 
 def test_cfg_job_prints_the_composed_config_without_training(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_cli_inprocess(
         "train", "--cfg", "job", "model.weights=null", "strategy=full", "data.per_class=3", cwd=tmp_path
     )
 
@@ -73,7 +79,7 @@ def test_cfg_job_prints_the_composed_config_without_training(tmp_path: Path) -> 
 
 
 def test_info_prints_the_defaults_tree(tmp_path: Path) -> None:
-    result = run_cli("train", "model.weights=null", "--info", cwd=tmp_path)
+    result = run_cli_inprocess("train", "model.weights=null", "--info", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "Defaults Tree" in result.stdout

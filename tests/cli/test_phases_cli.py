@@ -1,4 +1,7 @@
-"""Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint."""
+"""Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint.
+
+Training runs are subprocesses (marked slow); what stops before training runs in the test process.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, output, run_cli
 
 FAST = [
@@ -119,22 +123,22 @@ def test_inspect_a_checkpoint_shows_the_phase_it_reached(tmp_path: Path) -> None
     run = tmp_path / "run"
     args = [*FAST, "strategy=lp_ft", "strategy.probe_epochs=1", "data.per_class=3", "trainer.max_epochs=2"]
     assert_ok(run_cli("train", *args, f"hydra.run.dir={run}", cwd=tmp_path))
-    result = run_cli("inspect", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
+    result = run_cli_inprocess("inspect", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
     assert_ok(result)
     assert "epoch 1" in result.stdout
     assert "2/2 (fine-tune all)" in result.stdout
     assert "<- here" in result.stdout and "linear probe" in result.stdout
 
-    missing = run_cli("inspect", f"ckpt={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
+    missing = run_cli_inprocess("inspect", f"ckpt={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in output(missing)
 
 
-@pytest.mark.slow
 def test_resume_errors_are_clear(tmp_path: Path) -> None:
-    nowhere = run_cli("train", *FAST, "data.per_class=3", f"resume={tmp_path / 'gone.ckpt'}", cwd=tmp_path)
+    gone = f"resume={tmp_path / 'gone.ckpt'}"
+    nowhere = run_cli_inprocess("train", *FAST, "data.per_class=3", gone, cwd=tmp_path)
     assert nowhere.returncode == 2 and "no checkpoint at" in nowhere.stderr
     assert "Traceback" not in output(nowhere)
-    nothing = run_cli("train", *FAST, "data.per_class=3", "resume=last", cwd=tmp_path)
+    nothing = run_cli_inprocess("train", *FAST, "data.per_class=3", "resume=last", cwd=tmp_path)
     assert nothing.returncode == 2 and "resume=last" in nothing.stderr
     assert "Traceback" not in output(nothing)
 
@@ -150,7 +154,7 @@ def test_user_strategy_with_phases_from_config_dir(tmp_path: Path) -> None:
         "  - {epochs: 2, train: head, label: probe}\n"
         "  - {train: 'last:2', lr_mult: 0.1, label: top two}\n"
     )
-    result = run_cli(
+    result = run_cli_inprocess(
         "inspect", "--config-dir", str(tmp_path / "mine"), *FAST, "strategy=probe_then_top", cwd=tmp_path
     )
     assert_ok(result)

@@ -3,7 +3,8 @@
 The searches and sweeps run tiny trials (digits, 32 px, random init, one epoch) offline on the CPU.
 ``hydra/launcher=submitit_local`` runs each job as a process of its own, the way SLURM would run
 it; a killed job continues from its last.ckpt, with ``resume=last`` or when it is started again
-(what a SLURM requeue does). Bad input stops with exit 2 and no traceback.
+(what a SLURM requeue does). Bad input stops with exit 2 and no traceback (those command lines run
+in the test process: helpers/cli_inprocess.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 FAST = [
@@ -93,11 +95,11 @@ def test_search_runs_its_trials_keeps_the_best_params_and_report_ranks_them(tmp_
 
 
 def test_search_input_errors_exit_2_before_any_trial(tmp_path: Path) -> None:
-    unknown = run_cli(*sweep_args(tmp_path, "hparams_search=nope"), cwd=tmp_path)
+    unknown = run_cli_inprocess(*sweep_args(tmp_path, "hparams_search=nope"), cwd=tmp_path)
     assert_user_error(unknown, "Unknown hparams_search 'nope'", "finetune")
 
     zero = sweep_args(tmp_path, "hparams_search=finetune", "hydra.sweeper.n_trials=0")
-    no_trials = run_cli(*zero, cwd=tmp_path)
+    no_trials = run_cli_inprocess(*zero, cwd=tmp_path)
     assert_user_error(no_trials, "hydra.sweeper.n_trials=0", "at least one trial")
     assert not (tmp_path / "sweep").exists(), "checked before the sweep folder is made"
 
@@ -206,10 +208,10 @@ def _epochs(metrics: Path) -> list[int]:
 
 
 def test_launcher_input_errors_exit_2_before_any_job(tmp_path: Path) -> None:
-    unknown = run_cli(*sweep_args(tmp_path, "hydra/launcher=nope"), cwd=tmp_path)
+    unknown = run_cli_inprocess(*sweep_args(tmp_path, "hydra/launcher=nope"), cwd=tmp_path)
     assert_user_error(unknown, "Unknown hydra/launcher 'nope'", "submitit_local", "slurm")
 
-    no_sbatch = run_cli(
+    no_sbatch = run_cli_inprocess(
         *sweep_args(tmp_path, "hydra/launcher=slurm"),
         cwd=tmp_path,
         env={"PATH": str(Path(sys.executable).parent)},

@@ -2,6 +2,7 @@
 
 Run as a user runs them (subprocess, offline): the default `ftcli train` fine-tunes the installed
 ImageNet weights; one timm model per family trains; a fine-tuned Lite0 exports with its parity check.
+What stops before training (inspect, bad input) runs in the test process (helpers/cli_inprocess.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
 
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "print_config=false"]
@@ -21,7 +23,7 @@ CONVNETS = ["tf_efficientnet_lite0", "resnet18", "convnext_atto", "mobilenetv3_s
 
 
 def test_inspect_shows_the_default_imagenet_lite0(tmp_path: Path) -> None:
-    result = run_cli("inspect", cwd=tmp_path)
+    result = run_cli_inprocess("inspect", cwd=tmp_path)
     assert_ok(result)
     text = " ".join(output(result).split())
     assert "timm-efficientnet" in text
@@ -74,7 +76,7 @@ def test_a_timm_vit_trains_at_its_img_size(tmp_path: Path) -> None:
 
 
 def test_a_timm_vit_at_another_size_names_the_timm_keyword(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_cli_inprocess(
         "inspect", "data.image_size=32", "model.weights=null", "model.name=timm/vit_tiny_patch16_224",
         cwd=tmp_path,
     )  # fmt: skip
@@ -106,4 +108,4 @@ def test_a_fine_tuned_lite0_exports_with_parity(default_run: Path, tmp_path: Pat
     ids=["unknown-timm-name", "not-a-classifier", "imagenet-without-package", "uncached-tag-offline"],
 )
 def test_bad_timm_inputs_are_clear_errors(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
-    assert_user_error(run_cli("inspect", "data.image_size=32", *args, cwd=tmp_path), *fragments)
+    assert_user_error(run_cli_inprocess("inspect", "data.image_size=32", *args, cwd=tmp_path), *fragments)

@@ -479,3 +479,69 @@ def test_to_rgb_composites_alpha_on_white():
     rgba = Image.new("RGBA", (2, 2), (0, 0, 0, 0))
     assert to_rgb(rgba).mode == "RGB" and to_rgb(rgba).getpixel((0, 0)) == (255, 255, 255)
     assert to_rgb(Image.new("I;16", (2, 2), 65535)).getpixel((0, 0)) == (255, 255, 255)
+
+
+# ---------------------------------------------------------------------------- the modality-neutral base
+
+
+def test_the_datamodule_base_imports_no_modality() -> None:
+    import ast
+
+    from ftcli.data import datamodule
+
+    tree = ast.parse(Path(datamodule.__file__).read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name.startswith(("torchvision", "ftcli.data.images"))]
+
+
+def test_every_source_is_a_classification_datamodule() -> None:
+    from ftcli.data.datamodule import ClassificationDataModule
+    from ftcli.data.images.datamodule import ImageDataModule
+    from ftcli.data.sources import DATA_SOURCES
+
+    for name, source in DATA_SOURCES.items():
+        assert issubclass(source, ImageDataModule) and issubclass(source, ClassificationDataModule), name
+        assert source.name == name
+
+
+def test_the_base_serves_samples_as_they_are() -> None:
+    from torch.utils.data import TensorDataset
+
+    from ftcli.data.datamodule import ClassificationDataModule
+
+    class Numbers(ClassificationDataModule):
+        name = "numbers"
+        in_memory = True
+
+        def __init__(self, cfg, spec, seed) -> None:
+            super().__init__(cfg, spec, seed)
+            self.class_names = ["even", "odd"]
+
+        def _planned_sizes(self):
+            return {"train": 10, "val": 4}
+
+        def _make_datasets(self):
+            x = torch.arange(14, dtype=torch.int64)  # not images: the base never looks inside
+            return {"train": TensorDataset(x[:10], x[:10] % 2), "val": TensorDataset(x[10:], x[10:] % 2)}
+
+    dm = Numbers({"batch_size": 4, "num_workers": "auto"}, spec=None, seed=3)
+    assert dm.num_classes == 2 and dm.num_workers == 0 and dm.workers_in_use == 0
+    assert dm.describe() == {
+        "name": "numbers",
+        "root": None,
+        "train": 10,
+        "val": 4,
+        "test": 0,
+        "num_classes": 2,
+        "classes": ["even", "odd"],
+        "bad_samples": 0,
+    }
+    first = torch.cat([x for x, _ in dm.train_dataloader()])
+    assert sorted(first.tolist()) == list(range(10)) and first.tolist() != list(range(10))
+    assert torch.equal(torch.cat([x for x, _ in dm.train_dataloader()]), first)  # drawn by (seed, epoch)
+    batch = next(iter(dm.val_dataloader()))
+    x, y = dm.on_after_batch_transfer(batch, 0)
+    assert x is batch[0] and y is batch[1]  # nothing is left for the device: inputs pass unchanged
+    with pytest.raises(DataError, match="numbers has no test split"):
+        dm.test_dataloader()

@@ -104,7 +104,7 @@ def test_custom_phases_from_yaml(tiny_net) -> None:
         ([{"epochs": 0, "train": "head"}, {"train": "all"}], "whole number of epochs"),
         ([{"train": "all", "speed": 2}], "unknown keys: speed"),
         ([{"train": "head"}, {"train": "all"}], "strategy.phases[0].epochs is required"),
-        ([{"train": "all", "bn": "sometimes"}], "Unknown strategy.phases[0].bn"),
+        ([{"train": "all", "bn": "sometimes"}], "strategy.phases[0].bn='sometimes' is not valid"),
         ("head", "must be a list of phases"),
     ],
 )

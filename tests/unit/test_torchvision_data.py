@@ -18,7 +18,8 @@ from ftcli.data.sources import build_datamodule
 from ftcli.data.sources.torchvision_datasets import CATALOG, TorchvisionDataModule
 from ftcli.errors import ConfigError, DataError
 
-from helpers.cli_runner import assert_user_error, run_cli
+from helpers.cli_inprocess import run_cli_inprocess
+from helpers.cli_runner import assert_user_error
 
 SPEC = TransformSpec(resize=16, crop=12, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -363,7 +364,7 @@ def test_per_class_above_what_a_class_has(tmp_path: Path) -> None:
 
 def test_cli_missing_files_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    result = run_cli(
+    result = run_cli_inprocess(
         "train",
         "data=torchvision",
         "data.name=FashionMNIST",

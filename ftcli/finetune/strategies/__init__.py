@@ -17,7 +17,6 @@ from typing import Any
 from ftcli.errors import ConfigError
 from ftcli.registry import Registry
 
-BN_POLICIES = ("frozen", "train", "affine")
 # strategy=auto: not a member of the registry; the advisor (ftcli.advice) replaces it by the strategy it picks
 AUTO = "auto"
 
@@ -55,25 +54,3 @@ def block_count(cfg: Mapping[str, Any], backbone: list[str], default: int) -> in
             f"Use an integer from 0 to {len(backbone)}; `ftcli inspect` shows the blocks.",
         )
     return n
-
-
-def bn_policy(value: Any, key: str) -> str:
-    if str(value) not in BN_POLICIES:
-        raise ConfigError(f"Unknown {key} '{value}'.", f"Valid values: {', '.join(BN_POLICIES)}")
-    return str(value)
-
-
-def positive_float(value: Any, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not number >= 0 or number == float("inf"):  # nan and inf too
-        raise ConfigError(f"{key}={value} must be a finite number >= 0.")
-    return number
-
-
-def positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}={value} must be a whole number of epochs >= 1.")
-    return value

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.finetune.strategies import STRATEGIES, PhaseSpec, positive_int
+from ftcli.config.schema import checked
+from ftcli.finetune.strategies import STRATEGIES, PhaseSpec
 
 
 @STRATEGIES.register("gradual")
 def _gradual(backbone: list[str], cfg: Mapping[str, Any]) -> list[PhaseSpec]:
     """ULMFiT-style: head only, then one more block from the top every ``every`` epochs."""
-    every = positive_int(cfg.get("every", 1), "strategy.every")
+    every = checked(cfg, "strategy.every", 1)
     phases = []
     for k in range(len(backbone) + 1):
         unfrozen = backbone[len(backbone) - k :] if k else []

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftcli.finetune.strategies import STRATEGIES, PhaseSpec, positive_float, positive_int
+from ftcli.config.schema import checked
+from ftcli.finetune.strategies import STRATEGIES, PhaseSpec
 
 
 @STRATEGIES.register("lp_ft")
 def _lp_ft(backbone: list[str], cfg: Mapping[str, Any]) -> list[PhaseSpec]:
     """LP-FT (Kumar et al., ICLR 2022): a linear probe on frozen features, then everything, slower."""
-    probe = positive_int(cfg.get("probe_epochs", 3), "strategy.probe_epochs")
-    probe_mult = positive_float(cfg.get("probe_lr_mult", 1.0), "strategy.probe_lr_mult")
-    ft_mult = positive_float(cfg.get("ft_lr_mult", 0.1), "strategy.ft_lr_mult")
+    probe = checked(cfg, "strategy.probe_epochs", 3)
+    probe_mult = float(checked(cfg, "strategy.probe_lr_mult", 1.0))
+    ft_mult = float(checked(cfg, "strategy.ft_lr_mult", 0.1))
     return [
         PhaseSpec(probe, frozenset(), lr_mult=probe_mult, label="linear probe"),
         PhaseSpec(None, frozenset(backbone), lr_mult=ft_mult, label="fine-tune all"),
