@@ -63,10 +63,6 @@ class Measurements:
     def median_per_class(self) -> float:
         return float(statistics.median(self.per_class.values())) if self.per_class else 0.0
 
-    @property
-    def subsampled(self) -> bool:
-        return self.images_probed < self.images
-
     def to_dict(self) -> dict[str, Any]:
         def scores(table: dict[str, ProbeScore]) -> dict[str, dict[str, float]]:
             return {name: value.to_dict() for name, value in table.items()}

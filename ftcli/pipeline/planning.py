@@ -109,11 +109,12 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
         timm_file = timm_models.cached_weights(timm_models.architecture(model_name), source.value)
     model = build_model(model_name, _plain(cfg.model.get("kwargs") or {}), enum_member, timm_file)
     net, block_map = to_blocknet(model, model_name)
-    if block_map.fixed_input and spec.crop != block_map.input_size:
-        side = block_map.input_size
+    model_input = block_map.input  # what the family declared it takes
+    if not model_input.accepts_size(spec.crop):
+        side = model_input.size
         alternative = (
-            f", or +model.kwargs.{block_map.size_kwarg}={spec.crop} (random init only)"
-            if source.kind == "none"
+            f", or +model.kwargs.{model_input.size_kwarg}={spec.crop} (random init only)"
+            if source.kind == "none" and model_input.size_kwarg is not None
             else ""
         )
         raise ConfigError(

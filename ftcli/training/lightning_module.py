@@ -7,7 +7,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ftcli.config.loss import AUTO
@@ -17,7 +16,7 @@ from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan, param_g
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
-from ftcli.training.loss import class_counts, imbalance_line, resolve_weights, train_loss
+from ftcli.training.loss import class_counts, eval_loss, imbalance_line, resolve_weights, train_loss
 from ftcli.training.mixing import batch_mixer
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
@@ -66,7 +65,6 @@ class FineTuneModule(L.LightningModule):
         # with and without class weights keep the same tensors (resume and eval load either).
         fixed = None if self.loss_options.class_weights == AUTO else resolve_weights(self.loss_options, None)
         self.register_buffer("class_weight", fixed, persistent=False)
-        self.criterion = nn.CrossEntropyLoss()  # validation and test loss: plain (training/loss.py says why)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self._loss_sum: torch.Tensor | float = 0.0  # set per epoch (on_train_epoch_start)
         self._loss_images = 0
@@ -215,7 +213,7 @@ class FineTuneModule(L.LightningModule):
         x, y = batch
         logits = self._logits(x)
         metric(logits, y)
-        loss = self.criterion(logits, y)
+        loss = eval_loss(logits, y)  # plain cross-entropy (training/loss.py says why)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
