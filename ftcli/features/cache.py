@@ -73,7 +73,7 @@ def cached_phases(schedule: Schedule) -> tuple[int, ...]:
     """
     leading = []
     for phase in schedule.phases:
-        if phase.trainable_blocks != [HEAD]:
+        if not phase.head_only:
             break
         leading.append(phase.index)
     return tuple(leading)
