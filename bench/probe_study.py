@@ -6,7 +6,7 @@ For digits 5-9 it fits scikit-learn's logistic regression (run to convergence) o
 - the raw pixels (the network's normalised input),
 - the frozen features of task A's network after its last stage, and after cutting 1 or 2 stages,
 with N labelled images per class and with every training image, and prints test accuracy. The
-numbers in the README's demo section come from this script.
+numbers in docs/demo.md come from this script.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rule: from measured numbers to one of the four regimes and a strategy. Thresholds live here only.
 
-The seed's four regimes, with "similar" and "much" made measurable (README, "ftcli advise"):
+The seed's four regimes, with "similar" and "much" made measurable (docs/advise.md):
 
 - **much data**: the median class has at least ``MUCH_DATA_PER_CLASS`` labelled training images.
 - **similar task**: the pretrained features help (the best block's probe removes at least
@@ -172,7 +172,7 @@ def decide(m: Measurements) -> Decision:
     numbers["top_drop_stderr"] = stderr
     numbers["similarity_uncertain"] = abs(drop - TOP_DROP) < 2 * stderr
     if numbers["similarity_uncertain"]:
-        # said, not acted on: the pick stays the rule's (the README's validation measures how often it holds)
+        # said, not acted on: the pick stays the rule's (docs/advise.md's validation measures how often)
         reasons.insert(
             3,
             f"uncertain: the top block's gap ({100 * drop:.1f} ± {100 * stderr:.1f} points) is within two "

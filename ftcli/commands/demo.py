@@ -23,7 +23,7 @@ from rich.console import Console
 from ftcli.runs import summary
 
 # AdamW at ftcli's default lr 1e-3, except feature_extraction: a linear probe of 80 steps needs a higher
-# rate; 1e-2 was chosen on the validation split from 3e-3 / 1e-2 / 3e-2 (README, "The demo")
+# rate; 1e-2 was chosen on the validation split from 3e-3 / 1e-2 / 3e-2 (docs/demo.md)
 STRATEGIES = ("scratch", "last_layers", "first_layers", "full", "lp_ft", "gradual")
 PROBE_LR = "0.01"
 QUIET = ("print_config=false", "trainer.enable_progress_bar=false")

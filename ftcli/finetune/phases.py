@@ -36,7 +36,7 @@ def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
     else:
         error = STRATEGIES.unknown(name)
         error.hint = (
-            f"{error.hint}; or give the strategy its own `phases:` list (README: Strategies over time)"
+            f"{error.hint}; or give the strategy its own `phases:` list (as docs/strategies.md shows)"
         )
         raise error
     default_bn = checked(cfg, "strategy.bn", "frozen")

@@ -1,6 +1,10 @@
-"""Compose a run from its config: weights -> transforms -> data -> backbone -> surgery -> freeze plan.
+"""Plan a run from its config: schema -> weights -> transforms -> data -> backbone -> surgery -> phases
+-> options.
 
-``train`` and ``inspect`` both call :func:`prepare`, so the dry run shows exactly what training builds.
+:func:`plan_run` is the first half of the pipeline: ``ftcli inspect`` shows its :class:`RunPlan`,
+``ftcli train`` fits it (``ftcli.pipeline.fitting.run``), ``advise`` probes it and ``lrfind`` sweeps its
+learning rate, so every command sees exactly what training builds. The config is checked here, once
+(the schema first, then ``RunOptions.from_cfg``), and everything after takes the typed options.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     check_config(cfg)  # types, ranges, finiteness: before anything is built
     if is_auto(cfg):
         raise ConfigError(
-            "strategy=auto must be resolved by the advisor before the run is run_plan.",
+            "strategy=auto must be resolved by the advisor before the run is planned.",
             "Run it through `ftcli train` or `ftcli inspect`, which resolve it.",
         )
     model_name = str(cfg.model.name)

@@ -1,6 +1,6 @@
 """What ftcli shows about a run: the config tree, the block plan, data, run and sweep summaries.
 
-Imports no torch: these take the objects they show (a run_plan run, a summary) as arguments.
+Imports no torch: these take the objects they show (a run plan, a summary) as arguments.
 """
 
 from __future__ import annotations

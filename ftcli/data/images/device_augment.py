@@ -13,7 +13,7 @@ batch, and applied to the whole batch at once where the batch lives (the GPU):
 - ``color_jitter``: brightness, contrast, saturation and hue factors drawn per image, as
   ``ColorJitter`` draws them; their order is drawn once per batch.
 
-This is statistically equivalent to the per-image path, not equal to it (documented in the README):
+This is statistically equivalent to the per-image path, not equal to it (docs/training-options.md):
 the same distribution of crop boxes, flips and jitter factors, but the pixels are resampled from the
 stored square (``data.image_size``'s resize side) rather than from the full-resolution file, so the
 smallest crops are softer, and the resampling is bilinear whatever ``interpolation`` the weights use.
