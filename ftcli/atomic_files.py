@@ -1,6 +1,7 @@
 """Write a file or a folder so that its final name holds the old version or the new one, never half of one.
 
-Every writer of something another process (or a later run) reads goes through :func:`atomic_path`: the
+The files a crash must never leave half written (checkpoints, the feature cache, image stores, probe
+memos, ``advice.json``, ``summary.json``, the generated shapes folder) go through :func:`atomic_path`: the
 new version is written under a temporary name in the same folder, then moved over the final name with
 one ``os.replace`` (atomic on POSIX and Windows within one file system). When the writing fails, the
 temporary file or folder is removed and whatever was under the final name stays as it was. A process

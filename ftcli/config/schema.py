@@ -1,8 +1,8 @@
 """The typed schema of the composed config: types, enums, ranges and finiteness, checked in one place.
 
-``train``, ``inspect``, ``lrfind`` and ``advise`` call :func:`check_config` right after Hydra composed the
-config (``train`` before it seeds anything; ``training.build.prepare`` again, so every path is
-covered), before data, networks or the Trainer exist. A value of the wrong type (``seed=abc``,
+``ftcli.pipeline.plan_run`` (which ``train``, ``inspect`` and ``lrfind`` go through) and the advisor
+(``advise``, ``strategy=auto``) call :func:`check_config` first, before data, networks or the Trainer
+exist. A value of the wrong type (``seed=abc``,
 ``strategy.pretrained=maybe``), out of range (``optimizer.betas=[2,3]``, ``data.image_size=0``) or not
 finite (``strategy.backbone_lr_mult=nan``) is a ConfigError naming the key, the value and what is
 allowed. Keys the schema does not list are left to their own checks (registries, data sources, and
@@ -151,7 +151,7 @@ RULES: dict[str, Rule] = {
     "strategy.lr_decay": number(0, 1, example="0.7 (1: no decay)"),
     "strategy.probe_lr_mult": number(0, MAX_LR_MULT, example="1.0"),
     "strategy.ft_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
-    # strategy.n and recipe.n: checked against the network's blocks (freeze_strategies, surgery), which
+    # strategy.n and recipe.n: checked against the network's blocks (ftcli.finetune.strategies, model/surgery), which
     # name the blocks in their message
     "strategy.every": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
     "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "3"),

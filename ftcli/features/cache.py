@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from ftcli.atomic_files import atomic_write
 from ftcli.data.images import store as image_store
-from ftcli.data.images.store import ENV_DIR, cache_root  # noqa: F401 (ENV_DIR: feature_data names it)
+from ftcli.data.images.store import ENV_DIR, cache_root  # noqa: F401 (ENV_DIR: re-exported for features.datamodules)
 from ftcli.data.images.transforms import is_deterministic
 from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import Schedule

@@ -66,7 +66,8 @@ def requeued_checkpoint(run_dir: Path) -> str | None:
     from hydra.types import RunMode
 
     last = run_dir / "checkpoints" / "last.ckpt"
-    if HydraConfig.get().mode != RunMode.MULTIRUN or not last.is_file():
+    # outside a Hydra app (a test, the bench calling the pipeline) there is no sweep to be requeued in
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN or not last.is_file():
         return None
     return str(last)
 
@@ -156,6 +157,8 @@ def pin_sweep_job_command_line() -> None:
     from hydra.types import RunMode
     from omegaconf import OmegaConf, open_dict
 
+    if not HydraConfig.initialized():  # the pipeline called directly: no sweep, nothing to pin
+        return
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return

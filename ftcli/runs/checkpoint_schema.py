@@ -139,7 +139,7 @@ def read(loaded: Mapping[str, Any], path: Path, needs: Iterable[str] = ()) -> di
 
 
 # The type of every stored key (checked when present: older checkpoints may lack some).
-_MAPPING, _TEXT, _WHOLE, _LIST = "a mapping", "a string", "a whole number", "a list"
+_MAPPING, _TEXT, _WHOLE, _LIST, _FLAG = "a mapping", "a string", "a whole number", "a list", "true or false"
 FIELD_TYPES: dict[str, tuple[str, bool]] = {  # key -> (what it must be, whether null is allowed)
     VERSION: (_TEXT, True),
     CLASS_NAMES: (_LIST, False),
@@ -156,6 +156,7 @@ FIELD_TYPES: dict[str, tuple[str, bool]] = {  # key -> (what it must be, whether
     LOSS: (_MAPPING, True),
     MIXUP: (_MAPPING, True),
     EMA: (_MAPPING, True),
+    DECAY_NORM_AND_BIAS: (_FLAG, True),
     SCHEDULE: (_LIST, True),
     PHASE: (_MAPPING, True),
 }
@@ -172,6 +173,8 @@ def _is(value: Any, kind: str) -> bool:
         return isinstance(value, str)
     if kind == _WHOLE:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _FLAG:
+        return isinstance(value, bool)
     return isinstance(value, list)
 
 

@@ -40,7 +40,7 @@ class TrainedModel:
     def label(self) -> str:
         """e.g. ``resnet18 · last_layers · 5 classes``."""
         strategy = self.meta.get(checkpoint_schema.STRATEGY, {}).get("name", "?")
-        return f"{self.meta['model']['name']} · {strategy} · {self.num_classes} classes"
+        return f"{self.meta[checkpoint_schema.MODEL]['name']} · {strategy} · {self.num_classes} classes"
 
 
 def run_dir_of(checkpoint: Path) -> Path:

@@ -11,7 +11,6 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ftcli.config.loss import AUTO
 from ftcli.config.run_options import TrainingOptions
-from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
@@ -270,13 +269,7 @@ def schedule_summary(schedule: Schedule) -> list[dict[str, Any]]:
 
 
 def _check_names(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
-    OPTIMIZERS.get(optimizer.get("name"))  # an unknown name lists the valid ones
+    """The names, by their registries (an unknown one lists the valid ones); their values were checked
+    by the schema (``ftcli.config.schema``)."""
+    OPTIMIZERS.get(optimizer.get("name"))
     SCHEDULERS.get(scheduler.get("name"))
-    try:
-        lr = float(optimizer["lr"])
-    except (KeyError, TypeError, ValueError):
-        lr = -1.0
-    if not lr > 0:
-        raise ConfigError(
-            f"optimizer.lr={optimizer.get('lr')} must be a positive number, e.g. optimizer.lr=0.001."
-        )

@@ -54,7 +54,7 @@ class ImageDataModule(ClassificationDataModule):
                 "Use data.augment_on_device=auto (the device takes crop, flip and jitter when it can), "
                 "or turn data.augment.rotate / data.augment.policy off.",
             )
-        self.on_gpu = False  # set by whoever knows the trainer (training.build.prepare): auto means a GPU
+        self.on_gpu = False  # set by whoever knows the trainer (ftcli.pipeline.plan_run): auto means a GPU
         self.store_reports: list[image_store.StoreReport] = []
 
     @property

@@ -252,7 +252,7 @@ def validate_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
         "random_resized_crop": _flag(augment, "random_resized_crop"),
         "scale": _scale(augment.get("scale")),
         "hflip": _flag(augment, "hflip"),
-        "rotate": _non_negative(augment, "rotate", 360.0),
+        "rotate": _non_negative(augment, "rotate", 180.0),  # the schema's range (ftcli.config.schema)
         "color_jitter": _non_negative(augment, "color_jitter", 1.0),
         "policy": _policy(augment.get("policy")),
     }
