@@ -1,8 +1,8 @@
 """``ftcli <command> [overrides]``: the dispatcher. It picks the command's module and runs it.
 
-``train``, ``inspect``, ``advise`` and ``lrfind`` are Hydra apps run as modules (runpy), so every Hydra flag works
-(``-m``, ``--cfg job``, ``--info``, ``--config-dir``) and Lightning's DDP launcher can re-run the
-same command line for extra ranks. The other commands take ``key=value`` arguments and expose
+``train``, ``inspect``, ``advise`` and ``lrfind`` are Hydra apps run as modules (runpy), so every
+Hydra flag works (``-m``, ``--cfg job``, ``--info``, ``--config-dir``) and Lightning's DDP launcher
+can re-run the same command line for extra ranks. The other commands take ``key=value`` arguments and expose
 ``main(args) -> exit code``. Every command ends in the one error boundary
 (``ftcli.command_line.error_boundary``).
 Imports no torch, so ``ftcli --help`` and ``ftcli ls`` stay instant; commands are named by module

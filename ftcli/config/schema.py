@@ -151,8 +151,8 @@ RULES: dict[str, Rule] = {
     "strategy.lr_decay": number(0, 1, example="0.7 (1: no decay)"),
     "strategy.probe_lr_mult": number(0, MAX_LR_MULT, example="1.0"),
     "strategy.ft_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
-    # strategy.n and recipe.n: checked against the network's blocks (ftcli.finetune.strategies, model/surgery), which
-    # name the blocks in their message
+    # strategy.n and recipe.n: checked against the network's blocks (ftcli.finetune.strategies,
+    # model/surgery), which name the blocks in their message
     "strategy.every": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
     "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "3"),
     "strategy.phases": Rule(

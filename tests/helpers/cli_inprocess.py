@@ -166,7 +166,8 @@ def _restore_logging(saved: dict[str, LoggerState]) -> None:
             if handler not in before:
                 handler.close()
         logger.handlers[:] = handlers
-        logger.setLevel(level)
+        if logger.level != level:  # setLevel clears every logger's cache: only where it changed
+            logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
         logger.filters[:] = filters
 
