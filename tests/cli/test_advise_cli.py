@@ -1,4 +1,8 @@
-"""`ftcli advise` and `ftcli train strategy=auto` as a user runs them, on the real ImageNet Lite0."""
+"""`ftcli advise` and `ftcli train strategy=auto` as a user runs them, on the real ImageNet Lite0.
+
+The first advice and the trainings run as subprocesses; inspect, report, the second advice and the
+refused one run in the test process (helpers/cli_inprocess.py).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.shared_runs import shared_folder
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +35,20 @@ def _common(tmp: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def advised(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
-    tmp = tmp_path_factory.mktemp("advise")
-    common = _common(tmp)
-    result = run_cli("advise", *common, f"hydra.run.dir={tmp / 'advice'}", cwd=tmp)
+def advise_digits(tmp: Path) -> None:
+    result = run_cli("advise", *_common(tmp), f"hydra.run.dir={tmp / 'advice'}", cwd=tmp)
     assert_ok(result)
     text = output(result)
     assert "linear probe per block" in text and "run it" in text
+
+
+@pytest.fixture(scope="session")
+def advised(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
+    """One `ftcli advise` on digits per session (for every pytest-xdist worker: tests/helpers/shared_runs.py);
+    each test writes its own runs beside it."""
+    tmp = shared_folder(tmp_path_factory, "advise-digits", advise_digits)
     record = json.loads((tmp / "advice" / "advice.json").read_text())
-    return tmp, common, record
+    return tmp, _common(tmp), record
 
 
 def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
@@ -77,7 +86,9 @@ def test_auto_trains_with_what_advise_printed(advised) -> None:
     assert written_out["test_acc"] == summary["test_acc"]
 
     # the report names what auto picked
-    report = run_cli("report", str(tmp / "auto"), str(tmp / "explicit"), f"out={tmp / 'report'}", cwd=tmp)
+    report = run_cli_inprocess(
+        "report", str(tmp / "auto"), str(tmp / "explicit"), f"out={tmp / 'report'}", cwd=tmp
+    )
     assert_ok(report)
     picked = " ".join(o.removeprefix("strategy=") for o in overrides)
     assert f"strategy=auto ({picked})" in (tmp / "report" / "report.csv").read_text()
@@ -85,7 +96,7 @@ def test_auto_trains_with_what_advise_printed(advised) -> None:
 
 def test_inspect_shows_what_auto_would_pick(advised) -> None:
     tmp, common, record = advised
-    result = run_cli("inspect", *common, "strategy=auto", cwd=tmp)
+    result = run_cli_inprocess("inspect", *common, "strategy=auto", cwd=tmp)
     assert_ok(result)
     text = output(result)
     assert "auto: " in text and " ".join(record["decision"]["overrides"]) in text
@@ -100,7 +111,7 @@ def test_advise_on_an_image_folder(tmp_path: Path) -> None:
         for i in range(6):
             pixels = np.clip(rng.normal(level, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
-    result = run_cli(
+    result = run_cli_inprocess(
         "advise",
         "data=imagefolder",
         f"data.root={tmp_path / 'photos'}",

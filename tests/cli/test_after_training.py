@@ -3,8 +3,9 @@
 One tiny 2-job sweep (digits 0-6, 5 images per class, 32 px, one epoch, random init) is trained once
 for the session (the ``digits_sweep`` fixture, tests/helpers/shared_runs.py); job 0's checkpoint is
 the model every command reads back. Each command must agree with what training recorded or with the
-model itself, and bad input must end with exit code 2 and a message, never a traceback (those
-command lines run in the test process: helpers/cli_inprocess.py).
+model itself, and bad input must end with exit code 2 and a message, never a traceback. The
+commands run in the test process (helpers/cli_inprocess.py: no ~8 s of imports each), except the ONNX
+export, which runs as a subprocess through the ``ftcli`` entry point as a user runs it.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def test_tensorboard_logger_writes_events_and_keeps_metrics_csv(sweep: Path) -> 
 
 @pytest.mark.slow
 def test_eval_accuracy_equals_the_test_accuracy_recorded_by_training(sweep: Path, checkpoint: Path) -> None:
-    result = run_cli("eval", f"ckpt={checkpoint}", cwd=sweep.parent)
+    result = run_cli_inprocess("eval", f"ckpt={checkpoint}", cwd=sweep.parent)
     assert_ok(result)
 
     out = sweep / "0" / "eval" / "best-digits-test"
@@ -113,7 +114,7 @@ def test_eval_on_another_dataset_with_the_same_class_names(checkpoint: Path, tmp
     root = tmp_path / "digit_folders"
     for digit in CLASSES:
         digit_images(root / str(digit), 6, labels=[digit])
-    result = run_cli(
+    result = run_cli_inprocess(
         "eval",
         f"ckpt={checkpoint}",
         "data=imagefolder",
@@ -147,7 +148,7 @@ def test_predict_labels_are_the_models_argmax(checkpoint: Path, tmp_path: Path) 
 
     images = digit_images(tmp_path / "photos", 9)
     (tmp_path / "photos" / "broken.png").write_text("not a PNG")
-    result = run_cli(
+    result = run_cli_inprocess(
         "predict", f"ckpt={checkpoint}", f"inputs={tmp_path / 'photos'}", "topk=3", "out=preds", cwd=tmp_path
     )
     assert_ok(result)
@@ -217,7 +218,9 @@ def test_onnx_export_reproduces_pytorch_with_a_dynamic_batch(checkpoint: Path, t
     "ignore:`torch.jit:FutureWarning"
 )  # deprecated upstream, still the format asked for
 def test_torchscript_export_reproduces_pytorch(checkpoint: Path, tmp_path: Path) -> None:
-    result = run_cli("export", f"ckpt={checkpoint}", "format=torchscript", f"out={tmp_path}", cwd=tmp_path)
+    result = run_cli_inprocess(
+        "export", f"ckpt={checkpoint}", "format=torchscript", f"out={tmp_path}", cwd=tmp_path
+    )
     assert_ok(result)
 
     extra = {"ftcli.json": ""}
@@ -234,7 +237,7 @@ def test_torchscript_export_reproduces_pytorch(checkpoint: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_report_lists_every_job_of_a_sweep_with_its_overrides(sweep: Path) -> None:
-    result = run_cli("report", str(sweep), "sort=test_acc", cwd=sweep.parent)
+    result = run_cli_inprocess("report", str(sweep), "sort=test_acc", cwd=sweep.parent)
     assert_ok(result)
     assert "2 runs" in result.stdout and "last_layers" in result.stdout
 

@@ -87,7 +87,7 @@ def test_search_runs_its_trials_keeps_the_best_params_and_report_ranks_them(tmp_
     assert best.best_value == pytest.approx(best_val)
     assert best.best_params["optimizer.lr"] == 0.003
 
-    report = run_cli("report", str(sweep), "sort=val_acc", cwd=tmp_path)
+    report = run_cli_inprocess("report", str(sweep), "sort=val_acc", cwd=tmp_path)
     assert_ok(report)
     with open(sweep / "report.csv") as f:
         rows = list(csv.DictReader(f))

@@ -15,6 +15,7 @@ import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.shared_runs import shared_folder
 
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "print_config=false"]
 FEW = ["data.per_class=5", "trainer.max_epochs=1"]
@@ -32,13 +33,16 @@ def test_inspect_shows_the_default_imagenet_lite0(tmp_path: Path) -> None:
         assert block in text
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``ftcli train`` with no model override (shortened): the run folder."""
-    tmp = tmp_path_factory.mktemp("default")
+def train_default(tmp: Path) -> None:
     result = run_cli("train", *QUIET, *FEW, "data.image_size=64", f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
     assert_ok(result)
-    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ftcli train`` with no model override (shortened): the run folder, trained once per session
+    (for every pytest-xdist worker: tests/helpers/shared_runs.py)."""
+    return shared_folder(tmp_path_factory, "default-lite0", train_default) / "run"
 
 
 @pytest.mark.slow
@@ -88,9 +92,11 @@ def test_a_fine_tuned_lite0_exports_with_parity(default_run: Path, tmp_path: Pat
     """ONNX and TorchScript: each export reproduces PyTorch's logits (max |diff| <= 1e-4)."""
     pytest.importorskip("onnxruntime", reason="pip install 'ftcli[export]'")
     checkpoint = default_run / "checkpoints" / "best.ckpt"
-    for fmt, suffix in (("onnx", "onnx"), ("torchscript", "torchscript.pt")):
+    # ONNX through the entry point (a subprocess, torch.onnx's exporter in a process of its own),
+    # TorchScript in the test process
+    for fmt, suffix, run in (("onnx", "onnx", run_cli), ("torchscript", "torchscript.pt", run_cli_inprocess)):
         out = tmp_path / fmt
-        result = run_cli("export", f"ckpt={checkpoint}", f"format={fmt}", f"out={out}", cwd=tmp_path)
+        result = run("export", f"ckpt={checkpoint}", f"format={fmt}", f"out={out}", cwd=tmp_path)
         assert_ok(result)
         meta = json.loads((tmp_path / fmt / f"best.{suffix}.json").read_text())
         assert meta["check"]["max_abs_diff"] <= 1e-4

@@ -66,6 +66,7 @@ def run_cli_inprocess(*args: str, cwd: Path, env: dict[str, str] | None = None) 
                 code, exception = 1, exc
         sys.stdout.flush()
         sys.stderr.flush()
+    _rebind_log_streams({id(out): sys.stdout, id(err): sys.stderr})
     made = {name for name in REPO_LITTER if (REPO / name).exists()} - litter
     assert not made, f"ftcli {' '.join(args)} wrote {sorted(made)} into the repository {REPO}"
     return CliResult([*args], code, out.getvalue(), err.getvalue(), exception)
@@ -102,6 +103,9 @@ def _isolated(cwd: Path, env: dict[str, str] | None) -> Iterator[None]:
         os.environ.update({**QUIET_ENV, **(env or {})})
         os.chdir(cwd)
         with warnings.catch_warnings():
+            # runpy's note that the command module was imported before (by another test): it runs a
+            # fresh copy as __main__, as `python -m` does
+            warnings.filterwarnings("ignore", r".*found in sys\.modules after import", RuntimeWarning)
             yield
     finally:
         os.chdir(saved_cwd)
@@ -158,8 +162,13 @@ def _logging_state() -> dict[str, LoggerState]:
 
 def _restore_logging(saved: dict[str, LoggerState]) -> None:
     """Hydra's job logging (a stdout handler and a file in the run dir on the root logger) removed and
-    closed; every logger that existed before the run as it was."""
+    closed; every logger that existed before the run as it was, those made during it enabled."""
     before = {h for state in saved.values() for h in state[1]}
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        # made during the run (a first import): as in a new process, enabled; Hydra's `disabled` job
+        # logging (inspect) disables every logger that exists when it is configured
+        if name not in saved and isinstance(logger, logging.Logger):
+            logger.disabled = False
     for name, (level, handlers, propagate, disabled, filters) in saved.items():
         logger = logging.getLogger(name or None)
         for handler in logger.handlers:
@@ -170,6 +179,17 @@ def _restore_logging(saved: dict[str, LoggerState]) -> None:
             logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
         logger.filters[:] = filters
+
+
+def _rebind_log_streams(streams: dict[int, object]) -> None:
+    """A library imported for the first time during the run (Lightning, timm) put a StreamHandler on its
+    logger bound to the captured stream of that moment: bind it to the stream it would have had
+    outside the run."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and id(handler.stream) in streams:
+                handler.setStream(streams[id(handler.stream)])  # type: ignore[arg-type]
 
 
 def _rng_state() -> dict[str, object]:

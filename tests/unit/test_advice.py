@@ -43,6 +43,7 @@ def lite0_advice(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path
     return advise(cfg), cache, overrides
 
 
+@pytest.mark.slow  # the real Lite0 advisor on 300 images (~25 s on 2 cores, once per module): `make test`
 def test_probe_accuracies_equal_a_direct_computation_on_the_cached_features(lite0_advice) -> None:
     advice, cache, _ = lite0_advice
     files = sorted(cache.glob("advice-*.pt"))
@@ -62,6 +63,7 @@ def test_probe_accuracies_equal_a_direct_computation_on_the_cached_features(lite
     assert best > max(s.accuracy for s in measured.random_init.values())
 
 
+@pytest.mark.slow  # the real Lite0 advisor on 300 images (~25 s on 2 cores, once per module): `make test`
 def test_a_second_advice_loads_the_block_features_and_agrees(lite0_advice) -> None:
     from hydra import compose, initialize_config_dir
 

@@ -157,6 +157,7 @@ def test_options_without_a_batched_form_refuse_an_explicit_true(tmp_path: Path) 
     assert not dm.stores_split("train") and dm.device_augment() is None
 
 
+@pytest.mark.slow  # fits networks (~10 s on 2 cores): run by `make test`, not `make test-fast`
 @pytest.mark.usefixtures("single_thread")
 def test_training_with_augmentation_on_the_device_is_seeded_by_the_epoch(
     compose_train: Callable[..., DictConfig], tmp_path: Path

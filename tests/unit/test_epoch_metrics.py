@@ -34,6 +34,7 @@ class Steps(L.Callback):
         self.epochs[-1].append((float(outputs["loss"]), len(batch[1]), self._correct))
 
 
+@pytest.mark.slow  # fits a network (~10 s on 2 cores): run by `make test`, not `make test-fast`
 @pytest.mark.usefixtures("single_thread")
 def test_epoch_training_metrics_are_the_mean_over_images(
     compose_train: Callable[..., DictConfig], tmp_path: Path

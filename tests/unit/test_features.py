@@ -83,6 +83,7 @@ def test_cache_eligible_only_when_just_the_head_trains_on_fixed_inputs(tiny_net:
         assert feature_cache.cached_phases(schedule) == (0,)
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: Path) -> None:
     live, _, live_acc = fit(fe_cfg, cache=False, tmp_path=tmp_path / "live")
     cached, _, cached_acc = fit(fe_cfg, cache=True, tmp_path=tmp_path / "cached")
@@ -92,6 +93,7 @@ def test_cached_and_live_feature_extraction_agree(fe_cfg: DictConfig, tmp_path: 
         assert torch.allclose(a, b, atol=1e-5), name
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 def test_checkpoint_of_a_cached_run_holds_the_whole_model(fe_cfg: DictConfig, tmp_path: Path) -> None:
     module, run_plan, _ = fit(fe_cfg, cache=True, tmp_path=tmp_path)
     path = tmp_path / "model.ckpt"
@@ -254,6 +256,7 @@ def test_frozen_prefix_is_a_fixed_function_under_bn_frozen(
     assert not torch.equal(drawn, cached)
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 def test_cached_and_live_agree_with_drop_path(
     compose_train: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
@@ -296,6 +299,7 @@ def _same_weights(a: FineTuneModule, b: FineTuneModule) -> None:
         assert torch.allclose(x, y, atol=1e-6), (name, float((x - y).abs().max()))
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 @pytest.mark.parametrize("strategy", ["strategy=lp_ft", "strategy=gradual"])
 def test_cached_probe_phase_then_live_equals_all_live(
     compose_train: Callable[..., DictConfig], tmp_path: Path, strategy: str
@@ -315,6 +319,7 @@ def test_cached_probe_phase_then_live_equals_all_live(
     assert x.dim() == 4
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 def test_a_run_resumed_inside_the_cached_phase_equals_the_same_run_resumed_live(
     compose_train: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
@@ -333,6 +338,7 @@ def test_a_run_resumed_inside_the_cached_phase_equals_the_same_run_resumed_live(
     _same_weights(resumed[False], resumed[True])
 
 
+@pytest.mark.slow  # fits networks (7-30 s on 2 cores): run by `make test`, not `make test-fast`
 def test_bn_recalibration_after_a_cached_probe_phase_reads_the_stored_images(
     compose_train: Callable[..., DictConfig], tmp_path: Path
 ) -> None:

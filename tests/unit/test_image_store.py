@@ -122,6 +122,7 @@ def _fit(cfg: DictConfig, tmp_path: Path) -> FineTuneModule:
     return module
 
 
+@pytest.mark.slow  # fits networks (~7 s on 2 cores): run by `make test`, not `make test-fast`
 @pytest.mark.usefixtures("single_thread")
 def test_training_on_the_store_equals_training_per_image(
     compose_train: Callable[..., DictConfig], tmp_path: Path

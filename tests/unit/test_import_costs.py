@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 RUN_MODULES = (
     "ftcli.pipeline",
     "ftcli.commands.train",
@@ -17,6 +19,7 @@ RUN_MODULES = (
 )
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and Lightning (~7 s on 2 cores)
 def test_the_training_path_does_not_import_the_advisor_or_scikit_learn() -> None:
     code = (
         "import importlib, sys\n"
