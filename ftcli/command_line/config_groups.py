@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftcli.errors import unknown_name
+from ftcli.errors import ConfigError, unknown_name
 
 GROUPS = (
     "model",
@@ -107,10 +107,25 @@ def _description(path: Path) -> str:
 
 
 def load_option(group: str, option: str) -> Any:
-    """One shipped option file of a group as written (no ``defaults:``), e.g. ``strategy/full.yaml``.
+    """One shipped option of a group as Hydra composes it, e.g. ``strategy/full.yaml`` on top of its
+    ``strategy/_base.yaml``: its ``defaults:`` may name options of the same group (and ``_self_``).
 
-    Used inside a running Hydra app (``strategy=auto``), where a second compose cannot start.
+    Used inside a running Hydra app (``strategy=auto``, the search-space check), where a second compose
+    cannot start. A defaults entry of another kind (``override /model: ...``) is a ConfigError.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    return OmegaConf.load(config_dir() / group / f"{option}.yaml")
+    loaded = OmegaConf.load(config_dir() / group / f"{option}.yaml")
+    assert isinstance(loaded, DictConfig)
+    defaults = list(loaded.pop("defaults", None) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = []
+    for entry in defaults:
+        if not isinstance(entry, str):
+            raise ConfigError(
+                f"{group}/{option}.yaml: its defaults entry {entry} names another group.",
+                "Only options of the same group (and _self_) can be composed here.",
+            )
+        parts.append(loaded if entry == "_self_" else load_option(group, entry))
+    return OmegaConf.merge(*parts)

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli.command_line.config_groups import GROUPS, config_dir, group_options
+from ftcli.command_line.config_groups import GROUPS, config_dir, group_options, load_option
 from ftcli.command_line.error_boundary import report
 from ftcli.errors import ConfigError, FtcliError, unknown_name
 from ftcli.ui.console import is_rank_zero
@@ -100,8 +100,8 @@ def _check_key(config: DictConfig, key: str, choices: dict[str, list[str]]) -> N
         path = config_dir() / group / f"{option}.yaml"
         if not path.is_file():
             continue  # a user's option (--config-dir): Hydra checks it when the trial composes
-        loaded = OmegaConf.load(path)
-        if "defaults" not in loaded and OmegaConf.select(loaded, rest, default=_ABSENT) is _ABSENT:
+        loaded = load_option(group, option)  # with its group's _base.yaml, as a trial composes it
+        if OmegaConf.select(loaded, rest, default=_ABSENT) is _ABSENT:
             raise ConfigError(
                 f"The search space names {key}, which {group}={option} does not have.",
                 f"Keys of {group}={option}: {', '.join(k for k in loaded if k != 'name')}. Search a key "

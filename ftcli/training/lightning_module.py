@@ -64,6 +64,9 @@ class FineTuneModule(L.LightningModule):
         # with and without class weights keep the same tensors (resume and eval load either).
         fixed = None if self.loss_options.class_weights == AUTO else resolve_weights(self.loss_options, None)
         self.register_buffer("class_weight", fixed, persistent=False)
+        self.criterion = (
+            eval_loss  # validation and test loss: plain cross-entropy (training/loss.py says why)
+        )
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self._loss_sum: torch.Tensor | float = 0.0  # set per epoch (on_train_epoch_start)
         self._loss_images = 0
@@ -212,7 +215,7 @@ class FineTuneModule(L.LightningModule):
         x, y = batch
         logits = self._logits(x)
         metric(logits, y)
-        loss = eval_loss(logits, y)  # plain cross-entropy (training/loss.py says why)
+        loss = self.criterion(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 

@@ -78,8 +78,13 @@ def test_cpu_workers_get_their_own_cores() -> None:
         torch.set_num_threads(threads)
 
 
-def test_compile_switch_is_not_passed_to_lightning(tmp_path: Path) -> None:
-    trainer, _, _ = build_trainer({"accelerator": "cpu", "max_epochs": 1, "compile": True}, tmp_path)
+def test_compile_is_a_run_option_not_a_trainer_argument(tmp_path: Path, compose_train) -> None:
+    """``compile=true`` is ftcli's own switch (RunOptions), so the Trainer never sees it."""
+    from ftcli.config.run_options import RunOptions
+
+    cfg = compose_train("compile=true")
+    assert "compile" not in cfg.trainer and RunOptions.from_cfg(cfg, num_classes=10, phases=1).compile
+    trainer, _, _ = build_trainer({**cfg.trainer, "accelerator": "cpu", "max_epochs": 1}, tmp_path)
     assert trainer.max_epochs == 1
 
 
