@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 
 class FtcliError(Exception):
     """Base of every user-facing error: what was wrong, and what to type instead."""
@@ -48,3 +50,17 @@ def unknown_name(kind: str, name: object, valid: list[str], key: str | None = No
     shown = ", ".join(sorted(valid))
     where = f" ({key}={name})" if key else ""
     return ConfigError(f"Unknown {kind} '{name}'{where}.", f"Valid {kind} names: {shown}")
+
+
+def reject_unknown_keys(
+    given: Iterable[str], valid: Sequence[str], prefix: str, *, kind: str = "", list_prefix: bool = True
+) -> None:
+    """Raise for keys of a config block that no reader knows (a typo would otherwise be ignored):
+    it names each unknown key in full and lists the valid ones."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        shown = ", ".join(f"{prefix}.{key}" if list_prefix else key for key in valid)
+        label = f"{kind} key(s)" if kind else "key(s)"
+        raise ConfigError(
+            f"Unknown {label}: {', '.join(f'{prefix}.{key}' for key in unknown)}.", f"Valid keys: {shown}"
+        )

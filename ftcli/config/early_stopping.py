@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, reject_unknown_keys
 
 # What FineTuneModule logs, and which way is better.
 METRICS = {"val/acc": "max", "val/loss": "min", "train/acc": "max", "train/loss": "min"}
@@ -36,12 +36,7 @@ def early_stopping_options(cfg: Mapping[str, Any] | None) -> EarlyStoppingOption
     """The ``early_stopping`` config checked; a ConfigError names the bad key."""
     defaults = {f.name: f.default for f in fields(EarlyStoppingOptions)}
     options = {**defaults, **dict(cfg or {})}
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise ConfigError(
-            f"Unknown key(s): {', '.join(f'early_stopping.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(defaults)}",
-        )
+    reject_unknown_keys(options, tuple(defaults), "early_stopping", list_prefix=False)
     for key in ("enabled", "during_head_only_phases"):
         if not isinstance(options[key], bool):
             _fail(key, options[key], "true or false", "true")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, reject_unknown_keys
 
 KEYS = ("enabled", "decay", "warmup", "evaluate")
 
@@ -31,12 +31,7 @@ class EmaOptions:
 def ema_options(cfg: Mapping[str, Any] | None) -> EmaOptions:
     """The ``ema`` config checked; a ConfigError names the bad key."""
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown ema key(s): {', '.join(f'ema.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(f'ema.{k}' for k in KEYS)}",
-        )
+    reject_unknown_keys(cfg, KEYS, "ema", kind="ema")
     flags = {}
     for key in ("enabled", "warmup", "evaluate"):
         value = cfg.get(key, getattr(EmaOptions, key))

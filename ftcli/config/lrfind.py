@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, reject_unknown_keys
 
 KEYS = ("min_lr", "max_lr", "steps", "phase")
 
@@ -24,12 +24,7 @@ class RangeOptions:
 def range_options(cfg: Mapping[str, Any] | None, phases: int) -> RangeOptions:
     """The ``lrfind`` config checked against the number of phases; a ConfigError names the bad key."""
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown lrfind key(s): {', '.join(f'lrfind.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(f'lrfind.{k}' for k in KEYS)}",
-        )
+    reject_unknown_keys(cfg, KEYS, "lrfind", kind="lrfind")
     try:
         options = RangeOptions(
             min_lr=float(cfg.get("min_lr", RangeOptions.min_lr)),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, reject_unknown_keys
 
 KEYS = ("mixup_alpha", "cutmix_alpha", "prob", "switch_prob", "during_head_only_phases")
 
@@ -48,12 +48,7 @@ class MixOptions:
 def mix_options(cfg: Mapping[str, Any] | None) -> MixOptions:
     """The ``mixup`` config checked; a ConfigError names the bad key."""
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(KEYS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown mixup key(s): {', '.join(f'mixup.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(f'mixup.{k}' for k in KEYS)}",
-        )
+    reject_unknown_keys(cfg, KEYS, "mixup", kind="mixup")
     values = {}
     for key, low, high in (
         ("mixup_alpha", 0.0, None),

@@ -1,6 +1,7 @@
 """Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint.
 
-Training runs are subprocesses (marked slow); what stops before training runs in the test process.
+Training runs are subprocesses (marked slow); the sweep over phased strategies is trained once per
+session and read by two tests; what stops before training runs in the test process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, output, run_cli
+from helpers.shared_runs import shared_folder
 
 FAST = [
     "model=resnet18",
@@ -30,25 +32,43 @@ FAST = [
 ]
 
 
+PHASED_SWEEP = [
+    "train",
+    "-m",
+    *FAST,
+    "data.per_class=5",
+    "trainer.max_epochs=4",  # lp_ft probes 3 epochs by default, then fine-tunes
+    "strategy=gradual,lp_ft,full",
+]
+
+
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-@pytest.mark.slow
-def test_sweep_over_phased_and_plain_strategies_runs_to_completion(tmp_path: Path) -> None:
-    args = [
-        "train",
-        "-m",
-        *FAST,
-        "data.per_class=5",
-        "trainer.max_epochs=4",  # lp_ft probes 3 epochs by default, then fine-tunes
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        "strategy=gradual,lp_ft,full",
-    ]
-    result = run_cli(*args, cwd=tmp_path)
+def run_phased_sweep(folder: Path) -> None:
+    result = run_cli(*PHASED_SWEEP, f"hydra.sweep.dir={folder / 'sweep'}", cwd=folder)
     assert_ok(result)
+    (folder / "stdout.txt").write_text(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def phased_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished sweep over gradual, lp_ft and full (4 epochs), and its ``stdout.txt``;
+    run once per session (for every pytest-xdist worker: tests/helpers/shared_runs.py)."""
+    return shared_folder(tmp_path_factory, "phased-sweep", run_phased_sweep)
+
+
+def sweep_job(folder: Path, strategy: str) -> Path:
+    jobs = (job for job in sorted((folder / "sweep").iterdir()) if (job / "summary.json").is_file())
+    return next(job for job in jobs if json.loads((job / "summary.json").read_text())["strategy"] == strategy)
+
+
+@pytest.mark.slow
+def test_sweep_over_phased_and_plain_strategies_runs_to_completion(phased_sweep: Path) -> None:
+    stdout = (phased_sweep / "stdout.txt").read_text()
     summaries = {}
-    for job in sorted((tmp_path / "sweep").iterdir()):
+    for job in sorted((phased_sweep / "sweep").iterdir()):
         if job.is_dir():
             summary = json.loads((job / "summary.json").read_text())
             summaries[summary["strategy"]] = summary
@@ -61,12 +81,13 @@ def test_sweep_over_phased_and_plain_strategies_runs_to_completion(tmp_path: Pat
             )
     assert set(summaries) == {"gradual", "lp_ft", "full"}
     assert all(s["epochs"] == 4 for s in summaries.values())
-    assert "phase 2/6 (+ stage4) from epoch 1" in result.stdout  # gradual announced its phase change
+    assert "phase 2/6 (+ stage4) from epoch 1" in stdout  # gradual announced its phase change
 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(tmp_path: Path) -> None:
-    args = [*FAST, "strategy=gradual", "data.per_class=30", "data.num_workers=0", "trainer.max_epochs=5"]
+    # 20 images per class: an epoch lasts long enough to kill the run between two checkpoints
+    args = [*FAST, "strategy=gradual", "data.per_class=20", "data.num_workers=0", "trainer.max_epochs=5"]
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
     whole_dir.mkdir()
     killed_dir.mkdir()
@@ -119,13 +140,12 @@ def wait_for_last_checkpoint(run_root: Path, min_epoch: int, process: subprocess
 
 
 @pytest.mark.slow
-def test_inspect_a_checkpoint_shows_the_phase_it_reached(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    args = [*FAST, "strategy=lp_ft", "strategy.probe_epochs=1", "data.per_class=3", "trainer.max_epochs=2"]
-    assert_ok(run_cli("train", *args, f"hydra.run.dir={run}", cwd=tmp_path))
-    result = run_cli_inprocess("inspect", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
+def test_inspect_a_checkpoint_shows_the_phase_it_reached(phased_sweep: Path, tmp_path: Path) -> None:
+    # the sweep's lp_ft job: probe epochs 0-2, then fine-tunes everything; its last.ckpt is epoch 3's
+    last = sweep_job(phased_sweep, "lp_ft") / "checkpoints" / "last.ckpt"
+    result = run_cli_inprocess("inspect", f"ckpt={last}", cwd=tmp_path)
     assert_ok(result)
-    assert "epoch 1" in result.stdout
+    assert "epoch 3" in result.stdout
     assert "2/2 (fine-tune all)" in result.stdout
     assert "<- here" in result.stdout and "linear probe" in result.stdout
 

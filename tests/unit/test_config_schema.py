@@ -12,7 +12,12 @@ from hydra import compose, initialize_config_dir
 
 from ftcli.command_line.config_groups import config_dir
 from ftcli.command_line.hydra_args import overrides_first, quote_non_ascii
+from ftcli.config.early_stopping import early_stopping_options
+from ftcli.config.ema import ema_options
+from ftcli.config.lrfind import range_options
+from ftcli.config.mixup import mix_options
 from ftcli.config.schema import check_config
+from ftcli.data.images.transforms import validate_augment
 from ftcli.errors import ConfigError, FtcliError
 
 FAST = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
@@ -126,3 +131,21 @@ def test_a_path_too_long_for_the_file_system_is_a_user_error_at_the_boundary() -
 
     err = usage_error(OSError(errno.ENAMETOOLONG, "File name too long", "x" * 5000))
     assert isinstance(err, ConfigError) and "too long" in err.message and "5000 characters" in err.message
+
+
+@pytest.mark.parametrize(
+    ("read", "block", "expected"),
+    [
+        (lambda c: ema_options(c), "ema", "Unknown ema key(s): ema.colour."),
+        (lambda c: mix_options(c), "mixup", "Unknown mixup key(s): mixup.colour."),
+        (lambda c: range_options(c, 1), "lrfind", "Unknown lrfind key(s): lrfind.colour."),
+        (lambda c: early_stopping_options(c), "early_stopping", "Unknown key(s): early_stopping.colour."),
+        (lambda c: validate_augment(c), "data.augment", "Unknown augmentation key(s): data.augment.colour."),
+    ],
+)
+def test_a_typo_in_a_block_key_is_refused_with_the_valid_keys(read: Any, block: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        read({"colour": 1})
+    assert caught.value.message == expected
+    assert caught.value.hint is not None and caught.value.hint.startswith("Valid keys: ")
+    assert "colour" not in caught.value.hint

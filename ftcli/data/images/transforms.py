@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, reject_unknown_keys
 
 INTERPOLATIONS = {mode.value: mode for mode in InterpolationMode}
 AUGMENT_KEYS = ("random_resized_crop", "scale", "hflip", "rotate", "color_jitter", "policy")
@@ -242,12 +242,7 @@ def is_deterministic(augment: Mapping[str, Any] | None) -> bool:
 def validate_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``data.augment`` mapping checked and completed with defaults (everything off)."""
     augment = dict(augment or {})
-    unknown = sorted(set(augment) - set(AUGMENT_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown augmentation key(s): {', '.join(f'data.augment.{k}' for k in unknown)}.",
-            f"Valid keys: {', '.join(AUGMENT_KEYS)}",
-        )
+    reject_unknown_keys(augment, AUGMENT_KEYS, "data.augment", kind="augmentation", list_prefix=False)
     return {
         "random_resized_crop": _flag(augment, "random_resized_crop"),
         "scale": _scale(augment.get("scale")),
