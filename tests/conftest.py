@@ -64,3 +64,11 @@ def digits_sweep(tmp_path_factory: pytest.TempPathFactory) -> TrainedSweep:
     """A finished 2-job sweep on digits 0-6 (job 0 last_layers, job 1 full), trained once per session
     (once for all pytest-xdist workers) for the tests that only read a run or its checkpoint."""
     return trained_digits_sweep(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``model.name`` of a tiny random-init Llama (2 layers, hidden 32; tests/helpers/text_models.py)."""
+    from helpers.text_models import write_tiny_llama
+
+    return "hf/" + str(write_tiny_llama(tmp_path_factory.mktemp("tiny-llama")))

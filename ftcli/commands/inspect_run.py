@@ -8,7 +8,7 @@ it can never shadow the standard library's ``inspect`` module.)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
@@ -56,11 +56,18 @@ def inspect(cfg: DictConfig) -> float:
         console.show(options)
     for line in training_option_lines(run_plan):
         console.show(Text(line))
-    spec = run_plan.transform
-    console.show(
-        f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"
-    )
+    console.show(Text(input_line(run_plan.transform)))
     return 0.0
+
+
+def input_line(spec: Any) -> str:
+    """How inputs become tensors: the image transform, or the tokenizer and the longest text."""
+    if hasattr(spec, "tokenizer"):
+        return (
+            f"input: text tokenized by {spec.tokenizer}, at most {spec.max_length} tokens per text "
+            "(longer ones truncated and counted: data.max_length), padded per batch to its longest text"
+        )
+    return f"input: resize {spec.resize}, crop {spec.crop}, mean {tuple(spec.mean)}, std {tuple(spec.std)}"
 
 
 def training_option_lines(run_plan: RunPlan) -> list[str]:

@@ -142,6 +142,7 @@ RULES: dict[str, Rule] = {
     "recipe.hidden": Rule(_hidden_ok, "a list of layer widths, each from 1 to 65536", "[256]"),
     "recipe.dropout": number(0, 1, open_high=True, example="0.2"),
     "recipe.activation": TEXT,
+    "recipe.pool": choice("auto", "last", "mean", "cls"),
     # strategy
     "strategy.name": TEXT,
     "strategy.pretrained": BOOLEAN,
@@ -219,6 +220,10 @@ RULES: dict[str, Rule] = {
     "data.feature_cache_dir": PATH.or_null(),
     "data.root": PATH.or_null(),
     "data.manifest": PATH.or_null(),
+    # text data: tokens kept per text (longer ones are truncated and counted), the columns of a text file
+    "data.max_length": whole(2, 1_000_000, "128"),
+    "data.text_column": TEXT,
+    "data.label_column": TEXT,
     "data.augment.random_resized_crop": BOOLEAN,
     "data.augment.hflip": BOOLEAN,
     "data.augment.rotate": number(0, 180, example="15"),

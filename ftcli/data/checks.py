@@ -62,13 +62,13 @@ def int_option(cfg: Mapping[str, Any], key: str, default: int, minimum: int) -> 
     return int(value)
 
 
-def per_class_option(value: Any, key: str, default: int | None) -> int | None:
+def per_class_option(value: Any, key: str, default: int | None, noun: str = "image") -> int | None:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"{key} must be a whole number or null, got {value!r}.")
     if value < 1:
-        raise DataError(f"{key}={value} keeps no images.", f"Use {key}>=1, or null to keep every image.")
+        raise DataError(f"{key}={value} keeps no {noun}s.", f"Use {key}>=1, or null to keep every {noun}.")
     return int(value)
 
 

@@ -46,10 +46,15 @@ class EpochShuffle(RandomSampler):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
+        generator = self.epoch_generator()
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+    def epoch_generator(self) -> torch.Generator:
+        """Seed every RNG for the epoch now starting and return the generator its order is drawn from
+        (a subclass draws its own order from it, so that order too depends on (seed, epoch) alone)."""
         epoch_seed = self.seed + 1000 * self.epoch()
         seed_everything(epoch_seed, workers=True, verbose=False)
-        generator = torch.Generator().manual_seed(epoch_seed)
-        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+        return torch.Generator().manual_seed(epoch_seed)
 
 
 class ClassificationDataModule(L.LightningDataModule):
@@ -151,12 +156,19 @@ class ClassificationDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(dataset, self.seed, self._epoch) if shuffle else None,
+            sampler=self._shuffle_sampler(dataset) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=pin_memory(),
             drop_last=False,
+            # a modality whose samples need their own batching (texts: padding) gives its dataset a
+            # ``collate``; None is PyTorch's default collation
+            collate_fn=getattr(dataset, "collate", None),
         )
+
+    def _shuffle_sampler(self, dataset: Dataset) -> EpochShuffle:
+        """The training order: a shuffle by (seed, epoch); a modality may group it (texts: by length)."""
+        return EpochShuffle(dataset, self.seed, self._epoch)  # type: ignore[arg-type]
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0

@@ -21,11 +21,13 @@ def stratified_split(
     test_fraction: float,
     seed: int,
     where: str,
+    noun: str = "image",
 ) -> dict[str, list[int]]:
     """Indices per split, drawn per class with a seeded shuffle.
 
-    Each class gives ``round(fraction * n)`` images (at least one) to val and to test when their
-    fraction is above zero, and the rest to train, so every class appears in every split.
+    Each class gives ``round(fraction * n)`` samples (at least one) to val and to test when their
+    fraction is above zero, and the rest to train, so every class appears in every split. ``noun``
+    names a sample in the error of a class too small to split (``image``, ``text``).
     """
     rng = np.random.default_rng(seed)
     fractions = {"val": val_fraction, "test": test_fraction}
@@ -38,7 +40,7 @@ def stratified_split(
         n = len(members)
         held = {s: max(1, math.floor(f * n + 0.5)) for s, f in fractions.items() if f > 0}
         if n - sum(held.values()) < 1:
-            raise _too_few(class_names[label], n, held, val_fraction, test_fraction, where)
+            raise _too_few(class_names[label], n, held, val_fraction, test_fraction, where, noun)
         start = 0
         for split, count in held.items():
             out[split].extend(members[start : start + count])
@@ -47,15 +49,17 @@ def stratified_split(
     return {split: sorted(ids) for split, ids in out.items()}
 
 
-def _too_few(name: str, n: int, held: Mapping[str, int], val: float, test: float, where: str) -> DataError:
+def _too_few(
+    name: str, n: int, held: Mapping[str, int], val: float, test: float, where: str, noun: str
+) -> DataError:
     splits = ", ".join(["train", *held][:-1]) + f" and {[*held][-1]}"
     needed = 1 + sum(held.values())
     settings = f"data.val_fraction={val:g}" + (f", data.test_fraction={test:g}" if test > 0 else "")
     no_test = "set data.test_fraction=0, " if "test" in held else ""
     return DataError(
-        f"Class '{name}' in {where} has {n} image(s): too few for at least one each in {splits} "
+        f"Class '{name}' in {where} has {n} {noun}(s): too few for at least one each in {splits} "
         f"({settings}); the train split would get none.",
-        f"Give that class at least {needed} images, {no_test}lower the fractions, or remove the class.",
+        f"Give that class at least {needed} {noun}s, {no_test}lower the fractions, or remove the class.",
     )
 
 
@@ -66,6 +70,7 @@ def carve_missing(
     test_fraction: float,
     seed: int,
     where: str,
+    noun: str = "image",
 ) -> dict[str, list[Sample]]:
     """Split val and test off train (stratified, seeded) where ``samples`` does not hold them."""
     val_fraction = 0.0 if "val" in samples else val_fraction
@@ -74,7 +79,7 @@ def carve_missing(
         return samples
     train = samples["train"]
     labels = [label for _, label in train]
-    idx = stratified_split(labels, class_names, val_fraction, test_fraction, seed, where)
+    idx = stratified_split(labels, class_names, val_fraction, test_fraction, seed, where, noun)
     out = {s: v for s, v in samples.items() if s != "train"}
     for split, ids in idx.items():
         if ids:

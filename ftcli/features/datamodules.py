@@ -256,13 +256,14 @@ def maybe_cached(
 
 
 def _fits(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -> bool:
-    """Whether a split's features stay under MAX_BYTES (one image's features, times the split's size)."""
-    x, _ = dataset[0]
+    """Whether a split's features stay under MAX_BYTES (one sample's features, times the split's size)."""
+    collate = getattr(dataset, "collate", None)  # a text split batches its token lists itself
+    x = collate([dataset[0]])[0] if collate is not None else dataset[0][0].unsqueeze(0)
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            one = cut.prefix(net, x.unsqueeze(0))
+            one = cut.prefix(net, x)
     finally:
         net.train(was_training)
     return one.numel() * 4 * len(dataset) <= MAX_BYTES  # type: ignore[arg-type]

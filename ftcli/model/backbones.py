@@ -16,12 +16,13 @@ import torchvision
 from torch import nn
 
 from ftcli.errors import ConfigError, unknown_name
-from ftcli.model import timm_blocks, timm_models
+from ftcli.model import hf_models, text_blocks, timm_blocks, timm_models
 from ftcli.model.block_map import BlockMap
 from ftcli.model.blocks import BlockNet
 from ftcli.model.families import BACKBONE_FAMILIES
 
 TIMM = "timm"
+HF = "hf"
 
 
 def _match_family(name: str) -> str | None:
@@ -53,6 +54,9 @@ def family_of(name: str) -> str:
     if timm_models.is_timm(name):
         timm_models.check_name(name)
         return TIMM
+    if hf_models.is_hf(name):
+        hf_models.check_name(name)
+        return HF
     family = _match_family(name) if name in _backbones() else None
     if family is None:
         raise unknown_name("model", name, list_backbones(), key="model.name")
@@ -78,24 +82,44 @@ def build_torchvision(name: str, weights: object | None = None, **kwargs: object
 
 
 def build_model(
-    name: str, kwargs: dict[str, object], enum_member: object | None = None, timm_file: Path | None = None
+    name: str,
+    kwargs: dict[str, object],
+    enum_member: object | None = None,
+    timm_file: Path | None = None,
+    hf_folder: Path | None = None,
+    hf_pretrained: bool = False,
 ) -> nn.Module:
-    """Build ``model.name``: a torchvision model (``enum_member`` weights or random init) or a timm one
-    (random init, or timm's loader on ``timm_file``, a pretrained file of timm's own layout)."""
+    """Build ``model.name``: a torchvision model (``enum_member`` weights or random init), a timm one
+    (random init, or timm's loader on ``timm_file``, a pretrained file of timm's own layout) or a
+    transformers one (from ``hf_folder``: its weights when ``hf_pretrained``, else random init)."""
+    if hf_models.is_hf(name):
+        if hf_folder is None:
+            raise ValueError("a transformers model is built from its folder (hf_models.model_folder)")
+        return hf_models.build(hf_folder, hf_pretrained, dict(kwargs))
     if timm_models.is_timm(name):
         return timm_models.build(timm_models.check_name(name), kwargs, timm_file)
     return build_torchvision(name, enum_member, **kwargs)
 
 
-def to_blocks(model: nn.Module, name: str) -> BlockMap:
-    """Cut a model into its block map, reusing (not copying) its submodules."""
+def to_blocks(model: nn.Module, name: str, pool: str = "auto") -> BlockMap:
+    """Cut a model into its block map, reusing (not copying) its submodules; ``pool``: a text model's
+    pooling (``recipe.pool``, ``ftcli.model.text_blocks``), ``auto`` for images."""
+    if hf_models.is_hf(name):
+        block_map = text_blocks.to_blocks(model, text_blocks.check_pool(pool))
+        text_blocks.check_blocks_reproduce(model, block_map)
+        return block_map
+    if pool != "auto":
+        raise ConfigError(
+            f"recipe.pool={pool} applies to text models only.",
+            "An image model pools with its own pooling layer: remove recipe.pool (or set it to auto).",
+        )
     if timm_models.is_timm(name):
         return timm_blocks.to_blocks(model, timm_models.check_name(name))
     return BACKBONE_FAMILIES.get(family_of(name)).mapper(model)
 
 
-def to_blocknet(model: nn.Module, name: str) -> tuple[BlockNet, BlockMap]:
+def to_blocknet(model: nn.Module, name: str, pool: str = "auto") -> tuple[BlockNet, BlockMap]:
     """The model as a BlockNet (stem, stages..., head = pool + classifier) and its block map."""
-    bm = to_blocks(model, name)
+    bm = to_blocks(model, name, pool)
     head = nn.Sequential(OrderedDict(pool=bm.pool, classifier=bm.classifier))
-    return BlockNet(bm.blocks, head=head, family=bm.family, input=bm.input), bm
+    return BlockNet(bm.blocks, head=head, family=bm.family, input=bm.input, notes=bm.notes), bm

@@ -14,7 +14,7 @@ and declares what the model takes as input (:class:`~ftcli.model.model_input.Mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from torch import nn
@@ -35,6 +35,8 @@ class BlockMap:
     classifier: nn.Module
     # what the network takes: modality, channels, a fixed side (ViT's position embedding) and its keyword
     input: ModelInput
+    # what ``inspect`` says about the cut beyond the block table (a text model's layer grouping)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def block_names(self) -> list[str]:

@@ -29,6 +29,7 @@ class BlockNet(nn.Module):
         head: nn.Module,
         family: str,
         input: ModelInput | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         super().__init__()
         ordered = OrderedDict(blocks)
@@ -39,6 +40,8 @@ class BlockNet(nn.Module):
         self.family = family
         # what the network takes (its family's BlockMap.input); RGB images of any side when not given
         self.input = input if input is not None else ModelInput.image()
+        # what ``inspect`` says about the cut beyond the block table (BlockMap.notes)
+        self.notes = list(notes or [])
         # Set by the freeze plan (ftcli.finetune.freeze_plan): how many leading blocks run without autograd,
         # which blocks keep their BatchNorm layers in eval mode, and which run entirely in eval mode
         # (frozen under bn=frozen: dropout and stochastic depth off too, a fixed function).
@@ -112,6 +115,16 @@ class BlockNet(nn.Module):
     def replace_head(self, head: nn.Module) -> None:
         """Put a new head in place of the old one (head surgery)."""
         self.blocks[HEAD] = head
+
+
+def dummy_input(model_input: ModelInput) -> torch.Tensor:
+    """One input the network surely accepts, for shape probes: a black image of ``probe_size``, or a
+    four-token text (``(1, 2, 4)``: ids and mask, see ``ftcli.model.text_blocks``)."""
+    if model_input.modality == "tokens":
+        ids = torch.tensor([[1, 2, 3, 4]])
+        return torch.stack([ids, torch.ones_like(ids)], dim=1)
+    side = model_input.probe_size
+    return torch.zeros(1, model_input.channels or 3, side, side)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

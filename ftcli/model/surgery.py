@@ -18,7 +18,7 @@ from torch import nn
 
 from ftcli.errors import ConfigError
 from ftcli.model.block_map import BlockMap
-from ftcli.model.blocks import BlockNet
+from ftcli.model.blocks import BlockNet, dummy_input
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -40,7 +40,7 @@ def apply_recipe(
     n, hidden, dropout, activation = _validated(recipe, net)
     removed = net.remove_last_blocks(n)
     pool = block_map.pool if n == 0 else block_map.global_pool
-    dim = feature_dim(net, pool, block_map.input.probe_size, block_map.input.channels or 3)
+    dim = feature_dim(net, pool)
     classifier = make_classifier(dim, hidden, num_classes, dropout, activation)
     net.replace_head(nn.Sequential(OrderedDict(pool=pool, classifier=classifier)))
     head_desc = [f"{type(m).__name__}({_shape(m)})" for m in classifier]
@@ -64,13 +64,13 @@ def make_classifier(
 
 
 @torch.no_grad()
-def feature_dim(net: BlockNet, pool: nn.Module, input_size: int, channels: int = 3) -> int:
-    """Width of the pooled features, found by a dummy forward pass of one ``channels x input_size x
-    input_size`` image (works for any cut)."""
+def feature_dim(net: BlockNet, pool: nn.Module) -> int:
+    """Width of the pooled features, found by a dummy forward pass of one input the network takes
+    (``dummy_input``: an image or a short text; works for any cut)."""
     was_training = net.training
     net.eval()
     try:
-        x = net.features(torch.zeros(1, channels, input_size, input_size))
+        x = net.features(dummy_input(net.input))
         return int(pool(x).flatten(1).shape[1])
     finally:
         net.train(was_training)

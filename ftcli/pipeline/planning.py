@@ -16,15 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftcli.config.run_options import RunOptions
 from ftcli.config.schema import check_config
-from ftcli.data.images.datamodule import ImageDataModule
+from ftcli.data.datamodule import ClassificationDataModule
 from ftcli.data.images.transforms import TransformSpec, input_transform
-from ftcli.data.sources import build_datamodule
+from ftcli.data.sources import build_datamodule, data_source_class, text_sources
+from ftcli.data.text.datamodule import TextDataModule
+from ftcli.data.text.spec import TextSpec, text_spec
 from ftcli.device import trains_on_gpu
 from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan
 from ftcli.finetune.phases import make_schedule
 from ftcli.finetune.strategies import is_auto
-from ftcli.model import timm_models
+from ftcli.model import hf_models, timm_models
 from ftcli.model import weights as weights_lib
 from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.blocks import BlockNet
@@ -45,8 +47,8 @@ class RunPlan:
     net: BlockNet
     schedule: Schedule
     surgery: SurgeryReport
-    datamodule: ImageDataModule
-    transform: TransformSpec
+    datamodule: ClassificationDataModule
+    transform: TransformSpec | TextSpec
     weights_label: str
     source_meta: dict[str, Any] = field(default_factory=dict)
     # strategy=auto: what the advisor measured and decided (``Advice.to_dict``), stored in checkpoints
@@ -101,7 +103,16 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     source = weights_lib.resolve(model_name, cfg.model.get("weights") if pretrained else None)
     loaded = read_file(source.value) if source.kind in ("file", "package") else None
     source_meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
-    spec = input_transform(cfg.data, weights_transform(model_name, source, source_meta))
+    text = hf_models.is_hf(model_name)
+    _check_modality(model_name, text, cfg.data)
+    hf_folder = (
+        hf_models.model_folder(model_name, source.value if source.kind == "hf" else None) if text else None
+    )
+    spec: TransformSpec | TextSpec = (
+        text_spec(cfg.data, str(hf_folder))
+        if text
+        else input_transform(cfg.data, weights_transform(model_name, source, source_meta))
+    )
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
     datamodule.on_gpu = trains_on_gpu(cfg.get("trainer") or {})  # data.augment_on_device=auto reads it
 
@@ -111,10 +122,11 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     timm_file = None
     if source.kind == "timm":
         timm_file = timm_models.cached_weights(timm_models.architecture(model_name), source.value)
-    model = build_model(model_name, _plain(cfg.model.get("kwargs") or {}), enum_member, timm_file)
-    net, block_map = to_blocknet(model, model_name)
+    kwargs = _plain(cfg.model.get("kwargs") or {})
+    model = build_model(model_name, kwargs, enum_member, timm_file, hf_folder, source.kind == "hf")
+    net, block_map = to_blocknet(model, model_name, str(cfg.recipe.get("pool", "auto")))
     model_input = block_map.input  # what the family declared it takes
-    if not model_input.accepts_size(spec.crop):
+    if isinstance(spec, TransformSpec) and not model_input.accepts_size(spec.crop):
         side = model_input.size
         alternative = (
             f", or +model.kwargs.{model_input.size_kwarg}={spec.crop} (random init only)"
@@ -135,6 +147,24 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     options = RunOptions.from_cfg(cfg, datamodule.num_classes, len(schedule.phases))
     label = source.label if pretrained else "random init (strategy ignores weights)"
     return RunPlan(cfg, options, net, schedule, surgery, datamodule, spec, label, source_meta, advice)
+
+
+def _check_modality(model_name: str, text_model: bool, data_cfg: Any) -> None:
+    """A text model needs a text dataset and an image model an image one: say so before loading either."""
+    source = data_source_class(data_cfg)
+    text_data = issubclass(source, TextDataModule)
+    if text_model == text_data:
+        return
+    name = data_cfg.get("name")
+    if text_model:
+        raise ConfigError(
+            f"model.name={model_name} reads text, but data={name} holds images.",
+            f"Use a text dataset: {', '.join(text_sources())} (e.g. data=movie_reviews).",
+        )
+    raise ConfigError(
+        f"data={name} holds texts, but model.name={model_name} reads images.",
+        "Use a text model: model=smollm2_135m, model=minilm_l6 or model.name=hf/<repo id or folder>.",
+    )
 
 
 def _plain(node: Any) -> Any:

@@ -24,7 +24,7 @@ class TrainedModel:
     path: Path
     net: Any  # BlockNet (typed loosely so this module imports no torch at import time)
     class_names: list[str]
-    transform: Any  # TransformSpec
+    transform: Any  # TransformSpec (images) or TextSpec (text)
     meta: dict[str, Any]
 
     @property
@@ -60,9 +60,23 @@ def checkpoint_path(value: str | None) -> Path:
     return path
 
 
+def input_spec(stored: dict[str, Any], tokenizer_folder: Path | None) -> Any:
+    """The stored preprocessing: a ``TextSpec`` for a text model (its tokenizer found again on this
+    machine: the folder in the checkpoint may be another machine's), else a ``TransformSpec``."""
+    from ftcli.data.images.transforms import TransformSpec
+    from ftcli.data.text.spec import KIND, TextSpec
+
+    if stored.get("kind") == KIND:
+        spec = TextSpec.from_dict(stored)
+        if tokenizer_folder is not None and not Path(spec.tokenizer).is_dir():
+            spec = TextSpec(str(tokenizer_folder), spec.max_length)
+        return spec
+    return TransformSpec.from_dict(stored)
+
+
 def load(path: Path) -> TrainedModel:
     """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict)."""
-    from ftcli.data.images.transforms import TransformSpec
+    from ftcli.model import hf_models
     from ftcli.model.backbones import build_model, to_blocknet
     from ftcli.model.surgery import apply_recipe
     from ftcli.model.weights_file import read_file
@@ -72,10 +86,13 @@ def load(path: Path) -> TrainedModel:
     model_name = str(meta[checkpoint_schema.MODEL]["name"])
     class_names = [str(c) for c in meta[checkpoint_schema.CLASS_NAMES]]
     try:  # every value here comes from the checkpoint: an error says so
-        model = build_model(model_name, dict(meta[checkpoint_schema.MODEL].get("kwargs") or {}))
-        net, block_map = to_blocknet(model, model_name)
-        apply_recipe(net, block_map, dict(meta[checkpoint_schema.RECIPE]), len(class_names))
-        transform = TransformSpec.from_dict(meta[checkpoint_schema.TRANSFORM])
+        recipe = dict(meta[checkpoint_schema.RECIPE])
+        hf_folder = hf_models.model_folder(model_name, None) if hf_models.is_hf(model_name) else None
+        kwargs = dict(meta[checkpoint_schema.MODEL].get("kwargs") or {})
+        model = build_model(model_name, kwargs, hf_folder=hf_folder)
+        net, block_map = to_blocknet(model, model_name, str(recipe.get("pool", "auto")))
+        apply_recipe(net, block_map, recipe, len(class_names))
+        transform = input_spec(meta[checkpoint_schema.TRANSFORM], hf_folder)
     except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:
         message = err.message if isinstance(err, FtcliError) else f"{type(err).__name__}: {err}"
         raise WeightsError(

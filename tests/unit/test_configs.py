@@ -34,8 +34,10 @@ def known_names(group: str) -> set[str]:
         import timm
 
         from ftcli.model.backbones import list_backbones
+        from ftcli.model.hf_models import HF_PREFIX, PACKAGED
 
-        return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()}
+        packaged = {HF_PREFIX + repo for repo in PACKAGED}  # the text models installed from PyPI
+        return set(list_backbones()) | {f"timm/{name}" for name in timm.list_models()} | packaged
     if group == "strategy":
         from ftcli.finetune.strategies import AUTO, STRATEGIES
 

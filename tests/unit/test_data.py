@@ -499,9 +499,11 @@ def test_every_source_is_a_classification_datamodule() -> None:
     from ftcli.data.datamodule import ClassificationDataModule
     from ftcli.data.images.datamodule import ImageDataModule
     from ftcli.data.sources import DATA_SOURCES
+    from ftcli.data.text.datamodule import TextDataModule
 
     for name, source in DATA_SOURCES.items():
-        assert issubclass(source, ImageDataModule) and issubclass(source, ClassificationDataModule), name
+        assert issubclass(source, (ImageDataModule, TextDataModule)), name
+        assert issubclass(source, ClassificationDataModule), name
         assert source.name == name
 
 

@@ -163,7 +163,10 @@ def in_order(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoa
     if isinstance(dataset, StoredImages):
         view = StoredBatches(dataset, normalise=True)
         return DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=batch_as_is)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    collate = getattr(dataset, "collate", None)  # texts pad their batches (ClassificationDataModule.loader)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate
+    )
 
 
 @dataclass

