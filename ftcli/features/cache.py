@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ftcli.atomic_files import atomic_write
 from ftcli.data.images import store as image_store
@@ -175,8 +175,14 @@ def cache_key(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -
 def compute(
     net: BlockNet, cut: Cut, dataset: Dataset, batch_size: int, num_workers: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the cached part of the network (eval mode) over a split: (features, labels) on the CPU."""
-    loader = image_store.in_order(dataset, batch_size, num_workers)
+    """Run the cached part of the network (eval mode) over a split: (features, labels) on the CPU, in the
+    split's order. Texts (a split with ``lengths``) run shortest first, so each batch pads little."""
+    lengths = getattr(dataset, "lengths", None)
+    order = sorted(range(len(lengths)), key=lengths.__getitem__) if lengths is not None else None
+    if order is not None:
+        loader = DataLoader(Subset(dataset, order), batch_size=batch_size, collate_fn=dataset.collate)
+    else:
+        loader = image_store.in_order(dataset, batch_size, num_workers)
     was_training = net.training
     original = next(net.parameters()).device
     net.eval().to(device)
@@ -188,7 +194,12 @@ def compute(
             labels.append(torch.as_tensor(y))
     finally:
         net.to(original).train(was_training)
-    return torch.cat(chunks), torch.cat(labels).long()
+    features, targets = torch.cat(chunks), torch.cat(labels).long()
+    if order is not None:  # back to the split's order
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(len(order))
+        features, targets = features[back], targets[back]
+    return features, targets
 
 
 def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:

@@ -189,7 +189,7 @@ class CacheReport:
         )
         return (
             f"feature cache: on{self.phases} · frozen blocks run once ({how} in {self.seconds:.1f} s) · "
-            f"features {'x'.join(map(str, self.shape))} per image · {self.directory}"
+            f"features {'x'.join(map(str, self.shape))} per sample · {self.directory}"
         )
 
 

@@ -145,6 +145,11 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     apply_plan(net, schedule.first)
     # the option blocks, checked once now that the class and phase counts are known
     options = RunOptions.from_cfg(cfg, datamodule.num_classes, len(schedule.phases))
+    if text and options.training.mixup.enabled:
+        raise ConfigError(
+            "mixup.* mixes the pixels of two images (MixUp, CutMix); it does not apply to text.",
+            "Remove the mixup.* overrides for a text model (mixup=default leaves it off).",
+        )
     label = source.label if pretrained else "random init (strategy ignores weights)"
     return RunPlan(cfg, options, net, schedule, surgery, datamodule, spec, label, source_meta, advice)
 

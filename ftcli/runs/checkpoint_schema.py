@@ -224,14 +224,30 @@ def check_metadata(meta: Mapping[str, Any], path: Path) -> None:
             if item.get(key) is not None and not _is(item[key], _WHOLE):
                 raise _damaged(path, f"ftcli.schedule[].{key} must be a whole number, got {item[key]!r:.60}")
     if TRANSFORM in meta:
-        from ftcli.data.images.transforms import TransformSpec  # torch: imported when a checkpoint is read
-        from ftcli.errors import FtcliError
+        check_transform(meta[TRANSFORM], path)
 
-        try:
-            TransformSpec.from_dict(meta[TRANSFORM])
-        except (FtcliError, TypeError, ValueError) as err:
-            message = err.message if isinstance(err, FtcliError) else str(err)
-            raise _damaged(path, f"ftcli.transform: {message.rstrip('.')}") from err
+
+def check_transform(stored: Mapping[str, Any], path: Path) -> None:
+    """The stored preprocessing of either modality: a text model's ``TextSpec`` (``kind: tokens``: a
+    tokenizer folder and a ``max_length`` of at least 2), else an image ``TransformSpec``."""
+    from ftcli.data.images.transforms import TransformSpec  # torch: imported when a checkpoint is read
+    from ftcli.data.text.spec import KIND
+    from ftcli.errors import FtcliError
+
+    if stored.get("kind") == KIND:
+        tokenizer, max_length = stored.get("tokenizer"), stored.get("max_length")
+        if not isinstance(tokenizer, str) or not tokenizer:
+            raise _damaged(path, f"ftcli.transform.tokenizer must be a folder, got {tokenizer!r:.60}")
+        if not _is(max_length, _WHOLE) or max_length < 2:
+            raise _damaged(
+                path, f"ftcli.transform.max_length must be a whole number >= 2, got {max_length!r:.60}"
+            )
+        return
+    try:
+        TransformSpec.from_dict(stored)
+    except (FtcliError, TypeError, ValueError) as err:
+        message = err.message if isinstance(err, FtcliError) else str(err)
+        raise _damaged(path, f"ftcli.transform: {message.rstrip('.')}") from err
 
 
 def check_tensors(loaded: Mapping[str, Any], meta: Mapping[str, Any], path: Path) -> None:

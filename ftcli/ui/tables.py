@@ -167,7 +167,7 @@ def run_table(summary: Any) -> Table:
         ("trainable / total params", f"{summary.trainable_params:,} / {summary.total_params:,}"),
         ("epochs", str(summary.epochs)),
         ("fit / wall time", f"{summary.fit_seconds:.1f} s / {summary.wall_seconds:.1f} s"),
-        ("train images/s", f"{summary.images_per_second:.1f}"),
+        ("train samples/s", f"{summary.images_per_second:.1f}"),
         ("best checkpoint", str(summary.best_checkpoint)),
     ]
     stop = getattr(summary, "early_stopping", None)

@@ -1,0 +1,122 @@
+"""A text model trains through the same pipeline as images: frozen blocks stay bit-identical, the
+feature cache serves a frozen network, and a text model with image data (or the reverse) is refused."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ftcli.command_line.config_groups import config_dir
+from ftcli.errors import ConfigError
+from ftcli.pipeline import plan_run
+
+from helpers.fitting import fit_config
+
+pytest.importorskip("transformers")
+
+POSITIVE = ["a wonderful film", "great acting", "i loved it", "brilliant and funny", "a joy", "superb"]
+NEGATIVE = ["a boring mess", "terrible acting", "i hated it", "dull and too long", "a waste", "awful"]
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV of 36 short labelled texts (two classes)."""
+    path = tmp_path_factory.mktemp("texts") / "reviews.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(18):
+            writer.writerow([f"{POSITIVE[i % 6]} {'really ' * (i % 4)}", "pos"])
+            writer.writerow([f"{NEGATIVE[i % 6]} {'really ' * (i % 3)}", "neg"])
+    return path
+
+
+def text_config(model: str, reviews: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"model.name={model}", "model.weights=null", "data=text_csv", f"data.root={reviews}",
+                "data.batch_size=8", "trainer=cpu", "seed=3", *overrides,
+            ],
+        )  # fmt: skip
+
+
+def test_frozen_text_blocks_are_bit_identical_after_training_and_the_rest_moved(
+    tiny_llama: str, reviews: Path, tmp_path: Path
+) -> None:
+    cfg = text_config(
+        tiny_llama, reviews, "strategy=last_layers", "strategy.n=1", "data.cache_features=false"
+    )
+    L.seed_everything(int(cfg.seed), verbose=False)  # as fit_config does: the same random init
+    run_plan = plan_run(cfg)
+    before = {k: v.clone() for k, v in run_plan.net.state_dict().items()}
+    module, _ = fit_config(cfg, tmp_path, epochs=2)
+    after = module.model.state_dict()
+    for name, tensor in before.items():
+        frozen = name.startswith(("blocks.stem.", "blocks.stage1."))
+        if frozen:
+            assert torch.equal(after[name], tensor), f"{name} changed although its block is frozen"
+    moved = [
+        n
+        for n in before
+        if n.startswith(("blocks.stage2.", "blocks.head.")) and not torch.equal(after[n], before[n])
+    ]
+    assert any(n.startswith("blocks.stage2.") for n in moved) and any(
+        n.startswith("blocks.head.") for n in moved
+    )
+
+
+def test_feature_extraction_on_text_trains_the_head_on_cached_features(
+    tiny_llama: str, reviews: Path, tmp_path: Path
+) -> None:
+    cfg = text_config(
+        tiny_llama, reviews, "strategy=feature_extraction", f"data.feature_cache_dir={tmp_path / 'cache'}"
+    )
+    from ftcli.features.datamodules import FeatureDataModule, maybe_cached
+
+    run_plan = plan_run(cfg)
+    module = run_plan.module()
+    served, report = maybe_cached(
+        run_plan.datamodule, run_plan.net, run_plan.schedule, run_plan.datamodule.cfg,
+        torch.device("cpu"), module.feed_features,
+    )  # fmt: skip
+    assert isinstance(served, FeatureDataModule) and report is not None and report.used
+    features = served.splits["train"].features
+    assert features.shape == (len(run_plan.datamodule.dataset("train")), 32)  # pooled: one vector per text
+    # the cached features are what the live network computes, in the split's order
+    dataset = run_plan.datamodule.dataset("train")
+    x, _ = dataset.collate([dataset[i] for i in range(4)])
+    run_plan.net.eval()
+    with torch.no_grad():
+        live = run_plan.net.blocks["head"].pool(
+            run_plan.net.forward_until(x, len(run_plan.net.block_names) - 1)
+        )
+    assert torch.allclose(features[:4], live, atol=1e-5)
+
+
+def test_a_text_model_refuses_image_data_and_an_image_model_refuses_text(
+    reviews: Path, tiny_llama: str
+) -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        text_on_images = compose(
+            "train", overrides=[f"model.name={tiny_llama}", "model.weights=null", "data=digits"]
+        )
+        images_on_text = compose(
+            "train", overrides=["model=resnet18", "data=text_csv", f"data.root={reviews}"]
+        )
+    with pytest.raises(ConfigError, match="reads text, but data=digits holds images"):
+        plan_run(text_on_images)
+    with pytest.raises(ConfigError, match=r"holds texts, but model\.name=resnet18 reads images"):
+        plan_run(images_on_text)
+
+
+def test_mixup_is_refused_for_text(tiny_llama: str, reviews: Path) -> None:
+    with pytest.raises(ConfigError, match="does not apply to text"):
+        plan_run(text_config(tiny_llama, reviews, "mixup.mixup_alpha=0.2"))
