@@ -120,3 +120,11 @@ def test_a_text_model_refuses_image_data_and_an_image_model_refuses_text(
 def test_mixup_is_refused_for_text(tiny_llama: str, reviews: Path) -> None:
     with pytest.raises(ConfigError, match="does not apply to text"):
         plan_run(text_config(tiny_llama, reviews, "mixup.mixup_alpha=0.2"))
+
+
+def test_advise_says_it_probes_images_only_for_a_text_model(tiny_llama: str, reviews: Path) -> None:
+    from ftcli.advice.advisor import advise
+
+    with pytest.raises(ConfigError, match="probe image networks only") as caught:
+        advise(text_config(tiny_llama, reviews))
+    assert "strategy=feature_extraction" in str(caught.value.hint)
