@@ -49,7 +49,7 @@ COMMANDS = {
     ),
     "predict": (
         "ftcli.commands.predict",
-        "classify images (folder, glob or file) with a checkpoint -> predictions.csv",
+        "classify images (folder, glob, file) or texts (.txt, .csv, .jsonl) with a checkpoint",
     ),
     "export": (
         "ftcli.commands.export",

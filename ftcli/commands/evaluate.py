@@ -1,23 +1,27 @@
 """``ftcli eval ckpt=PATH [split=test|val|train] [data=NAME data.KEY=VALUE ...]``: metrics of a checkpoint.
 
-Top-1 (and top-5 with more than 5 classes) accuracy, macro-F1, per-class precision/recall, and a
+Top-1 (and top-5 with more than 5 classes) accuracy, macro-F1, per-class precision/recall/F1, and a
 confusion matrix (PNG and CSV), all written with a metrics.json into ``<run>/eval/<ckpt>-<data>-<split>/``
 (``-2``, ``-3``, ... when an earlier eval holds that folder: results are never overwritten).
 By default the data is the checkpoint's own (same config, same seed, so the same split); ``data=``
-and ``data.KEY=`` evaluate on other data whose class names must be the checkpoint's.
+and ``data.KEY=`` evaluate on other data whose class names must be the checkpoint's, and of the
+modality the model reads (images, or texts for a text model: its tokenizer and ``max_length``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.command_line.key_value_args import Key, data_config, parse, usage, wants_help
 from ftcli.errors import ConfigError, DataError
 from ftcli.runs import checkpoint_schema
 from ftcli.runs.output_folder import check_named, results_folder
 from ftcli.runs.trained_model import checkpoint_path
+
+if TYPE_CHECKING:
+    from ftcli.runs.trained_model import TrainedModel
 from ftcli.ui import console
 
 SUMMARY = "accuracy, macro-F1, per-class precision/recall and a confusion matrix of a checkpoint"
@@ -25,9 +29,9 @@ KEYS = (
     Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
     Key("split", "test, val or train (default: test when the data has one, else val)"),
     Key("out", "output folder (default: a new <run>/eval/<checkpoint>-<data>-<split>[-N])"),
-    Key("batch_size", "images per batch (default: the data config's)", kind=int),
+    Key("batch_size", "images or texts per batch (default: the data config's)", kind=int),
     Key("device", "auto (a GPU when there is one), cpu or cuda", default="auto"),
-    Key("seed", "the split seed (default: the training run's, so val/test are the same images)", kind=int),
+    Key("seed", "the split seed (default: the training run's, so val/test are the same samples)", kind=int),
 )
 EXTRA = """data: the checkpoint's own by default; data=NAME and data.KEY=VALUE as in `ftcli train`, e.g.
   ftcli eval ckpt=outputs/.../checkpoints/best.ckpt data=imagefolder data.root=~/trucks_2024 split=val"""
@@ -57,7 +61,6 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     """Run the checkpoint over one split; print and write every metric; return metrics.json's content."""
     import torch
 
-    from ftcli.data.images.transforms import eval_transform, input_transform
     from ftcli.data.sources import build_datamodule
     from ftcli.device import inference_device
     from ftcli.runs import plots, trained_model
@@ -74,7 +77,7 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
             if options["seed"] is not None
             else int(model.meta.get(checkpoint_schema.SEED, 42))
         )
-        spec = input_transform(data_cfg, model.transform)  # the checkpoint's own, read by trained_model.load
+        spec = input_spec(model, data_cfg, data_overrides)
         datamodule = build_datamodule(data_cfg, spec, seed)
     except ConfigError as err:
         origin = " plus the data overrides given here" if data_overrides else ""
@@ -84,10 +87,13 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     remap = class_mapping(model.class_names, datamodule.class_names, data_cfg.get("name"))
     split = split or ("test" if datamodule.has_test else "val")
     dataset = datamodule.dataset(split)
-    if split == "train":
+    noun = datamodule.sample_noun
+    if split == "train" and not model.reads_text:
+        from ftcli.data.images.transforms import eval_transform
+
         dataset.transform = eval_transform(spec)  # measure the network, not the augmentation
     if len(dataset) == 0:  # type: ignore[arg-type]
-        raise DataError(f"The {split} split of data={data_cfg.get('name')} holds no images.")
+        raise DataError(f"The {split} split of data={data_cfg.get('name')} holds no {noun}.")
 
     device = inference_device(options["device"])
     net = model.net.to(device)
@@ -96,7 +102,9 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
         for x, y in datamodule.loader(split):
             logits.append(net(x.to(device)).float().cpu())
             targets.append(remap[y])
-    metrics = compute_metrics(torch.cat(logits), torch.cat(targets), model.class_names)
+    metrics = compute_metrics(torch.cat(logits), torch.cat(targets), model.class_names, noun)
+    if model.reads_text:  # texts cut to max_length are counted, never silent
+        metrics.update(max_length=spec.max_length, truncated=int(getattr(dataset, "truncated", 0)))
     metrics.update(
         checkpoint=str(path),
         data=data_cfg.get("name"),
@@ -116,8 +124,16 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     )
     heading = f"ftcli eval · {path} · {model.label} · data {data_name}, {split} split"
     console.console.print(heading, style="bold", markup=False, highlight=False, soft_wrap=True)
-    console.show(metrics_table(metrics))
-    console.show(per_class_table(metrics))
+    console.show(metrics_table(metrics, noun))
+    console.show(per_class_table(metrics, noun))
+    if metrics.get("truncated"):
+        console.console.print(
+            f"note: {metrics['truncated']} of the {metrics[noun]} {noun} were longer than "
+            f"max_length={metrics['max_length']} tokens and were truncated",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.console.print(
         f"written to {out}: metrics.json, confusion_matrix.png, confusion_matrix.csv",
         markup=False,
@@ -125,6 +141,38 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
         soft_wrap=True,
     )
     return metrics
+
+
+def input_spec(model: TrainedModel, data_cfg: dict[str, Any], overrides: list[str]) -> Any:
+    """The preprocessing the data is read with: the checkpoint's own (trained_model.load read it).
+
+    Images: ``data.image_size``/``mean``/``std`` of the data config still apply (``input_transform``).
+    Texts: the checkpoint's tokenizer and ``max_length``; ``data.max_length=N`` given here overrides it.
+    The data must hold what the model reads (a ConfigError naming both otherwise).
+    """
+    from ftcli.data.images.transforms import input_transform
+    from ftcli.data.sources import data_source_class, text_sources
+    from ftcli.data.text.datamodule import TextDataModule
+    from ftcli.data.text.spec import text_spec
+
+    text_data = issubclass(data_source_class(data_cfg), TextDataModule)
+    name = data_cfg.get("name")
+    if model.reads_text and not text_data:
+        raise ConfigError(
+            f"{model.path} is a text model ({model.label}), but data={name} holds images.",
+            f"Evaluate it on texts: data=NAME with NAME one of {', '.join(text_sources())} "
+            "(e.g. data=text_csv data.root=FILE.csv); no data= evaluates on its own data.",
+        )
+    if text_data and not model.reads_text:
+        raise ConfigError(
+            f"{model.path} is an image model ({model.label}), but data={name} holds texts.",
+            "Evaluate it on images (e.g. data=imagefolder data.root=DIR); "
+            "no data= evaluates on its own data.",
+        )
+    if not model.reads_text:
+        return input_transform(data_cfg, model.transform)
+    given = any(arg.split("=", 1)[0].lstrip("+") == "data.max_length" for arg in overrides)
+    return text_spec(data_cfg, model.transform.tokenizer) if given else model.transform
 
 
 def _group_defaults(stored: dict[str, Any], overrides: list[str], path: Path) -> list[str]:
@@ -162,13 +210,13 @@ def class_mapping(checkpoint_classes: list[str], data_classes: list[str], data_n
     return torch.tensor([ours.index(name) for name in theirs], dtype=torch.long)
 
 
-def metrics_table(metrics: dict[str, Any]) -> Any:
+def metrics_table(metrics: dict[str, Any], noun: str = "images") -> Any:
     from rich.table import Table
 
     table = Table(show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
-    table.add_row("images", f"{metrics['images']:,}")
+    table.add_row(noun, f"{metrics[noun]:,}")
     table.add_row("accuracy (top-1)", _pct(metrics["accuracy"]))
     if metrics["top5_accuracy"] is not None:
         table.add_row("top-5 accuracy", _pct(metrics["top5_accuracy"]))
@@ -177,13 +225,13 @@ def metrics_table(metrics: dict[str, Any]) -> Any:
     return table
 
 
-def per_class_table(metrics: dict[str, Any]) -> Any:
+def per_class_table(metrics: dict[str, Any], noun: str = "images") -> Any:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title="per class", title_justify="left")
     table.add_column("class")
-    for column in ("precision", "recall", "F1", "images"):
+    for column in ("precision", "recall", "F1", noun):
         table.add_column(column, justify="right")
     for row in metrics["per_class"]:
         table.add_row(

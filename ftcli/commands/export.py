@@ -2,9 +2,11 @@
 
 Writes ``<checkpoint>.onnx`` (dynamic batch dimension) or ``<checkpoint>.torchscript.pt`` and,
 beside it, ``<file>.json`` with what a deployment needs to feed it: class names, input size,
-resize, mean/std. Success is reported only after the exported file, loaded back by its own runtime
-(onnxruntime, torch.jit), reproduced the PyTorch logits on a sample batch; the maximum absolute
-difference is printed and stored.
+resize, mean/std for images; for a text model, the ``(N, 2, L)`` int64 token ids and mask (dynamic
+batch and length), its tokenizer, ``max_length`` and pad id. Success is reported only after the
+exported file, loaded back by its own runtime (onnxruntime, torch.jit), reproduced the PyTorch logits
+on a sample batch (texts: padded, and longer than the batch it was exported with); the maximum
+absolute difference is printed and stored.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from ftcli.ui import console
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
+INPUT_NAME, TEXT_INPUT_NAME, OUTPUT_NAME = "image", "tokens", "logits"
+# A text model is exported with a padded batch of two and checked on a batch of three whose longest text is
+# longer: batch and length must both really be dynamic, and the mask must be honoured.
+EXAMPLE_TEXTS = ("a short text", "a longer text, so that the short one is padded")
+CHECK_TEXTS = (
+    "three words here",
+    "one",
+    "a text longer than any the model was exported with, to check that any length is taken",
+)
 SUMMARY = "write the model as ONNX or TorchScript with its preprocessing, checked against PyTorch"
 KEYS = (
     Key("ckpt", "the checkpoint of a training run (<run>/checkpoints/best.ckpt)", required=True),
@@ -99,19 +109,15 @@ def export(model: TrainedModel, fmt: str, out: Path, options: dict[str, Any]) ->
 
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / f"{model.path.stem}{FORMATS[fmt]}"
-    side = model.transform.crop
-    generator = torch.Generator().manual_seed(0)
-    # Exported with a batch of 2 and checked with a batch of 3: the batch dimension must really be dynamic.
-    example = torch.randn(2, 3, side, side, generator=generator)
-    check = torch.randn(3, 3, side, side, generator=generator)
+    example, check = sample_batches(model)
     net = model.net.cpu().eval()
     with torch.no_grad():
         expected = net(check)
     meta = metadata(model, fmt, model_file)
     model_file.with_name(model_file.name + ".data").unlink(missing_ok=True)  # an older external-data file
     if fmt == "onnx":
-        write_onnx(net, example, model_file, options["opset"])
-        actual = run_onnx(model_file, check)
+        write_onnx(net, example, model_file, options["opset"], text=model.reads_text)
+        actual = run_onnx(model_file, check, meta["input"]["name"])
     else:
         write_torchscript(net, example, model_file, meta)
         actual = run_torchscript(model_file, check)
@@ -136,6 +142,24 @@ def export(model: TrainedModel, fmt: str, out: Path, options: dict[str, Any]) ->
     return ExportResult(model_file, meta_file, max_abs_diff, len(check))
 
 
+def sample_batches(model: TrainedModel) -> tuple[Any, Any]:
+    """The batch the model is exported with and the one it is checked on (one more row, so that the
+    batch dimension must really be dynamic): random images, or tokenized texts of several lengths."""
+    import torch
+
+    spec = model.transform
+    if model.reads_text:
+        from ftcli.data.text.batches import batch_of_texts
+        from ftcli.data.text.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        example = batch_of_texts(tokenizer, EXAMPLE_TEXTS, spec.max_length)
+        return example, batch_of_texts(tokenizer, CHECK_TEXTS, spec.max_length)
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(2, 3, spec.crop, spec.crop, generator=generator)
+    return example, torch.randn(3, 3, spec.crop, spec.crop, generator=generator)
+
+
 def metadata(model: TrainedModel, fmt: str, model_file: Path) -> dict[str, Any]:
     """Everything needed to feed the exported model without ftcli."""
     from ftcli import __version__
@@ -145,16 +169,7 @@ def metadata(model: TrainedModel, fmt: str, model_file: Path) -> dict[str, Any]:
         "format": fmt,
         "file": model_file.name,
         "class_names": model.class_names,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["batch", 3, spec.crop, spec.crop],
-            "dtype": "float32",
-            "layout": "NCHW, RGB",
-            "preprocessing": (
-                f"RGB; resize the shorter side to {spec.resize} ({spec.interpolation}); centre crop "
-                f"{spec.crop}x{spec.crop}; scale to [0, 1]; subtract mean and divide by std per channel"
-            ),
-        },
+        "input": text_input(spec) if model.reads_text else image_input(spec),
         "output": {
             "name": OUTPUT_NAME,
             "shape": ["batch", model.num_classes],
@@ -167,11 +182,48 @@ def metadata(model: TrainedModel, fmt: str, model_file: Path) -> dict[str, Any]:
     }
 
 
-def write_onnx(net: Any, example: Any, out: Path, opset: int | None) -> None:
-    """torch.onnx's exporter with a dynamic batch dimension."""
+def image_input(spec: Any) -> dict[str, Any]:
+    """How to feed an image model: an NCHW float batch, preprocessed as in training (``TransformSpec``)."""
+    return {
+        "name": INPUT_NAME,
+        "shape": ["batch", 3, spec.crop, spec.crop],
+        "dtype": "float32",
+        "layout": "NCHW, RGB",
+        "preprocessing": (
+            f"RGB; resize the shorter side to {spec.resize} ({spec.interpolation}); centre crop "
+            f"{spec.crop}x{spec.crop}; scale to [0, 1]; subtract mean and divide by std per channel"
+        ),
+    }
+
+
+def text_input(spec: Any) -> dict[str, Any]:
+    """How to feed a text model: one int64 ``(N, 2, L)`` tensor, token ids and attention mask
+    (``ftcli.data.text.batches``), tokenized by the checkpoint's tokenizer (``TextSpec``)."""
+    from ftcli.data.text.tokenizer import load_tokenizer, pad_id
+
+    pad = pad_id(load_tokenizer(spec.tokenizer))
+    return {
+        "name": TEXT_INPUT_NAME,
+        "shape": ["batch", 2, "tokens"],
+        "dtype": "int64",
+        "layout": "x[:, 0] token ids, x[:, 1] attention mask (1 = token, 0 = padding), right padded",
+        "preprocessing": (
+            f"tokenize each text with the tokenizer in {spec.tokenizer} (transformers AutoTokenizer, its "
+            f"special tokens added); truncate to {spec.max_length} tokens; right-pad the ids with {pad} to "
+            "the batch's longest text, the mask 0 there"
+        ),
+        "tokenizer": spec.tokenizer,
+        "max_length": spec.max_length,
+        "pad_id": pad,
+    }
+
+
+def write_onnx(net: Any, example: Any, out: Path, opset: int | None, text: bool = False) -> None:
+    """torch.onnx's exporter with a dynamic batch dimension (and, for texts, a dynamic length)."""
     import torch
 
     batch = torch.export.Dim("batch", min=1)
+    dims = {0: batch, 2: torch.export.Dim("tokens", min=1)} if text else {0: batch}
     kwargs = {"opset_version": opset} if opset else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -182,9 +234,9 @@ def write_onnx(net: Any, example: Any, out: Path, opset: int | None) -> None:
                 str(out),
                 dynamo=True,
                 external_data=False,  # one self-contained file (these weights are far below 2 GB)
-                input_names=[INPUT_NAME],
+                input_names=[TEXT_INPUT_NAME if text else INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch},),
+                dynamic_shapes=(dims,),
                 verbose=False,
                 **kwargs,
             )
@@ -193,12 +245,12 @@ def write_onnx(net: Any, example: Any, out: Path, opset: int | None) -> None:
             raise ExportError(f"torch.onnx could not export the model: {first}") from exc
 
 
-def run_onnx(path: Path, batch: Any) -> Any:
+def run_onnx(path: Path, batch: Any, input_name: str = INPUT_NAME) -> Any:
     import onnxruntime
     import torch
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
+    (output,) = session.run([OUTPUT_NAME], {input_name: batch.numpy()})
     return torch.from_numpy(output)
 
 
@@ -208,7 +260,11 @@ def write_torchscript(net: Any, example: Any, out: Path, meta: dict[str, Any]) -
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream in favour of torch.export
-        traced = torch.jit.trace(net, example)
+        try:
+            traced = torch.jit.trace(net, example)
+        except Exception as exc:  # the tracer raises many types; the first line says what failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"torch.jit could not trace the model: {first}") from exc
         torch.jit.save(traced, str(out), _extra_files={"ftcli.json": json.dumps(meta)})
 
 

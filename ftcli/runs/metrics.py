@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
-def compute_metrics(logits: Any, targets: Any, class_names: list[str]) -> dict[str, Any]:
-    """Every metric as plain data (torchmetrics' functional metrics, micro top-k, macro F1)."""
+def compute_metrics(
+    logits: Any, targets: Any, class_names: list[str], noun: str = "images"
+) -> dict[str, Any]:
+    """Every metric as plain data (torchmetrics' functional metrics, micro top-k, macro F1); the count
+    of samples is stored under ``noun`` (``images``, ``texts``: the data's own word)."""
     import torch
     from torchmetrics.functional.classification import (
         multiclass_accuracy,
@@ -26,7 +29,7 @@ def compute_metrics(logits: Any, targets: Any, class_names: list[str]) -> dict[s
     f1 = multiclass_f1_score(logits, targets, **per_class_args).tolist()
     support = torch.bincount(targets, minlength=n).tolist()
     metrics: dict[str, Any] = {
-        "images": len(targets),
+        noun: len(targets),
         "accuracy": float(multiclass_accuracy(logits, targets, **common, average="micro")),
         "top5_accuracy": (
             float(multiclass_accuracy(logits, targets, **common, average="micro", top_k=5)) if n > 5 else None

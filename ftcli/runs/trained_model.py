@@ -32,6 +32,12 @@ class TrainedModel:
         return len(self.class_names)
 
     @property
+    def reads_text(self) -> bool:
+        """Whether the network takes token ids (a text model) rather than images: what its family
+        declared (``BlockNet.input``), so every command feeds it the same way."""
+        return getattr(getattr(self.net, "input", None), "modality", "image") == "tokens"
+
+    @property
     def run_dir(self) -> Path:
         """The training run the checkpoint belongs to (where later commands write by default)."""
         return run_dir_of(self.path)
