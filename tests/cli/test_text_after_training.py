@@ -241,3 +241,34 @@ def test_export_of_a_text_model_reproduces_pytorch_on_padded_batches_of_any_leng
             with torch.no_grad():
                 actual = torch.jit.load(str(tmp_path / "best.torchscript.pt"))(x)
         assert (actual - expected).abs().max() <= 1e-4, texts
+
+
+# ---------------------------------------------------------------------------- chaining
+
+
+@pytest.mark.slow
+def test_a_text_checkpoint_is_the_start_of_the_next_text_task(
+    text_run: TrainedTextRun, tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.command_line.config_groups import config_dir
+    from ftcli.pipeline import plan_run
+    from ftcli.runs import trained_model
+
+    reviews = tmp_path / "next.csv"
+    reviews.write_text(
+        "text,label\n" + "".join(f"fine film {i},a\nbad film {i},b\nodd film {i},c\n" for i in range(6))
+    )
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            f"model.name=hf/{text_run.model_folder}", f"model.weights={text_run.checkpoint}",
+            "data=text_csv", f"data.root={reviews}", "strategy=last_layers", "trainer=cpu",
+        ])  # fmt: skip
+    plan = plan_run(cfg)
+    source = trained_model.load(text_run.checkpoint).net.state_dict()
+    chained = plan.net.state_dict()
+    backbone = [name for name in source if not name.startswith("blocks.head.")]
+    assert backbone and all(torch.equal(chained[name], source[name]) for name in backbone)
+    assert plan.net.blocks["head"].classifier[-1].out_features == 3  # a new head for the new classes
+    assert plan.checkpoint_meta()["chained_from"] == str(text_run.checkpoint)
