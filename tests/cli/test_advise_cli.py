@@ -67,7 +67,7 @@ def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
 
 def test_auto_trains_with_what_advise_printed(advised) -> None:
     tmp, common, record = advised
-    auto = run_cli("train", *common, "strategy=auto", f"hydra.run.dir={tmp / 'auto'}", cwd=tmp)
+    auto = run_cli_inprocess("train", *common, "strategy=auto", f"hydra.run.dir={tmp / 'auto'}", cwd=tmp)
     assert_ok(auto)
     overrides = record["decision"]["overrides"]
     assert f"-> {' '.join(overrides)}" in output(auto)
@@ -80,7 +80,7 @@ def test_auto_trains_with_what_advise_printed(advised) -> None:
     assert meta["strategy"]["name"] == record["decision"]["strategy"]
 
     # the same run with the printed strategy written out reaches the same test accuracy
-    explicit = run_cli("train", *common, *overrides, f"hydra.run.dir={tmp / 'explicit'}", cwd=tmp)
+    explicit = run_cli_inprocess("train", *common, *overrides, f"hydra.run.dir={tmp / 'explicit'}", cwd=tmp)
     assert_ok(explicit)
     written_out = json.loads((tmp / "explicit" / "summary.json").read_text())
     assert written_out["test_acc"] == summary["test_acc"]

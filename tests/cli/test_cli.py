@@ -121,7 +121,7 @@ def test_checkpoint_loads_weights_only_and_describes_itself(source_run: Path) ->
 @pytest.mark.slow
 def test_chaining_starts_from_an_ftcli_checkpoint_with_new_classes(source_run: Path, tmp_path: Path) -> None:
     source_ckpt = source_run / "checkpoints" / "best.ckpt"
-    result = run_cli(
+    result = run_cli_inprocess(
         *command(
             "train",
             tmp_path,
@@ -235,7 +235,7 @@ def test_image_that_fails_to_decode_during_training_stops_cleanly(tmp_path: Path
     Image.new("RGB", (64, 64), (1, 2, 3)).save(full)
     full.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
 
-    result = run_cli(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
+    result = run_cli_inprocess(*command("train", tmp_path, data=imagefolder(root)), cwd=tmp_path)
 
     assert_user_error(result, str(full), "Cannot decode")
 
@@ -249,7 +249,7 @@ def test_skipped_images_are_counted_and_reported_at_the_end(tmp_path: Path) -> N
     bad = [root / "cat" / "notes.jpg", root / "dog" / "cut.png"]
     bad[0].write_text("not a JPEG")
     bad[1].write_bytes(b"\x89PNG\r\n")
-    result = run_cli(
+    result = run_cli_inprocess(
         *command("train", tmp_path, "data.on_bad_image=skip", data=imagefolder(root)), cwd=tmp_path
     )
     assert_ok(result)

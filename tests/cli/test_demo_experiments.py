@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli_runner import assert_ok, run_cli
+from helpers.cli_inprocess import run_cli_inprocess
+from helpers.cli_runner import assert_ok
 
 SHORT = ["trainer.max_epochs=1", "print_config=false", "trainer.enable_progress_bar=false"]
 
 
 @pytest.mark.slow
 def test_the_demo_presets_chain_task_a_into_task_b(tmp_path: Path) -> None:
-    source = run_cli(
+    source = run_cli_inprocess(
         "train", "experiment=mnist_source", "data.per_class=5", *SHORT, f"hydra.run.dir={tmp_path / 'a'}",
         cwd=tmp_path,
     )  # fmt: skip
@@ -23,7 +24,7 @@ def test_the_demo_presets_chain_task_a_into_task_b(tmp_path: Path) -> None:
     assert task_a["data"] == "mnist" and task_a["model"] == "timm/tf_efficientnet_lite0"
     assert task_a["weights"].startswith("ImageNet")
 
-    target = run_cli(
+    target = run_cli_inprocess(
         "train", "experiment=mnist_target", f"source_checkpoint={task_a['best_checkpoint']}", *SHORT,
         f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path,
     )  # fmt: skip

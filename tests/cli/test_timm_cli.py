@@ -59,7 +59,7 @@ def test_default_train_fine_tunes_imagenet_lite0_offline(default_run: Path) -> N
 @pytest.mark.slow
 def test_a_sweep_trains_one_timm_convnet_per_family(tmp_path: Path) -> None:
     names = ",".join(f"timm/{name}" for name in CONVNETS)
-    result = run_cli(
+    result = run_cli_inprocess(
         "train", "-m", *QUIET, *FEW, "data.image_size=32", "model.weights=null", f"model.name={names}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
     )  # fmt: skip
@@ -70,7 +70,7 @@ def test_a_sweep_trains_one_timm_convnet_per_family(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_timm_vit_trains_at_its_img_size(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_cli_inprocess(
         "train", *QUIET, *FEW, "data.image_size=32", "model.weights=null",
         "model.name=timm/vit_tiny_patch16_224", "+model.kwargs.img_size=32", "strategy=full",
         f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,

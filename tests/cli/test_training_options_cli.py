@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, output, run_cli
 
 FAST = [
@@ -58,7 +59,7 @@ def test_lrfind_writes_its_curve_and_a_train_command_that_runs(tmp_path: Path) -
     which then trains at that rate."""
     import shlex
 
-    found = run_cli(
+    found = run_cli_inprocess(
         "lrfind", *FAST, "data.per_class=8", "strategy=lp_ft", "lrfind.steps=24", "lrfind.phase=2",
         f"hydra.run.dir={tmp_path / 'find'}", cwd=tmp_path,
     )  # fmt: skip
@@ -77,7 +78,7 @@ def test_lrfind_writes_its_curve_and_a_train_command_that_runs(tmp_path: Path) -
     args = shlex.split(command)[2:]
     assert f"optimizer.lr={suggestion:.3g}" in args and not any(a.startswith("lrfind.") for a in args)
 
-    trained = run_cli(
+    trained = run_cli_inprocess(
         "train", *args, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'train'}", cwd=tmp_path
     )
     assert_ok(trained)

@@ -1,9 +1,10 @@
 """Run ``ftcli`` inside the test process: the exit code and output of a subprocess, without its imports.
 
 A subprocess pays ~7-9 s of imports (torch, Lightning, timm) before it can fail; here ``ftcli.cli.main``
-runs in the test process, whose imports are paid once per pytest worker. Use it for command lines that
-fail (or finish) before training; what needs a process of its own (the entry point, kill -9, DDP, a
-sweep that trains, FTCLI_DEBUG's traceback) stays with :func:`helpers.cli_runner.run_cli`.
+runs in the test process, whose imports are paid once per pytest worker. Use it for any command line
+that needs no process of its own: errors before training, and short training runs and sweeps on
+Hydra's basic launcher. What does (the entry point, kill -9, DDP, submitit, torch.onnx's exporter,
+FTCLI_DEBUG's traceback) stays with :func:`helpers.cli_runner.run_cli`.
 
 Around each call :func:`run_cli_inprocess` sets what :func:`~helpers.cli_runner.run_cli` sets for the
 subprocess (the offline environment, the cwd, no FTCLI_DEBUG or HYDRA_FULL_ERROR from the caller),

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli_runner import assert_ok, run_cli
+from helpers.cli_inprocess import run_cli_inprocess
+from helpers.cli_runner import assert_ok
 
 # ---------------------------------------------------------------------------- the digits sweep
 
@@ -64,7 +65,7 @@ class TrainedSweep:
 def train_digits_sweep(folder: Path) -> None:
     """``ftcli train -m ...`` (a subprocess, as a user runs it) with its sweep in ``folder/sweep``; what
     it printed goes to ``folder/stdout.txt``."""
-    result = run_cli(*DIGITS_SWEEP, f"hydra.sweep.dir={folder / 'sweep'}", cwd=folder)
+    result = run_cli_inprocess(*DIGITS_SWEEP, f"hydra.sweep.dir={folder / 'sweep'}", cwd=folder)
     assert_ok(result)
     (folder / "stdout.txt").write_text(result.stdout)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli_runner import assert_ok, run_cli
+from helpers.cli_inprocess import run_cli_inprocess
+from helpers.cli_runner import assert_ok
 from helpers.shared_runs import shared_folder
 from helpers.text_models import write_tiny_llama
 
@@ -71,7 +72,7 @@ def train_text_run(folder: Path) -> None:
     """``ftcli train`` (a subprocess, as a user runs it) of the tiny Llama; its output in ``stdout.txt``."""
     model = write_tiny_llama(folder / "tiny-llama")
     reviews = write_reviews(folder / "reviews.csv")
-    result = run_cli(
+    result = run_cli_inprocess(
         "train",
         f"model.name=hf/{model}",
         "model.weights=null",

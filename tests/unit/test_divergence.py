@@ -17,7 +17,7 @@ from ftcli.errors import DivergedError
 from ftcli.training.callbacks.divergence import StopOnNonFinite
 from ftcli.training.checkpoint_io import AtomicCheckpointIO
 
-from helpers.cli_runner import run_cli
+from helpers.cli_inprocess import run_cli_inprocess
 
 
 class Tiny(L.LightningModule):
@@ -111,7 +111,7 @@ def test_non_finite_weights_are_never_saved(tmp_path: Path) -> None:
 def test_a_diverging_run_exits_2_naming_the_step(tmp_path: Path) -> None:
     # AdamW at the schema's largest lr and weight decay (10, 10): decoupled decay multiplies every decayed
     # weight by (1 - 100) per step, so weights and loss leave float32's range within a few dozen steps.
-    result = run_cli(
+    result = run_cli_inprocess(
         "train",
         "model=resnet18",
         "trainer=cpu",

@@ -18,7 +18,7 @@ from ftcli.model.blocks import HEAD
 from ftcli.pipeline import plan_run
 from ftcli.training.lightning_module import FineTuneModule
 
-from helpers.cli_runner import run_cli
+from helpers.cli_inprocess import run_cli_inprocess
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -199,12 +199,14 @@ def test_cli_reuses_the_cache_and_says_why_when_it_cannot(tmp_path: Path) -> Non
         "trainer.enable_progress_bar=false",
         f"data.feature_cache_dir={tmp_path / 'cache'}",
     ]
-    first = run_cli(*common, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    first = run_cli_inprocess(*common, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "feature cache: on" in first.stdout and "3 computed" in first.stdout
-    second = run_cli(*common, f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
+    second = run_cli_inprocess(*common, f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
     assert "3 split(s) loaded" in second.stdout
-    third = run_cli(*common, "data.augment.hflip=true", f"hydra.run.dir={tmp_path / 'c'}", cwd=tmp_path)
+    third = run_cli_inprocess(
+        *common, "data.augment.hflip=true", f"hydra.run.dir={tmp_path / 'c'}", cwd=tmp_path
+    )
     assert third.returncode == 0, third.stderr
     assert "feature cache: off (data.augment is on" in " ".join(third.stdout.split())
 
