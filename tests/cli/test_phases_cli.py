@@ -1,7 +1,7 @@
 """Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint.
 
-Training runs are subprocesses (marked slow); the sweep over phased strategies is trained once per
-session and read by two tests; what stops before training runs in the test process.
+kill -9 and resume need processes of their own (marked slow); the sweep over phased strategies is
+trained once per session, in the test process, and read by two tests; so are the errors.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def load(path: Path) -> dict:
 
 
 def run_phased_sweep(folder: Path) -> None:
-    result = run_cli(*PHASED_SWEEP, f"hydra.sweep.dir={folder / 'sweep'}", cwd=folder)
+    result = run_cli_inprocess(*PHASED_SWEEP, f"hydra.sweep.dir={folder / 'sweep'}", cwd=folder)
     assert_ok(result)
     (folder / "stdout.txt").write_text(result.stdout)
 
