@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftcli.data.text.table_files import json_records, utf8_text
 from ftcli.errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".csv", ".jsonl")
@@ -65,16 +66,8 @@ def shorten(text: str, width: int = 60) -> str:
 
 
 def _utf8(path: Path) -> str:
-    data = path.read_bytes()
-    bad = data.find(b"\x00")  # NUL: a binary file, which UTF-8 would otherwise decode
-    if bad < 0:
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            bad = exc.start
-    raise DataError(
-        f"{path} is not UTF-8 text (byte {bad} is not; is it a binary file, or saved as Latin-1/cp1252?).",
-        "Save it as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.txt > out.txt), then give that file.",
+    return utf8_text(
+        path, "Save it as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.txt > out.txt), then give that file."
     )
 
 
@@ -110,15 +103,7 @@ def _csv_texts(content: str, path: Path) -> tuple[list[str], str]:
 
 def _jsonl_texts(content: str, path: Path) -> list[str]:
     texts = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path} line {number} is not JSON ({exc.msg}, column {exc.colno}).", FILE_HINT
-            ) from exc
+    for number, record in json_records(content, path, FILE_HINT):
         problem = _record_problem(record)
         if problem:
             raise DataError(f"{path} line {number} {problem}.", 'Give every line a text: {"text": "..."}')

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,6 +53,13 @@ def class_order(labels: Iterable[str]) -> list[str]:
 
 
 def _utf8_text(path: Path, suffix: str) -> str:
+    return utf8_text(
+        path, f"Save it as UTF-8 {FORMATS[suffix]} text (e.g. iconv -f cp1252 -t utf-8 in > out)."
+    )
+
+
+def utf8_text(path: Path, hint: str) -> str:
+    """The file's text; a DataError naming the first byte that is not UTF-8 (a NUL: a binary file)."""
     data = path.read_bytes()
     bad = data.find(b"\x00")  # NUL: a binary file, which UTF-8 would otherwise decode
     if bad < 0:
@@ -62,7 +69,7 @@ def _utf8_text(path: Path, suffix: str) -> str:
             bad = exc.start
     raise DataError(
         f"{path} is not UTF-8 text (byte {bad} is not; is it a binary file, or saved as Latin-1/cp1252?).",
-        f"Save it as UTF-8 {FORMATS[suffix]} text (e.g. iconv -f cp1252 -t utf-8 in > out).",
+        hint,
     )
 
 
@@ -97,17 +104,22 @@ def _csv_rows(content: str, path: Path, text_column: str, label_column: str) -> 
         line = reader.line_num + 1
 
 
-def _jsonl_rows(content: str, path: Path, text_column: str, label_column: str) -> Iterable[Row]:
+def json_records(content: str, path: Path, hint: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-empty line of a JSON-lines file; a DataError naming the first
+    line that is not JSON."""
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(
-                f"{path} line {number} is not JSON ({exc.msg}, column {exc.colno}).",
-                _layout_hint(".jsonl", text_column, label_column),
+                f"{path} line {number} is not JSON ({exc.msg}, column {exc.colno}).", hint
             ) from exc
+
+
+def _jsonl_rows(content: str, path: Path, text_column: str, label_column: str) -> Iterable[Row]:
+    for number, record in json_records(content, path, _layout_hint(".jsonl", text_column, label_column)):
         if not isinstance(record, Mapping):
             raise DataError(
                 f"{path} line {number} is a JSON {type(record).__name__}, not an object.",
