@@ -151,11 +151,10 @@ def input_spec(model: TrainedModel, data_cfg: dict[str, Any], overrides: list[st
     The data must hold what the model reads (a ConfigError naming both otherwise).
     """
     from ftcli.data.images.transforms import input_transform
-    from ftcli.data.sources import data_source_class, text_sources
-    from ftcli.data.text.datamodule import TextDataModule
+    from ftcli.data.sources import holds_texts, text_sources
     from ftcli.data.text.spec import text_spec
 
-    text_data = issubclass(data_source_class(data_cfg), TextDataModule)
+    text_data = holds_texts(data_cfg)
     name = data_cfg.get("name")
     if model.reads_text and not text_data:
         raise ConfigError(

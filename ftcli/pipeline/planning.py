@@ -18,8 +18,7 @@ from ftcli.config.run_options import RunOptions
 from ftcli.config.schema import check_config
 from ftcli.data.datamodule import ClassificationDataModule
 from ftcli.data.images.transforms import TransformSpec, input_transform
-from ftcli.data.sources import build_datamodule, data_source_class, text_sources
-from ftcli.data.text.datamodule import TextDataModule
+from ftcli.data.sources import build_datamodule, holds_texts, text_sources
 from ftcli.data.text.spec import TextSpec, text_spec
 from ftcli.device import trains_on_gpu
 from ftcli.errors import ConfigError
@@ -156,9 +155,7 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
 
 def _check_modality(model_name: str, text_model: bool, data_cfg: Any) -> None:
     """A text model needs a text dataset and an image model an image one: say so before loading either."""
-    source = data_source_class(data_cfg)
-    text_data = issubclass(source, TextDataModule)
-    if text_model == text_data:
+    if text_model == holds_texts(data_cfg):
         return
     name = data_cfg.get("name")
     if text_model:

@@ -39,6 +39,13 @@ def data_source_class(cfg: Mapping[str, Any]) -> Source:
     return DATA_SOURCES.get(plain.get("source") or plain.get("name"))
 
 
+def holds_texts(cfg: Mapping[str, Any]) -> bool:
+    """Whether the source ``cfg`` names holds texts (a ``TextDataModule``), else images."""
+    from ftcli.data.text.datamodule import TextDataModule
+
+    return issubclass(data_source_class(cfg), TextDataModule)
+
+
 def text_sources() -> list[str]:
     """The names of the sources that hold texts (``ftcli.data.text``), sorted."""
     from ftcli.data.text.datamodule import TextDataModule
