@@ -47,7 +47,7 @@ def run_advise(args: argparse.Namespace, work: Path, cache: Path, label: str) ->
         "label": f"ftcli {label.replace('-', ' ')}",
         "wall_seconds": wall,
         "advice_seconds": record["seconds"],
-        "images": record["measurements"]["images_probed"],
+        "images": record["measurements"]["samples_probed"],
         "features_loaded": record["measurements"]["features_loaded"],
         "peak_rss_mib": rss,
     }

@@ -23,9 +23,7 @@ from ftcli.advice.rule import Decision, decide
 from ftcli.atomic_files import atomic_write_text
 from ftcli.config.schema import check_config
 from ftcli.device import training_device
-from ftcli.errors import ConfigError
 from ftcli.features.cache import cache_dir
-from ftcli.model import hf_models
 
 
 @dataclass
@@ -51,12 +49,6 @@ def advise(cfg: DictConfig) -> Advice:
     from ftcli.pipeline import plan_run
 
     check_config(cfg)  # the typed schema, before the advisor reads any value
-    if hf_models.is_hf(cfg.model.name):
-        raise ConfigError(
-            "ftcli advise and strategy=auto probe image networks only; text models are not measured yet.",
-            "Pick the strategy yourself: strategy=feature_extraction with few labels per class, "
-            "strategy=lp_ft or full with more (docs/text.md).",
-        )
     started = time.perf_counter()
     # The run that follows (strategy=auto) must start from the same random state as the same run
     # with the picked strategy written out: the advisor draws from a forked generator.

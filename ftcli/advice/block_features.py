@@ -1,10 +1,12 @@
 """Pooled features of every backbone block, computed once per network and training split, then cached.
 
 The advisor asks one question per block: how well does a linear classifier separate the classes
-from this block's output? That needs each block's output pooled to one vector per image (the
-network's own head pooling where it is parameter-free, so Swin's NHWC maps and ViT tokens pool the
-way the model pools them). The files sit beside the feature cache, keyed the same way (weights,
-structure, transform, images), so a second ``advise`` on the same data and weights only loads them.
+from this block's output? That needs each block's output pooled to one vector per sample (the
+network's own head pooling where it is parameter-free, so Swin's NHWC maps, ViT tokens and a text
+model's token states pool the way the model pools them). The raw input gives the no-knowledge
+baseline: an image average-pooled to 16 x 16 pixels, a text as counts of its token ids (a bag of
+words). The files sit beside the feature cache, keyed the same way (weights, structure, transform or
+tokenizer, samples), so a second ``advise`` on the same data and weights only loads them.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from ftcli.model.blocks import HEAD, BlockNet
 
 # Raw-pixel baseline: the input image average-pooled to this side (3 x 16 x 16 = 768 numbers).
 PIXEL_SIDE = 16
-PIXELS = "pixels"
+# Bag-of-tokens baseline: a text's token ids counted into this many bins (id modulo bins), log(1 + count).
+TOKEN_BINS = 4096
+# key of the raw-input baseline among the blocks' features (stored files of an older layout differ in key)
+RAW_INPUT = "raw_input"
+RAW_INPUT_NAMES = {"image": "raw pixels", "text": "token counts"}
 # key prefix of a block's features in the stored file
 BLOCK = "block/"
 
 
 @dataclass
 class BlockFeatures:
-    """One vector per image for every probed block (and the raw-pixel baseline), plus the labels."""
+    """One vector per sample for every probed block (and the raw-input baseline), plus the labels."""
 
     labels: torch.Tensor
     by_block: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -69,27 +75,42 @@ def _pool(x: torch.Tensor, pooler: nn.Module | None) -> torch.Tensor:
     return _generic_pool(x)
 
 
+def raw_input_kind(x: torch.Tensor) -> str:
+    """``text`` for a batch of token ids and masks ``(N, 2, L)`` (integers), else ``image``."""
+    return "image" if torch.is_floating_point(x) else "text"
+
+
+def raw_input(x: torch.Tensor) -> torch.Tensor:
+    """The no-knowledge features of a batch: pixels pooled to 16 x 16, or a text's token counts."""
+    if raw_input_kind(x) == "image":
+        return nn.functional.adaptive_avg_pool2d(x, PIXEL_SIDE).flatten(1).float()
+    ids, mask = x[:, 0], x[:, 1]
+    counts = torch.zeros(ids.shape[0], TOKEN_BINS, device=x.device)
+    counts.scatter_add_(1, ids % TOKEN_BINS, mask.float())
+    return counts.log1p()
+
+
 @torch.no_grad()
 def compute(
-    net: BlockNet, dataset: Dataset, batch_size: int, device: torch.device, pixels: bool
+    net: BlockNet, dataset: Dataset, batch_size: int, device: torch.device, baseline: bool
 ) -> BlockFeatures:
-    """Run the backbone (eval mode) over ``dataset`` and pool each block's output; CPU float32."""
+    """Run the backbone (eval mode) over ``dataset`` and pool each block's output (and, with
+    ``baseline``, the raw input's features); CPU float32."""
     loader = in_order(dataset, batch_size)
     names = net.backbone_names
     pooler = _pooler(net)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    pixel_chunks: list[torch.Tensor] = []
+    raw_chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     unprobed: dict[str, str] = {}
     was_training = net.training
     original = next(net.parameters()).device
     net.eval().to(device)
     try:
-        for images, targets in loader:
-            x = images.to(device)
-            if pixels:
-                small = nn.functional.adaptive_avg_pool2d(x, PIXEL_SIDE)
-                pixel_chunks.append(small.flatten(1).float().cpu())
+        for inputs, targets in loader:
+            x = inputs.to(device)
+            if baseline:
+                raw_chunks.append(raw_input(x).cpu())
             for name in names:
                 x = net.blocks[name](x)
                 if name in unprobed:
@@ -105,8 +126,8 @@ def compute(
     for name in names:
         if name not in unprobed:
             features.by_block[name] = torch.cat(chunks[name])
-    if pixels:
-        features.by_block[PIXELS] = torch.cat(pixel_chunks)
+    if baseline:
+        features.by_block[RAW_INPUT] = torch.cat(raw_chunks)
     return features
 
 
@@ -117,7 +138,7 @@ def cached(
     directory: Path,
     batch_size: int,
     device: torch.device,
-    pixels: bool,
+    baseline: bool,
 ) -> BlockFeatures:
     """:func:`compute` on ``dataset[indices]``, from ``directory`` when an identical run stored it.
 
@@ -127,13 +148,14 @@ def cached(
     key = cache_key(net, whole, dataset, device)
     path = None
     if key is not None:
-        digest = hashlib.sha256(f"{key} {PIXEL_SIDE if pixels else 0} {indices}".encode()).hexdigest()
+        raw = f"{RAW_INPUT} {PIXEL_SIDE} {TOKEN_BINS}" if baseline else "none"
+        digest = hashlib.sha256(f"{key} {raw} {indices}".encode()).hexdigest()
         path = directory / f"advice-{net.family}-{digest[:32]}.pt"
         stored = load_tensors(path)
         if stored is not None and "labels" in stored:
             blocks = {k.removeprefix(BLOCK): v for k, v in stored.items() if k.startswith(BLOCK)}
             return BlockFeatures(stored["labels"], blocks, loaded=True, path=path)
-    features = compute(net, Subset(dataset, indices), batch_size, device, pixels)
+    features = compute(net, Subset(dataset, indices), batch_size, device, baseline)
     if path is not None and not features.unprobed:
         tensors = {f"{BLOCK}{name}": value for name, value in features.by_block.items()}
         save_tensors(path, {"labels": features.labels, **tensors})

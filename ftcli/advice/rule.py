@@ -2,12 +2,12 @@
 
 The seed's four regimes, with "similar" and "much" made measurable (docs/advise.md):
 
-- **much data**: the median class has at least ``MUCH_DATA_PER_CLASS`` labelled training images.
+- **much data**: the median class has at least ``MUCH_DATA_PER_CLASS`` labelled training images (texts).
 - **similar task**: the pretrained features help (the best block's probe removes at least
   ``TRANSFER_GAIN`` of the errors of the best probe without pretrained knowledge, random-init
-  blocks or raw pixels: a relative measure, since 92% -> 97% on easy data is as telling as
-  50% -> 80% on hard data) *and* the network's last block still fits the task (its probe is within
-  ``TOP_DROP`` of the best block's).
+  blocks or the raw input (pixels, token counts): a relative measure, since 92% -> 97% on easy
+  data is as telling as 50% -> 80% on hard data) *and* the network's last block still fits the
+  task (its probe is within ``TOP_DROP`` of the best block's).
   A top block clearly below a lower one has specialised to the source task: the task is dissimilar
   at that depth even when the lower blocks transfer well.
 
@@ -97,12 +97,12 @@ def decide(m: Measurements) -> Decision:
     """Apply the rule of this module's docstring to ``m``."""
     size = "much" if m.median_per_class >= MUCH_DATA_PER_CLASS else "little"
     size_reason = (
-        f"median {m.median_per_class:g} labelled images per class "
+        f"median {m.median_per_class:g} labelled {m.noun} per class "
         f"{'>=' if size == 'much' else '<'} {MUCH_DATA_PER_CLASS} -> {size} data"
     )
-    if m.min_per_class < MIN_PER_CLASS_TO_DECIDE or not m.pretrained or m.pixels is None:
+    if m.min_per_class < MIN_PER_CLASS_TO_DECIDE or not m.pretrained or m.raw_input is None:
         why = (
-            f"{m.min_per_class} image(s) in the smallest class (< {MIN_PER_CLASS_TO_DECIDE})"
+            f"{m.min_per_class} {m.noun} in the smallest class (< {MIN_PER_CLASS_TO_DECIDE})"
             if m.min_per_class < MIN_PER_CLASS_TO_DECIDE
             else "no block could be probed"
         )
@@ -124,7 +124,7 @@ def decide(m: Measurements) -> Decision:
     best = m.pretrained[peak].accuracy
     top_acc = m.pretrained[top].accuracy
     baselines = {f"random-init {n}": s.accuracy for n, s in m.random_init.items()}
-    baselines["raw pixels"] = m.pixels.accuracy
+    baselines[m.raw_input_name] = m.raw_input.accuracy
     baseline_name = max(baselines, key=lambda name: baselines[name])
     baseline_error = 1.0 - baselines[baseline_name]
     gain = 1.0 - (1.0 - best) / baseline_error if baseline_error > 0 else 0.0
@@ -176,7 +176,7 @@ def decide(m: Measurements) -> Decision:
         reasons.insert(
             3,
             f"uncertain: the top block's gap ({100 * drop:.1f} ± {100 * stderr:.1f} points) is within two "
-            f"standard errors of {100 * TOP_DROP:g}; more labelled images would make the call firmer",
+            f"standard errors of {100 * TOP_DROP:g}; more labelled {m.noun} would make the call firmer",
         )
     decision.reasons = reasons
     decision.numbers = numbers

@@ -217,12 +217,13 @@ def advice_tables(record: dict[str, Any]) -> list[Any]:
     measured, decision = record["measurements"], record["decision"]
     probe = measured["probe"]
     counts = measured["per_class"]
-    probed = measured["images_probed"]
-    subsample = f" · probes on a stratified subsample of {probed}" if probed < measured["images"] else ""
+    probed = measured["samples_probed"]
+    subsample = f" · probes on a stratified subsample of {probed}" if probed < measured["samples"] else ""
     data = Text(
-        f"data {measured['data']}: {len(counts)} classes · {measured['images']} training images · "
+        f"data {measured['data']}: {len(counts)} classes · "
+        f"{measured['samples']} training {measured['noun']} · "
         f"per class min {measured['min_per_class']} / median {measured['median_per_class']:g} · "
-        f"{measured['image_size']}x{measured['image_size']} px{subsample}"
+        f"{measured['input_size']}{subsample}"
     )
     table = Table(
         title=escape(f"linear probe per block · {measured['model']} · weights: {measured['weights']}"),
@@ -239,9 +240,10 @@ def advice_tables(record: dict[str, Any]) -> list[Any]:
         if name in measured.get("unprobed", {}):
             mark = escape(f"not probed: {measured['unprobed'][name]}")
         table.add_row(escape(name), _score(ours), _score(theirs), mark)
-    if probe.get("pixels"):
+    if probe.get("raw_input"):
         table.add_section()
-        table.add_row("raw pixels", _score(probe["pixels"]), "", "no pretrained knowledge")
+        name = escape(probe["raw_input_name"])
+        table.add_row(name, _score(probe["raw_input"]), "", "no pretrained knowledge")
     verdict = Table(title="decision", title_justify="left", show_header=False)
     verdict.add_column(style="bold")
     verdict.add_column()

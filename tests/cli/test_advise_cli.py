@@ -57,7 +57,8 @@ def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
     assert measured["weights"].startswith("ImageNet")  # the real default, offline
     assert measured["per_class"] == {str(d): 10 for d in range(10)}
     assert set(measured["probe"]["pretrained"]) == set(measured["blocks"])
-    assert measured["probe"]["pixels"]["accuracy"] > 0.1
+    assert measured["probe"]["raw_input"]["accuracy"] > 0.1
+    assert measured["probe"]["raw_input_name"] == "raw pixels"
     decision = record["decision"]
     assert decision["size"] == "little" and decision["reasons"]
     assert record["command"] == "ftcli train " + " ".join(

@@ -47,12 +47,12 @@ def lite0_advice(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path
 def test_probe_accuracies_equal_a_direct_computation_on_the_cached_features(lite0_advice) -> None:
     advice, cache, _ = lite0_advice
     files = sorted(cache.glob("advice-*.pt"))
-    assert len(files) == 2  # the pretrained network (with pixels) and its random-init copy
+    assert len(files) == 2  # the pretrained network (with the raw input) and its random-init copy
     stored = [torch.load(f, weights_only=True) for f in files]
-    pretrained = next(s for s in stored if "block/pixels" in s)
+    pretrained = next(s for s in stored if f"block/{block_features.RAW_INPUT}" in s)
     labels = np.asarray(pretrained["labels"])
     measured = advice.measurements
-    assert measured.images_probed == len(labels) == 300
+    assert measured.samples_probed == len(labels) == 300
     splitter = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
     for name in measured.blocks:
         features = np.asarray(pretrained[f"block/{name}"], dtype=np.float64)
@@ -127,9 +127,9 @@ def test_a_block_that_cannot_be_pooled_is_named() -> None:
     )
     images = torch.randn(6, 3, 8, 8)
     data = torch.utils.data.TensorDataset(images, torch.tensor([0, 1] * 3))
-    features = block_features.compute(net, data, 4, torch.device("cpu"), pixels=True)
+    features = block_features.compute(net, data, 4, torch.device("cpu"), baseline=True)
     assert "odd" in features.unprobed and "no pooling rule" in features.unprobed["odd"]
-    assert set(features.by_block) == {"stem", "back", block_features.PIXELS}
+    assert set(features.by_block) == {"stem", "back", block_features.RAW_INPUT}
     assert features.by_block["stem"].shape == (6, 4)
 
 
@@ -147,12 +147,12 @@ def _measured(
         data="d",
         classes=["x", "y"],
         per_class={"x": per_class, "y": per_class},
-        image_size=32,
-        images_probed=2 * per_class,
+        input_size="32x32 px",
+        samples_probed=2 * per_class,
         blocks=blocks,
         pretrained={b: score(a) for b, a in zip(blocks, pretrained, strict=True)},
         random_init={b: score(a) for b, a in zip(blocks, random_init, strict=True)},
-        pixels=score(pixels),
+        raw_input=score(pixels),
     )
 
 

@@ -122,9 +122,42 @@ def test_mixup_is_refused_for_text(tiny_llama: str, reviews: Path) -> None:
         plan_run(text_config(tiny_llama, reviews, "mixup.mixup_alpha=0.2"))
 
 
-def test_advise_says_it_probes_images_only_for_a_text_model(tiny_llama: str, reviews: Path) -> None:
+def test_advise_probes_every_text_block_against_random_init_and_token_counts(
+    tiny_llama: str, reviews: Path
+) -> None:
     from ftcli.advice.advisor import advise
+    from ftcli.finetune.strategies import STRATEGIES
 
-    with pytest.raises(ConfigError, match="probe image networks only") as caught:
-        advise(text_config(tiny_llama, reviews))
-    assert "strategy=feature_extraction" in str(caught.value.hint)
+    advice = advise(text_config(tiny_llama, reviews))
+    measured = advice.measurements
+    assert measured.blocks == ["stem", "stage1", "stage2"]
+    assert set(measured.pretrained) == set(measured.random_init) == set(measured.blocks)
+    # 28 of the 36 texts: the rest are the validation and test splits
+    assert (measured.noun, measured.input_size, measured.samples) == ("texts", "at most 128 tokens", 28)
+    # the two classes use different words, so counting token ids separates them (chance: 50%)
+    assert measured.raw_input_name == "token counts" and measured.raw_input.accuracy > 0.7
+    assert advice.decision.strategy in STRATEGIES
+    again = advise(text_config(tiny_llama, reviews))  # the block features come from the cache
+    assert again.measurements.features_loaded
+    assert again.measurements.pretrained == measured.pretrained
+
+
+def test_auto_on_text_trains_with_the_advisors_pick(tiny_llama: str, reviews: Path, tmp_path: Path) -> None:
+    import json
+
+    from helpers.cli_inprocess import run_cli_inprocess
+    from helpers.cli_runner import assert_ok
+
+    run = tmp_path / "auto"
+    result = run_cli_inprocess(
+        "train", f"model.name={tiny_llama}", "model.weights=null", "data=text_csv", f"data.root={reviews}",
+        "data.batch_size=8", "trainer=cpu", "trainer.max_epochs=1", "seed=3", "strategy=auto",
+        f"data.feature_cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(result)
+    advice = json.loads((run / "advice.json").read_text())
+    assert advice["measurements"]["noun"] == "texts"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["advice"]["overrides"] == advice["decision"]["overrides"]
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert checkpoint["ftcli"]["strategy"]["name"] == advice["decision"]["strategy"]

@@ -163,7 +163,8 @@ def in_order(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoa
     if isinstance(dataset, StoredImages):
         view = StoredBatches(dataset, normalise=True)
         return DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=batch_as_is)
-    collate = getattr(dataset, "collate", None)  # texts pad their batches (ClassificationDataModule.loader)
+    # texts pad their batches (ClassificationDataModule.loader), also when a Subset of them is read
+    collate = getattr(dataset, "collate", None) or getattr(getattr(dataset, "dataset", None), "collate", None)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate
     )
