@@ -5,7 +5,9 @@ the features of every split, and returns a datamodule whose batches are features
 LightningModule then runs only the part of the network that trains (``feed_features``). When later
 phases train pretrained blocks, :class:`PhasedDataModule` serves features during the leading
 head-only phases and images from the first phase that trains more (the trainer reloads its loaders
-every epoch for it), and the module runs the whole network from then on.
+every epoch for it), and the module runs the whole network from then on. A text model whose first
+blocks stay fixed in every phase (``last_layers``, ``first_layers``) trains on their cached hidden
+states instead (``ftcli.features.token_states``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,8 +24,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ftcli.data.datamodule import EpochShuffle
 from ftcli.data.images.store import batch_as_is
+from ftcli.data.text.buckets import LengthBuckets
 from ftcli.device import pin_memory
 from ftcli.errors import ConfigError
+from ftcli.features import token_states
 from ftcli.features.cache import (
     ENV_DIR,
     MAX_BYTES,
@@ -36,8 +41,10 @@ from ftcli.features.cache import (
     compute,
     cut_of,
     load,
-    save,
+    load_tensors,
+    save_tensors,
 )
+from ftcli.features.token_states import TokenStates
 from ftcli.finetune.freeze_plan import Schedule
 from ftcli.model.blocks import BlockNet
 
@@ -61,13 +68,13 @@ class FeatureDataset(Dataset):
 
 
 class FeatureDataModule(L.LightningDataModule):
-    """Serves cached features with the image datamodule's batch size and seeded shuffling.
+    """Serves cached features with the source datamodule's batch size and seeded shuffling.
 
-    The train loader shuffles with the same EpochShuffle as :meth:`ImageDataModule.loader`, so
-    batches come in the same order as on the live path, and a resumed run matches too.
+    The train loader shuffles as the source does (an EpochShuffle; for texts, the same length buckets),
+    so batches come in the same order as on the live path, and a resumed run matches too.
     """
 
-    def __init__(self, source: Any, splits: Mapping[str, FeatureDataset]) -> None:
+    def __init__(self, source: Any, splits: Mapping[str, FeatureDataset | TokenStates]) -> None:
         super().__init__()
         self.source = source
         self.splits = dict(splits)
@@ -88,10 +95,15 @@ class FeatureDataModule(L.LightningDataModule):
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.splits[split]
+        sampler: EpochShuffle | None = None
+        if shuffle and isinstance(dataset, TokenStates):
+            sampler = LengthBuckets(dataset, self.seed, self._epoch, dataset.lengths, self.batch_size)
+        elif shuffle:
+            sampler = EpochShuffle(dataset, self.seed, self._epoch)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(dataset, self.seed, self._epoch) if shuffle else None,
+            sampler=sampler,
             collate_fn=batch_as_is,
             pin_memory=pin_memory(),
         )
@@ -175,6 +187,8 @@ class CacheReport:
     directory: str = ""
     shape: tuple[int, ...] = ()
     phases: str = ""  # for a multi-phase strategy: which phases run on the cache
+    # the cached blocks when they are a text model's fixed prefix (their hidden states per token)
+    prefix: str = ""
 
     def line(self) -> str:
         if not self.used:
@@ -187,6 +201,11 @@ class CacheReport:
             )
             if part
         )
+        if self.prefix:
+            return (
+                f"feature cache: on · fixed blocks {self.prefix} run once ({how} in {self.seconds:.1f} s) · "
+                f"hidden states {'x'.join(map(str, self.shape))} per token · {self.directory}"
+            )
         return (
             f"feature cache: on{self.phases} · frozen blocks run once ({how} in {self.seconds:.1f} s) · "
             f"features {'x'.join(map(str, self.shape))} per sample · {self.directory}"
@@ -210,18 +229,19 @@ def maybe_cached(
     if not cache_mode(data_cfg):
         return datamodule, None
     ok, reason = cache_eligible(schedule, data_cfg.get("augment"), mixing=mixing)
+    if not ok and not reason and net.input.modality == "tokens":
+        return _prefix_cached(datamodule, net, schedule, data_cfg, device, use_tail)
     if not ok:
         return datamodule, (CacheReport(False, reason) if reason else None)
     started = time.perf_counter()
     cut = cut_of(net)
     directory = cache_dir(data_cfg)
-    splits = [s for s in SPLITS if s != "test" or datamodule.has_test]
-    keys = {split: cache_key(net, cut, datamodule.dataset(split), device) for split in splits}
-    if any(key is None for key in keys.values()):
+    keys = _split_keys(datamodule, net, cut, device)
+    if keys is None:
         return datamodule, CacheReport(False, "this dataset cannot be fingerprinted for the cache")
     report = CacheReport(True, directory=str(directory))
     served: dict[str, FeatureDataset] = {}
-    for split in splits:
+    for split in keys:
         path = directory / f"{net.family}-{split}-{keys[split][:32]}.pt"
         stored = load(path)
         if stored is None:
@@ -231,14 +251,7 @@ def maybe_cached(
                 return datamodule, CacheReport(False, too_big)
             batch = max(64, datamodule.batch_size)
             stored = compute(net, cut, dataset, batch, datamodule.num_workers, device)
-            try:
-                save(path, *stored)
-            except OSError as e:
-                raise ConfigError(
-                    f"Cannot write the feature cache {path}: {e}",
-                    f"Set data.feature_cache_dir (or ${ENV_DIR}) to a writable folder, "
-                    "or data.cache_features=false.",
-                ) from e
+            _write(path, {"features": stored[0], "labels": stored[1]})
             report.computed += 1
         else:
             report.loaded += 1
@@ -267,3 +280,64 @@ def _fits(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -> bo
     finally:
         net.train(was_training)
     return one.numel() * 4 * len(dataset) <= MAX_BYTES  # type: ignore[arg-type]
+
+
+def _split_keys(datamodule: Any, net: BlockNet, cut: Cut, device: torch.device) -> dict[str, str] | None:
+    """Each split's cache key (test only when there is one); None when a split cannot be fingerprinted."""
+    splits = [s for s in SPLITS if s != "test" or datamodule.has_test]
+    keys = {split: cache_key(net, cut, datamodule.dataset(split), device) for split in splits}
+    return None if any(key is None for key in keys.values()) else keys  # type: ignore[return-value]
+
+
+def _write(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Store a cache file (atomically); a folder that cannot take it is the user's to change, said so."""
+    try:
+        save_tensors(path, tensors)
+    except OSError as e:
+        raise ConfigError(
+            f"Cannot write the feature cache {path}: {e}",
+            f"Set data.feature_cache_dir (or ${ENV_DIR}) to a writable folder, or data.cache_features=false.",
+        ) from e
+
+
+def _prefix_cached(
+    datamodule: Any,
+    net: BlockNet,
+    schedule: Schedule,
+    data_cfg: Mapping[str, Any],
+    device: torch.device,
+    use_tail: Callable[[Callable[[torch.Tensor], torch.Tensor]], None],
+) -> tuple[Any, CacheReport | None]:
+    """A text model's fixed prefix cached (``ftcli.features.token_states``), or ``datamodule`` unchanged."""
+    stop = token_states.fixed_prefix(schedule)
+    if stop < token_states.MIN_PREFIX:
+        return datamodule, None
+    started = time.perf_counter()
+    cut = Cut(stop, pooled=False)
+    directory = cache_dir(data_cfg)
+    keys = _split_keys(datamodule, net, cut, device)
+    if keys is None:
+        return datamodule, CacheReport(False, "this dataset cannot be fingerprinted for the cache")
+    names = net.block_names[:stop]
+    report = CacheReport(True, directory=str(directory), prefix=f"{names[0]}-{names[-1]}")
+    served: dict[str, TokenStates] = {}
+    for split in keys:
+        path = directory / f"{net.family}-{split}-states-{keys[split][:32]}.pt"
+        stored = load_tensors(path)
+        if stored is None or not {"states", "lengths", "labels"} <= set(stored):
+            dataset = datamodule.dataset(split)
+            if token_states.state_bytes(net, stop, dataset) > MAX_BYTES:
+                too_big = f"the hidden states would need more than {MAX_BYTES >> 30} GiB of memory"
+                return datamodule, CacheReport(False, too_big)
+            batch = max(64, datamodule.batch_size)
+            flat, lengths, labels = token_states.compute(net, stop, dataset, batch, device)
+            stored = {"states": flat, "lengths": lengths, "labels": labels}
+            _write(path, stored)
+            report.computed += 1
+        else:
+            report.loaded += 1
+        served[split] = TokenStates(stored["states"], stored["lengths"], stored["labels"])
+    report.seconds = time.perf_counter() - started
+    report.shape = (served["train"].width,)
+    use_tail(lambda x: token_states.tail(net, stop, x))
+    return FeatureDataModule(datamodule, served), report

@@ -61,10 +61,14 @@ class DecoderStem(nn.Module):
         self.config = config
 
     def forward(self, x: torch.Tensor) -> TokenState:
+        ids, mask = split_input(x)
+        return self.state_of(self.embed_tokens(ids), mask)
+
+    def state_of(self, hidden: torch.Tensor, mask: torch.Tensor) -> TokenState:
+        """The state the layers take for ``hidden`` states and their mask: the causal mask and rotary
+        embeddings depend on nothing else, so cached hidden states (features/token_states.py) resume here."""
         from transformers.masking_utils import create_causal_mask
 
-        ids, mask = split_input(x)
-        hidden = self.embed_tokens(ids)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         causal = create_causal_mask(
             config=self.config, inputs_embeds=hidden, attention_mask=mask, cache=None, position_ids=None
@@ -85,11 +89,14 @@ class EncoderStem(nn.Module):
         self.config = config
 
     def forward(self, x: torch.Tensor) -> TokenState:
-        from transformers.masking_utils import create_bidirectional_mask
-
         ids, mask = split_input(x)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # real tokens only, as in DecoderStem
-        hidden = self.embeddings(input_ids=ids, position_ids=positions)
+        return self.state_of(self.embeddings(input_ids=ids, position_ids=positions), mask)
+
+    def state_of(self, hidden: torch.Tensor, mask: torch.Tensor) -> TokenState:
+        """The state the layers take for ``hidden`` states and their mask (as DecoderStem's)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
         attention = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask)
         return TokenState(hidden, mask, {"attention_mask": attention})
 

@@ -192,11 +192,26 @@ def test_ddp_sweep_runs_each_job_once_with_two_cpu_ranks(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_ddp_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(tmp_path: Path) -> None:
-    """Two CPU ranks (gloo) in the default, timestamped run dir: rank 1 joins rank 0's directory."""
+def test_ddp_text_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(
+    tmp_path: Path, tiny_llama: str
+) -> None:
+    """Two CPU ranks (gloo) in the default, timestamped run dir: rank 1 joins rank 0's directory.
+
+    A text run (the tiny Llama, ``last_layers`` on the cached hidden states of its fixed blocks), so
+    DDP is exercised on text too; the DDP sweep above trains images."""
+    pytest.importorskip("transformers")
+    from helpers.text_runs import write_reviews
+
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
-    result = run_cli("train", *FAST, *DIGITS, "model.weights=null", *ddp, cwd=tmp_path)
+    text = [
+        f"model.name={tiny_llama}", "model.weights=null", "data=text_csv",
+        f"data.root={write_reviews(tmp_path / 'reviews.csv')}", "data.batch_size=8",
+        "strategy=last_layers", "strategy.n=1", f"data.feature_cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    quick = ["trainer=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "print_config=false"]
+    result = run_cli("train", *quick, *text, *ddp, cwd=tmp_path)
     assert_ok(result)
+    assert "feature cache: on · fixed blocks stem-stage1" in result.stdout
 
     runs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs
