@@ -29,6 +29,10 @@ same model, batch size, precision and ``--threads``:
    ftcli must do per epoch. (A split over ``data.image_cache_mb`` is stored on disk beside the
    feature cache and reused by the next round: only the first step's time would show it.)
 
+3. text (``--no-text`` skips it): SmolLM2-135M fine-tuned on movie-review sentences, the raw
+   transformers loop and ``ftcli full`` in ``--repeats`` rounds, then ``last_layers`` live and on its
+   cached hidden states (:mod:`bench.text_speed`).
+
 Each row reports the median over its runs of img/s and epoch seconds, with their min-max; ratios
 such as ``full_vs_raw`` are ratios of medians, with ``*_min``/``*_max`` from pairing each round's
 runs. Also timed: ``ftcli --help``, and ``ftcli advise`` on 1,000 MNIST digits at 64 px with the
@@ -67,6 +71,7 @@ from bench.jpeg import JPEG_ROUNDS, run_jpeg_suite
 from bench.processes import ROOT, trainer_preset
 from bench.report import machine, show
 from bench.stats import ratio_keys, ratios
+from bench.text_speed import run_text_suite
 from bench.timings import help_seconds, run_advise
 
 RESULTS = ROOT / "bench-results.json"
@@ -118,6 +123,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     jpeg.add_argument(
         "--jpeg-epochs", type=_positive, default=2, help="per run; the first is warm-up, not timed"
     )
+    text = parser.add_argument_group("the text rows (SmolLM2-135M on movie-review sentences)")
+    text.add_argument("--no-text", action="store_true", help="skip the text rows")
+    text.add_argument("--text-model", default="smollm2_135m", help="an ftcli text model config")
+    text.add_argument("--text-per-class", type=_positive, default=32, help="training sentences per class")
+    text.add_argument("--text-batch-size", type=_positive, default=16)
+    text.add_argument("--text-max-length", type=_positive, default=64, help="data.max_length (tokens)")
+    text.add_argument(
+        "--text-epochs", type=_positive, default=3, help="per run; the first is warm-up, not timed"
+    )
     parser.add_argument(
         "--no-advise", action="store_true", help="skip the two ftcli advise rows (quick checks)"
     )
@@ -165,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_jpeg:
             jpeg_rows, jpeg, jpeg_ratios = run_jpeg_suite(args, work, cache, phase_seconds)
             rows += jpeg_rows
+        text: dict[str, Any] | None = None
+        text_ratios: dict[str, Any] = {}
+        if not args.no_text:
+            text_rows, text, text_ratios = run_text_suite(args, work, cache, phase_seconds)
+            rows += text_rows
         phase = time.perf_counter()
         lp_ft = run_lp_ft_probe(args, digits, work, cache)
         phase_seconds["lp_ft"] = time.perf_counter() - phase
@@ -200,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             "jpeg_last_layers_vs_full": None,
             "jpeg_first_step_seconds": None,
             **jpeg_ratios,
+            "text_full_vs_raw": None,
+            "text_full_vs_raw_min": None,
+            "text_full_vs_raw_max": None,
+            "text_full_vs_raw_rounds": None,
+            "text_cached_epoch_speedup": None,
+            **text_ratios,
             "repeats": args.repeats,
             "machine": machine(args),
             "config": {
@@ -213,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "interleaved": {"digits": ["raw", *DIGITS_ROUNDS], "jpeg": ["raw", *JPEG_ROUNDS]},
                 "jpeg": jpeg,
+                "text": text,
             },
             "runs": rows,
             "phase_seconds": phase_seconds,

