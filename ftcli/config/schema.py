@@ -224,6 +224,10 @@ RULES: dict[str, Rule] = {
     "data.max_length": whole(2, 1_000_000, "128"),
     "data.text_column": TEXT,
     "data.label_column": TEXT,
+    # data=hf_datasets: what load_dataset reads (data.files and data.splits: checked by the source)
+    "data.dataset": TEXT,
+    "data.config": TEXT.or_null(),
+    "data.cache_dir": PATH.or_null(),
     "data.augment.random_resized_crop": BOOLEAN,
     "data.augment.hflip": BOOLEAN,
     "data.augment.rotate": number(0, 180, example="15"),

@@ -99,3 +99,10 @@ def first_per_class(indices: list[int], labels: np.ndarray, per_class: int, seed
             counts[label] += 1
             kept.append(i)
     return sorted(kept)
+
+
+def as_columns(samples: Mapping[str, list[Sample]]) -> dict[str, tuple[list[str], list[int]]]:
+    """``{split: [(item, label), ...]}`` as ``{split: (items, labels)}``: what a text datamodule takes."""
+    return {
+        split: ([item for item, _ in rows], [label for _, label in rows]) for split, rows in samples.items()
+    }

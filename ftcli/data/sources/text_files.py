@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 from ftcli.data.checks import expand_path, fractions
 from ftcli.data.sources import data_source
-from ftcli.data.splits import SPLITS, Sample, carve_missing, stratified_split
+from ftcli.data.splits import SPLITS, Sample, as_columns, carve_missing, stratified_split
 from ftcli.data.text.datamodule import TextDataModule
 from ftcli.data.text.spec import TextSpec
-from ftcli.data.text.table_files import FORMATS, class_order, read_rows
+from ftcli.data.text.table_files import FORMATS, class_order, column_option, read_rows
 from ftcli.errors import ConfigError, DataError
 
 
@@ -33,8 +33,8 @@ class TextFilesDataModule(TextDataModule):
         if root in (None, ""):
             raise ConfigError(f"data.root is required for data.name={self.name}.", self._layout())
         self._root = expand_path(root)
-        self.text_column = _column(cfg, "text_column", "text")
-        self.label_column = _column(cfg, "label_column", "label")
+        self.text_column = column_option(cfg, "text_column", "text")
+        self.label_column = column_option(cfg, "label_column", "label")
         self.val_fraction, self.test_fraction = fractions(cfg, 0.2, 0.0)
         files = self._files()
         rows = {
@@ -60,7 +60,7 @@ class TextFilesDataModule(TextDataModule):
         samples = {
             split: [(row.text, index[row.label]) for row in split_rows] for split, split_rows in rows.items()
         }
-        self._use_splits(_as_columns(self._split(samples, files)))
+        self._use_splits(as_columns(self._split(samples, files)))
 
     @property
     def root(self) -> Path:
@@ -125,21 +125,6 @@ class TextFilesDataModule(TextDataModule):
                 f"Set data.val_fraction=0.1 (carved from train), or add val{self.suffix}.",
             )
         return samples
-
-
-def _column(cfg: Mapping[str, Any], key: str, default: str) -> str:
-    value = cfg.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"data.{key} must be a column name, got {value!r}.", f"e.g. data.{key}={default}")
-    return value
-
-
-def _as_columns(samples: Mapping[str, list[Sample]]) -> dict[str, tuple[list[str], list[int]]]:
-    return {
-        split: ([text for text, _ in rows], [label for _, label in rows]) for split, rows in samples.items()
-    }
 
 
 @data_source("text_csv")

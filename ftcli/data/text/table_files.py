@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ftcli.errors import DataError
+from ftcli.errors import ConfigError, DataError
 
 FORMATS = {".csv": "CSV", ".jsonl": "JSON Lines"}
 WHOLE_NUMBER = re.compile(r"-?\d+")
@@ -156,3 +156,13 @@ def _label(value: Any, where: str) -> str:
     if not label:
         raise DataError(f"{where} has an empty label.", "Fill in or delete that row.")
     return label
+
+
+def column_option(cfg: Mapping[str, Any], key: str, default: str) -> str:
+    """``data.text_column`` / ``data.label_column``: a column name (``default`` when unset)."""
+    value = cfg.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"data.{key} must be a column name, got {value!r}.", f"e.g. data.{key}={default}")
+    return value
