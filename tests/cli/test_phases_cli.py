@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, output, run_cli
+from helpers.cli_runner import assert_ok, output
 from helpers.shared_runs import shared_folder
 
 FAST = [
@@ -85,13 +85,16 @@ def test_sweep_over_phased_and_plain_strategies_runs_to_completion(phased_sweep:
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(tmp_path: Path) -> None:
+def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(
+    tmp_path: Path, single_thread: None
+) -> None:
+    # the uninterrupted and the resumed run train in this process, on one thread as the killed one does
     # 20 images per class: an epoch lasts long enough to kill the run between two checkpoints
     args = [*FAST, "strategy=gradual", "data.per_class=20", "data.num_workers=0", "trainer.max_epochs=5"]
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
     whole_dir.mkdir()
     killed_dir.mkdir()
-    assert_ok(run_cli("train", *args, cwd=whole_dir))
+    assert_ok(run_cli_inprocess("train", *args, cwd=whole_dir))  # only the killed run needs a process
 
     env = {**os.environ, "FTCLI_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
     process = subprocess.Popen(
@@ -111,9 +114,9 @@ def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(tmp_path:
             process.kill()
     assert reached < 4
 
-    resumed = run_cli("train", *args, "resume=last", cwd=killed_dir)
+    resumed = run_cli_inprocess("train", *args, "resume=last", cwd=killed_dir)
     assert_ok(resumed)
-    assert "resuming from" in resumed.stdout
+    assert "resuming from" in output(resumed)
     runs = sorted((killed_dir / "outputs").glob("*/*/"))
     assert len(runs) == 2, "the resumed run writes its own directory; the killed one is only read"
     whole_ckpt = next((whole_dir / "outputs").glob("*/*/checkpoints/last.ckpt"))

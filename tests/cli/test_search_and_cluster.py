@@ -168,7 +168,7 @@ def test_a_killed_submitit_job_continues_from_its_last_checkpoint(tmp_path: Path
     assert killed_at < 2
 
     # 1. resume=last, as after any interrupted run: a new run directory continues from its last.ckpt
-    resumed = run_cli(
+    resumed = run_cli_inprocess(
         "train", *FAST, *overrides[1:], "data.per_class=10", "resume=last",
         f"hydra.run.dir={tmp_path / 'resumed' / 'run'}", cwd=tmp_path,
     )  # fmt: skip

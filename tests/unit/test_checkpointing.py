@@ -17,7 +17,7 @@ import torch
 from ftcli.training.checkpoint_io import AtomicCheckpointIO, atomic_save
 from ftcli.training.trainer import build_trainer
 
-from helpers.cli_runner import run_cli
+from helpers.cli_inprocess import run_cli_inprocess
 
 
 def test_save_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_kill_9_during_training_leaves_loadable_checkpoints(tmp_path: Path) -> N
     assert all(name.startswith(".") and name.endswith(".tmp") for name in leftovers), leftovers
     assert not (tmp_path / "run" / "summary.json").exists()
     # a re-run into the same folder is refused: the killed run's checkpoints stay as they are
-    again = run_cli(*args[:-1], f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    again = run_cli_inprocess(*args[:-1], f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
 

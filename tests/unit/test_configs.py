@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ftcli.command_line import config_groups as paths
 from ftcli.command_line.config_groups import group_options
+from ftcli.config.schema import check_config
 
 # What a group needs besides its own option to compose (mandatory ``???`` values).
 REQUIRED = {
@@ -81,8 +82,9 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
-def test_every_option_composes_and_resolves(group: str, option: str) -> None:
+def test_every_option_composes_resolves_and_passes_the_schema(group: str, option: str) -> None:
     cfg = compose_train([f"{group}={option}", *REQUIRED.get((group, option), [])])
+    check_config(cfg)  # every shipped option is valid as shipped
 
     if group in NAMED_GROUPS:
         # data=torchvision dispatches on data.source (its data.name is the torchvision dataset)
