@@ -5,6 +5,10 @@ The default run directory carries the time down to microseconds, so only an expl
 run. That is refused with the next free name to use instead, rather than silently writing to
 ``X-1``: scripts that read ``X/summary.json`` afterwards must never read another run's results.
 
+One exception: an Optuna search run again into its own sweep folder, with the study it recorded there
+(``study.yaml``: same storage and study name), continues that study; its new trials get new numbers,
+so new folders.
+
 The check is a Hydra callback (``hydra.callbacks`` in train.yaml) because Hydra itself writes
 ``.hydra/`` and the log into the directory before the task function starts.
 """
@@ -37,7 +41,12 @@ class RunDirGuard(Callback):
         _exit_on_error(lambda: check_run_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_on_error(lambda: check_sweep_dir(Path(str(config.hydra.sweep.dir))))
+        from ftcli.hydra_hooks.optuna_sweeper import continues_study
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if continues_study(config, sweep_dir):  # the same search again: new trials, new folders
+            return
+        _exit_on_error(lambda: check_sweep_dir(sweep_dir))
 
 
 def check_run_dir(path: Path, key: str) -> None:
