@@ -34,7 +34,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from ftcli.errors import ConfigError, unknown_name
+from ftcli.errors import ConfigError, reject_unknown_keys, unknown_name
 from ftcli.ui import console
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
@@ -87,9 +87,7 @@ class SearchOptions:
 def search_options(config: DictConfig) -> SearchOptions:
     """The sweeper's keys, checked: ConfigError naming the key and its valid values."""
     sweeper = config.hydra.sweeper
-    for key in sweeper:
-        if str(key) not in KEYS:
-            raise unknown_name("hydra.sweeper key", str(key), [k for k in KEYS if k != "_target_"])
+    reject_unknown_keys([str(k) for k in sweeper], KEYS, "hydra.sweeper", kind="sweeper")
     n_trials = sweeper.get("n_trials")
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(
@@ -270,6 +268,17 @@ def heartbeat(study: Any, trial: Any) -> Iterator[None]:
         thread.join(timeout=5)
 
 
+def tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """``study.tell``. The grid sampler calls ``study.stop()`` after the last point of its grid, which
+    Optuna allows only inside ``study.optimize``; the trial is stored by then, and the loop here ends
+    by itself (``n_trials`` is capped at the grid's size)."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
     """Without Optuna's warnings about what ftcli does on purpose: heartbeats with ask-and-tell (its
@@ -374,7 +383,7 @@ class OptunaSearch(Sweeper):
         if found:  # another study's trial with this number wrote there: never write over a run
             message = f"{run_dir} already holds a run ({', '.join(found)}) of another study"
             trial.set_user_attr("error", message)
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             console.error_console.print(f"search: trial {trial.number} not run: {message}", markup=False)
             return None
         with (
@@ -387,18 +396,18 @@ class OptunaSearch(Sweeper):
         except Exception as exc:  # a user error (FailedJob) or a crash of the job: the search goes on
             message = getattr(job._return_value, "message", None) or str(exc) or type(exc).__name__
             trial.set_user_attr("error", message.splitlines()[0])
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             return job
         if outcome.pruned_epoch is not None:
             trial.set_user_attr("pruned_epoch", outcome.pruned_epoch)
-            study.tell(trial, state=TrialState.PRUNED)
+            tell(study, trial, state=TrialState.PRUNED)
             return job
         value = returned if options.metric == RETURNED_METRIC else outcome.best
         if value is None or math.isnan(value):
             trial.set_user_attr("error", f"no {options.metric}: the run validated nothing")
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             return job
-        study.tell(trial, value)
+        tell(study, trial, value)
         return job
 
 
