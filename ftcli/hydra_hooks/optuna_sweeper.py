@@ -5,8 +5,8 @@ study for a trial, samples it (``search_space.sample``: ``hydra.sweeper.params``
 sweeps, the ``search_when`` keys), runs it as an ordinary job through Hydra's launcher into
 ``<sweep dir>/<trial number>``, and tells the study how it ended: complete (its objective), pruned
 (the run stopped early, ``training/callbacks/trial_pruning.py``) or failed (reported, and the search
-goes on). At the end: a ranked table, the best trial's ``ftcli train`` command,
-``optimization_results.yaml`` and the plots (``search_results.py``).
+goes on; Ctrl-C fails the trial and stops the search). At the end: a ranked table, the best trial's
+``ftcli train`` command, ``optimization_results.yaml`` and the plots (``search_results.py``).
 
 The study lives in ``hydra.sweeper.storage`` (default ``sqlite:///<sweep dir>/search.db``; any
 SQLAlchemy URL; ``journal:PATH`` for Optuna's journal file on a shared filesystem; null: in memory).
@@ -15,7 +15,7 @@ and study_name) continues the study up to it, and several workers on one storage
 asking for the next trial, so no trial runs twice. A database storage records a heartbeat while a
 trial runs: a trial whose worker died is marked failed after :data:`GRACE_SECONDS` and run again.
 
-The plugin class Hydra instantiates is ``hydra_plugins.ftcli_sweeper.optuna.OptunaSweeper`` (Hydra
+The plugin class Hydra instantiates is ``hydra_plugins.ftcli_sweeper.optuna_sweeper.OptunaSweeper`` (Hydra
 accepts plugins from the ``hydra_plugins`` package only); the work is here. Imports no torch, and
 Optuna only inside the functions that use it.
 """
@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +62,9 @@ RETURNED_METRIC = "val/acc"
 JOURNAL = "journal:"
 # what a continued study is recognised by in its sweep folder
 STUDY_RECORD = "study.yaml"
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 120
+# a running trial's heartbeat; one silent for GRACE_SECONDS belonged to a worker that died
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -386,16 +389,25 @@ class OptunaSearch(Sweeper):
             tell(study, trial, state=TrialState.FAIL)
             console.error_console.print(f"search: trial {trial.number} not run: {message}", markup=False)
             return None
-        with (
-            trial_pruning.trial_scope(trial, run_dir, options.metric, options.maximize) as outcome,
-            heartbeat(study, trial),
-        ):
-            [job] = self.launcher.launch([list(overrides)], initial_job_idx=trial.number)
+        try:
+            with (
+                trial_pruning.trial_scope(trial, run_dir, options.metric, options.maximize) as outcome,
+                heartbeat(study, trial),
+            ):
+                [job] = self.launcher.launch([list(overrides)], initial_job_idx=trial.number)
+        except BaseException:  # Ctrl-C: failed without an error of its own, so a rerun makes it up
+            tell(study, trial, state=TrialState.FAIL)
+            raise
         try:
             returned = float(job.return_value)
         except Exception as exc:  # a user error (FailedJob) or a crash of the job: the search goes on
-            message = getattr(job._return_value, "message", None) or str(exc) or type(exc).__name__
-            trial.set_user_attr("error", message.splitlines()[0])
+            message = getattr(job._return_value, "message", None)
+            if message is None:  # not a user error (reported by the job already): a bug, shown here
+                message = f"{type(exc).__name__}: {exc}"
+                console.error_console.print(f"search: trial {trial.number} crashed: {message}", markup=False)
+                if os.environ.get("FTCLI_DEBUG"):
+                    console.error_console.print("".join(traceback.format_exception(exc)), markup=False)
+            trial.set_user_attr("error", message.splitlines()[0] if message else type(exc).__name__)
             tell(study, trial, state=TrialState.FAIL)
             return job
         if outcome.pruned_epoch is not None:
