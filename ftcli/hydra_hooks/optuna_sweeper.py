@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -133,37 +134,54 @@ def search_options(config: DictConfig) -> SearchOptions:
     return options
 
 
+def pruner_arguments(options: SearchOptions) -> tuple[dict[str, Any], list[str]]:
+    """The ``pruner_options`` the chosen pruner takes, and the names of those that only other pruners
+    take (left out, so that ``pruner=hyperband`` works with the median settings of a preset).
+    An argument no pruner has is a ConfigError listing the chosen pruner's arguments."""
+    import inspect
+
+    by_pruner = {
+        name: [p for p in inspect.signature(cls).parameters] for name, cls in _pruner_classes().items()
+    }
+    kwargs: dict[str, Any] = {}
+    others: list[str] = []
+    for key, value in options.pruner_options.items():
+        if key in by_pruner[options.pruner]:
+            kwargs[key] = value
+        elif any(key in args for args in by_pruner.values()):
+            others.append(key)
+        else:
+            valid = ", ".join(by_pruner[options.pruner]) or "none"
+            raise ConfigError(
+                f"hydra.sweeper.pruner_options.{key}: no pruner has such an argument.",
+                f"The {options.pruner} pruner's arguments: {valid}.",
+            )
+    return kwargs, others
+
+
 def make_pruner(options: SearchOptions, max_epochs: int | None) -> Any:
-    """The Optuna pruner ``hydra.sweeper.pruner`` names, built with ``pruner_options``.
+    """The Optuna pruner ``hydra.sweeper.pruner`` names, built with its ``pruner_options``.
 
     Hyperband's ``max_resource`` defaults to ``trainer.max_epochs`` (an epoch is the resource).
     """
-    import inspect
+    kwargs, _ = pruner_arguments(options)
+    if options.pruner == "hyperband" and "max_resource" not in kwargs and max_epochs:
+        kwargs["max_resource"] = max_epochs
+    try:
+        return _pruner_classes()[options.pruner](**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"hydra.sweeper.pruner_options for the {options.pruner} pruner: {exc}") from exc
 
+
+def _pruner_classes() -> dict[str, Any]:
     import optuna
 
-    classes = {
+    return {
         "median": optuna.pruners.MedianPruner,
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
         "hyperband": optuna.pruners.HyperbandPruner,
         "none": optuna.pruners.NopPruner,
     }
-    cls = classes[options.pruner]
-    kwargs = dict(options.pruner_options)
-    valid = [p for p in inspect.signature(cls).parameters if p != "self"]
-    for key in kwargs:
-        if key not in valid:
-            what = ", ".join(valid) if valid else "none"
-            raise ConfigError(
-                f"hydra.sweeper.pruner_options.{key}: the {options.pruner} pruner has no such argument.",
-                f"Its arguments: {what}.",
-            )
-    if options.pruner == "hyperband" and "max_resource" not in kwargs and max_epochs:
-        kwargs["max_resource"] = max_epochs
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"hydra.sweeper.pruner_options for the {options.pruner} pruner: {exc}") from exc
 
 
 def make_sampler(options: SearchOptions, grid: dict[str, list[Any]] | None) -> Any:
@@ -248,9 +266,8 @@ def counts_toward_total(trial: Any) -> bool:
 @contextlib.contextmanager
 def heartbeat(study: Any, trial: Any) -> Iterator[None]:
     """Record the trial's heartbeat while it runs (database storages; ask-and-tell has none of its own)."""
-    storage = study._storage
-    record = getattr(storage, "record_heartbeat", None)
-    if record is None or getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
+    record = getattr(study._storage, "record_heartbeat", None)
+    if record is None or not _has_heartbeat(study):
         yield
         return
     stop = threading.Event()
@@ -317,6 +334,7 @@ class OptunaSearch(Sweeper):
 
     def sweep(self, arguments: list[str]) -> list[Any]:
         import optuna
+        from optuna.trial import TrialState
 
         from ftcli.hydra_hooks import search_results
         from ftcli.hydra_hooks.search_space import reachable_conditional, sample, search_space
@@ -326,6 +344,8 @@ class OptunaSearch(Sweeper):
         options = search_options(config)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        # first, so that a second worker started at the same moment sees a study to join, not a used folder
+        _record_study(sweep_dir, options)
         if not (sweep_dir / "multirun.yaml").exists():
             OmegaConf.save(config, sweep_dir / "multirun.yaml")
         space = search_space(config.hydra.sweeper.get("params"), arguments)
@@ -349,7 +369,12 @@ class OptunaSearch(Sweeper):
                 f"hydra.sweeper.study_name={options.study_name} in {options.storage}: {exc}",
                 "Give the direction the study was created with, or a new hydra.sweeper.study_name.",
             ) from exc
-        _record_study(sweep_dir, options)
+        _, others = pruner_arguments(options)
+        if others:
+            console.show_line(
+                f"search: pruner_options {', '.join(others)} left out: "
+                f"the {options.pruner} pruner does not take them"
+            )
         total = options.n_trials
         if grid is not None:
             total = min(total, math.prod(len(v) for v in grid.values()))
@@ -360,11 +385,22 @@ class OptunaSearch(Sweeper):
             f"{done} of {total} trials done"
         )
         returns = []
+        waiting = False
         while True:
             with quiet_optuna():
                 optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, made up below
-                if sum(counts_toward_total(t) for t in study.get_trials(deepcopy=False)) >= total:
-                    break
+                trials = study.get_trials(deepcopy=False)
+                if sum(counts_toward_total(t) for t in trials) >= total:
+                    running = sum(t.state == TrialState.RUNNING for t in trials)
+                    if not running or not _has_heartbeat(study):
+                        break
+                    # other workers' trials: wait for them (a dead one's is failed after GRACE_SECONDS
+                    # and made up here), so that the study is complete when this command ends
+                    if not waiting:
+                        console.show_line(f"search: waiting for {running} trial(s) of other workers")
+                        waiting = True
+                    time.sleep(HEARTBEAT_SECONDS)
+                    continue
                 trial = study.ask()
             overrides = sample(config, trial, space)
             returns.append(self._run(study, trial, overrides, sweep_dir / str(trial.number), options))
@@ -421,6 +457,11 @@ class OptunaSearch(Sweeper):
             return job
         tell(study, trial, value)
         return job
+
+
+def _has_heartbeat(study: Any) -> bool:
+    """Whether the study's storage records heartbeats (a database storage), so dead trials are found."""
+    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
 def _max_epochs(config: DictConfig) -> int | None:

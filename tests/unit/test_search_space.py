@@ -68,7 +68,10 @@ def test_the_shipped_search_maximizes_with_a_seeded_sampler_and_the_median_prune
             ["+hydra.sweeper.n_jobs=2"],
             "Unknown sweeper key.*hydra.sweeper.n_jobs.*hydra.sweeper.pruner_options",
         ),
-        (["+hydra.sweeper.pruner_options.patience=2"], "median pruner has no such argument.*n_warmup_steps"),
+        (
+            ["+hydra.sweeper.pruner_options.patience=2"],
+            "no pruner has such an argument.*median.*n_warmup_steps",
+        ),
         (["strategy=choice(full,nope)"], "Unknown strategy 'nope'"),
         (["+hydra.sweeper.params.optimizer.nesterov=choice(true,false)"], "nesterov, which this config"),
         (["+hydra.sweeper.params.foo=choice(1,2)"], "foo, which this config does not have"),
@@ -90,6 +93,16 @@ def test_a_search_space_or_sweeper_key_that_does_not_exist_is_refused(
             cfg.hydra.overrides.task.append(override)
     with pytest.raises(ConfigError, match="(?s)" + message.replace("(", r"\(")):
         check_search_space(cfg)
+
+
+def test_a_pruner_takes_its_own_arguments_and_leaves_out_other_pruners() -> None:
+    from ftcli.hydra_hooks.optuna_sweeper import make_pruner, pruner_arguments
+
+    cfg = compose_with_hydra("hparams_search=finetune", "hydra.sweeper.pruner=hyperband")
+    options = search_options(cfg)
+    # the preset's median settings do not stop a switch to hyperband; its max_resource is max_epochs
+    assert pruner_arguments(options) == ({}, ["n_startup_trials", "n_warmup_steps"])
+    assert make_pruner(options, max_epochs=7)._max_resource == 7
 
 
 def test_keys_of_one_strategy_are_sampled_only_when_a_trial_picks_it() -> None:
