@@ -184,11 +184,11 @@ def _pruner_classes() -> dict[str, Any]:
     }
 
 
-def make_sampler(options: SearchOptions, grid: dict[str, list[Any]] | None) -> Any:
-    """The Optuna sampler ``hydra.sweeper.sampler`` names, seeded with ``hydra.sweeper.seed``."""
+def make_sampler(options: SearchOptions, grid: dict[str, list[Any]] | None, offset: int = 0) -> Any:
+    """The Optuna sampler ``hydra.sweeper.sampler`` names, seeded with ``hydra.sweeper.seed + offset``."""
     import optuna
 
-    seed = options.seed
+    seed = None if options.seed is None else options.seed + offset
     if options.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=options.n_startup_trials)
     if options.sampler == "random":
@@ -401,7 +401,11 @@ class OptunaSearch(Sweeper):
                         waiting = True
                     time.sleep(HEARTBEAT_SECONDS)
                     continue
+                # A sampler seeded by the trial number: one worker's search is reproducible, and a
+                # continued study or a second worker draws new values instead of replaying seed 42's
+                study.sampler = make_sampler(options, grid, offset=len(trials))  # the grid picks in ask()
                 trial = study.ask()
+                study.sampler = make_sampler(options, grid, offset=trial.number)  # the others in suggest
             overrides = sample(config, trial, space)
             returns.append(self._run(study, trial, overrides, sweep_dir / str(trial.number), options))
         search_results.finish(study, sweep_dir, options, space.fixed)
