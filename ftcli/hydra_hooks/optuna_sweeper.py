@@ -61,7 +61,7 @@ KEYS = (
 # the objective the train task returns: its best validation accuracy
 RETURNED_METRIC = "val/acc"
 JOURNAL = "journal:"
-# what a continued study is recognised by in its sweep folder
+# what a continued study is recognised by in its sweep folder (run_dir_guard.STUDY_RECORD)
 STUDY_RECORD = "study.yaml"
 # a running trial's heartbeat; one silent for GRACE_SECONDS belonged to a worker that died
 HEARTBEAT_SECONDS = 10
@@ -488,7 +488,10 @@ def continues_study(config: DictConfig, sweep_dir: Path) -> bool:
     path = sweep_dir / STUDY_RECORD
     if not path.is_file() or "optuna" not in str(config.hydra.sweeper.get("_target_", "")).lower():
         return False
-    options = search_options(config)
+    try:
+        options = search_options(config)
+    except ConfigError:  # reported by SearchSpaceCheck, which runs first
+        return False
     record = OmegaConf.load(path)
     return (
         options.storage is not None

@@ -32,6 +32,8 @@ from ftcli.ui.console import is_rank_zero
 # input before training) may be reused.
 RESULTS = ("checkpoints", "summary.json", "metrics.csv")
 SWEEP_RECORD = "multirun.yaml"
+# what ftcli's Optuna sweeper leaves in its sweep folder (optuna_sweeper.STUDY_RECORD)
+STUDY_RECORD = "study.yaml"
 
 
 class RunDirGuard(Callback):
@@ -66,10 +68,16 @@ def check_sweep_dir(path: Path) -> None:
     jobs = [p for p in path.iterdir() if p.is_dir() and earlier_results(p)] if path.is_dir() else []
     if (path / SWEEP_RECORD).exists() or jobs:
         found = SWEEP_RECORD if (path / SWEEP_RECORD).exists() else f"job {jobs[0].name}"
+        hint = f"Choose a new folder, e.g. hydra.sweep.dir={next_free(path)}, or leave hydra.sweep.dir unset."
+        if (path / STUDY_RECORD).is_file():
+            hint += (
+                f" To continue the Optuna study there, search again with the hydra.sweeper.storage and "
+                f"study_name that {path / STUDY_RECORD} names."
+            )
         raise OutputError(
             f"hydra.sweep.dir={path} already holds a sweep ({found}); "
             "ftcli never writes over an earlier run.",
-            f"Choose a new folder, e.g. hydra.sweep.dir={next_free(path)}, or leave hydra.sweep.dir unset.",
+            hint,
         )
     ensure_writable(path, "hydra.sweep.dir")
 
