@@ -60,6 +60,8 @@ KEYS = (
 )
 # the objective the train task returns: its best validation accuracy
 RETURNED_METRIC = "val/acc"
+# what a trial can report after each validation (the training metrics of an epoch come after it)
+METRICS = ("val/acc", "val/loss")
 JOURNAL = "journal:"
 # what a continued study is recognised by in its sweep folder (run_dir_guard.STUDY_RECORD)
 STUDY_RECORD = "study.yaml"
@@ -108,6 +110,9 @@ def search_options(config: DictConfig) -> SearchOptions:
     for key, value, low in (("seed", seed, 0), ("n_startup_trials", startup, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ConfigError(f"hydra.sweeper.{key}={value} must be a whole number >= {low}.")
+    metric = str(sweeper.get("metric") or RETURNED_METRIC)
+    if metric not in METRICS:
+        raise unknown_name("hydra.sweeper.metric", metric, list(METRICS), key="hydra.sweeper.metric")
     pruner_options = sweeper.get("pruner_options") or {}
     if not isinstance(pruner_options, DictConfig | dict):
         raise ConfigError(
@@ -118,7 +123,7 @@ def search_options(config: DictConfig) -> SearchOptions:
         study_name=str(sweeper.get("study_name") or "search"),
         storage=None if sweeper.get("storage") is None else str(sweeper.get("storage")),
         direction=picked["direction"],
-        metric=str(sweeper.get("metric") or RETURNED_METRIC),
+        metric=metric,
         n_trials=n_trials,
         sampler=picked["sampler"],
         seed=seed,

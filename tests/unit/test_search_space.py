@@ -63,6 +63,7 @@ def test_the_shipped_search_maximizes_with_a_seeded_sampler_and_the_median_prune
             "Unknown hydra.sweeper.pruner 'nope'.*hyperband, median, none, successive_halving",
         ),
         (["hydra.sweeper.sampler=bayes"], "Unknown hydra.sweeper.sampler 'bayes'.*cmaes, grid, random, tpe"),
+        (["hydra.sweeper.metric=train/acc"], "Unknown hydra.sweeper.metric 'train/acc'.*val/acc, val/loss"),
         (["hydra.sweeper.direction=max"], "Unknown hydra.sweeper.direction 'max'.*maximize, minimize"),
         (
             ["+hydra.sweeper.n_jobs=2"],
