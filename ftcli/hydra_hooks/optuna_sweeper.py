@@ -413,7 +413,7 @@ class OptunaSearch(Sweeper):
                 study.sampler = make_sampler(options, grid, offset=trial.number)  # the others in suggest
             overrides = sample(config, trial, space)
             returns.append(self._run(study, trial, overrides, sweep_dir / str(trial.number), options))
-        search_results.finish(study, sweep_dir, options, space.fixed)
+        search_results.finish(study, sweep_dir, options)
         return returns
 
     def _run(

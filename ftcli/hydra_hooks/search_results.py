@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import shlex
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ PLOTS = {
 SEARCH_ONLY = ("hparams_search", "hydra/sweeper")
 
 
-def finish(study: Any, sweep_dir: Path, options: Any, fixed: Mapping[str, str]) -> Path | None:
+def finish(study: Any, sweep_dir: Path, options: Any) -> Path | None:
     """Print the ranked table and the best command; write the results file and the plots."""
     trials = ranked(study.get_trials(deepcopy=False), options.maximize)
     rows = [_row(t) for t in trials]
