@@ -97,7 +97,11 @@ def test_search_runs_its_trials_keeps_the_best_params_and_report_ranks_them(tmp_
         and "hparams_search" not in best.best_command
     )
     assert f"its command: {best.best_command}" in " ".join(result.stdout.split())
-    for plot in ("optimization_history.png", "param_importances.png", "intermediate_values.png"):
+    # importances need 2 completed trials, intermediate values a trial that reported an epoch (a
+    # 1-epoch lp_ft trial is all head-only probe: it reports nothing)
+    assert "optimization_history.png" in best.plots
+    assert set(best.plots) <= {"optimization_history.png", "param_importances.png", "intermediate_values.png"}
+    for plot in best.plots:
         assert (sweep / plot).stat().st_size > 1000, plot
     assert "rank" in result.stdout and "failed: optimizer.lr=-1.0" in " ".join(result.stdout.split())
 
