@@ -42,13 +42,13 @@ study: install  ## the four-regime study (not run by CI, ~60-90 min on 2 cores, 
 	$(BIN)/python -m bench.regime_study $(STUDY_ARGS)
 
 lint: install  ## ruff check, format check, and the import rules of docs/ARCHITECTURE.md (lint-imports)
-	$(BIN)/ruff check ftcli tests bench
-	$(BIN)/ruff format --check ftcli tests bench
+	$(BIN)/ruff check ftcli hydra_plugins tests bench
+	$(BIN)/ruff format --check ftcli hydra_plugins tests bench
 	$(BIN)/lint-imports
 
 format: install  ## ruff format and autofix
-	$(BIN)/ruff format ftcli tests bench
-	$(BIN)/ruff check --fix ftcli tests bench
+	$(BIN)/ruff format ftcli hydra_plugins tests bench
+	$(BIN)/ruff check --fix ftcli hydra_plugins tests bench
 
 clean:  ## remove build outputs, caches and run outputs (keeps .venv)
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache outputs multirun

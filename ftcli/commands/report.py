@@ -2,8 +2,9 @@
 
 A folder is a run (it holds summary.json) or holds runs at any depth (a multirun sweep, a folder of
 sweeps). One table: what differs between the runs (their overrides), model / strategy / recipe /
-data, best validation and test accuracy, trainable parameters, epochs and fit time, sorted by a
-metric; the same rows go to report.csv and the accuracies to report.png.
+data, best validation and test accuracy, trainable parameters, epochs (and where a search's pruner
+stopped a trial) and fit time, sorted by a metric; the same rows go to report.csv and the accuracies
+to report.png.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def table(rows: list[Row], title: str) -> Any:
             _pct(s.best_val_acc),
             _pct(s.test_acc),
             f"{s.trainable_params:,}",
-            str(s.epochs),
+            Text(epochs_cell(s)),
             f"{s.fit_seconds:.1f} s",
         ]
         table.add_row(*cells)
@@ -209,6 +210,7 @@ CSV_FIELDS = (
     "trainable_params",
     "total_params",
     "epochs",
+    "pruned_at_epoch",
     "fit_seconds",
     "wall_seconds",
     "images_per_second",
@@ -225,7 +227,10 @@ def write_csv(rows: list[Row], out: Path) -> Path:
         for row in rows:
             data = asdict(row.summary)
             data.update(
-                run=row.name, differs=" ".join(row.differs), overrides=" ".join(row.summary.overrides)
+                run=row.name,
+                differs=" ".join(row.differs),
+                overrides=" ".join(row.summary.overrides),
+                pruned_at_epoch=row.summary.pruned["epoch"] if row.summary.pruned else "",
             )
             writer.writerow(data)
     return out
@@ -243,6 +248,13 @@ def write_chart(rows: list[Row], out: Path, title: str) -> Path:
     if all(v is None for v in series["test acc"]):
         del series["test acc"]
     return plots.accuracy_bars(labels, series, out, title)
+
+
+def epochs_cell(summary: RunSummary) -> str:
+    """The epochs a run trained; for a search trial its pruner stopped, where (0-based, as Optuna counts)."""
+    if summary.pruned:
+        return f"{summary.epochs} (pruned at epoch {summary.pruned['epoch']})"
+    return str(summary.epochs)
 
 
 def _present(value: Any) -> bool:

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ftcli.command_line.config_groups import config_dir
+from ftcli.hydra_hooks.optuna_sweeper import register as register_sweeper
 from ftcli.hydra_hooks.sweep_jobs import run_guarded
 from ftcli.ui import console
 
@@ -67,4 +68,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    register_sweeper()  # hydra/sweeper=optuna (hparams_search=NAME), also from an editable install
     main()

@@ -5,6 +5,10 @@ The default run directory carries the time down to microseconds, so only an expl
 run. That is refused with the next free name to use instead, rather than silently writing to
 ``X-1``: scripts that read ``X/summary.json`` afterwards must never read another run's results.
 
+One exception: an Optuna search run again into its own sweep folder, with the study it recorded there
+(``study.yaml``: same storage and study name), continues that study; its new trials get new numbers,
+so new folders.
+
 The check is a Hydra callback (``hydra.callbacks`` in train.yaml) because Hydra itself writes
 ``.hydra/`` and the log into the directory before the task function starts.
 """
@@ -28,6 +32,8 @@ from ftcli.ui.console import is_rank_zero
 # input before training) may be reused.
 RESULTS = ("checkpoints", "summary.json", "metrics.csv")
 SWEEP_RECORD = "multirun.yaml"
+# what ftcli's Optuna sweeper leaves in its sweep folder (optuna_sweeper.STUDY_RECORD)
+STUDY_RECORD = "study.yaml"
 
 
 class RunDirGuard(Callback):
@@ -37,7 +43,12 @@ class RunDirGuard(Callback):
         _exit_on_error(lambda: check_run_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_on_error(lambda: check_sweep_dir(Path(str(config.hydra.sweep.dir))))
+        from ftcli.hydra_hooks.optuna_sweeper import continues_study
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if continues_study(config, sweep_dir):  # the same search again: new trials, new folders
+            return
+        _exit_on_error(lambda: check_sweep_dir(sweep_dir))
 
 
 def check_run_dir(path: Path, key: str) -> None:
@@ -57,10 +68,16 @@ def check_sweep_dir(path: Path) -> None:
     jobs = [p for p in path.iterdir() if p.is_dir() and earlier_results(p)] if path.is_dir() else []
     if (path / SWEEP_RECORD).exists() or jobs:
         found = SWEEP_RECORD if (path / SWEEP_RECORD).exists() else f"job {jobs[0].name}"
+        hint = f"Choose a new folder, e.g. hydra.sweep.dir={next_free(path)}, or leave hydra.sweep.dir unset."
+        if (path / STUDY_RECORD).is_file():
+            hint += (
+                f" To continue the Optuna study there, search again with the hydra.sweeper.storage and "
+                f"study_name that {path / STUDY_RECORD} names."
+            )
         raise OutputError(
             f"hydra.sweep.dir={path} already holds a sweep ({found}); "
             "ftcli never writes over an earlier run.",
-            f"Choose a new folder, e.g. hydra.sweep.dir={next_free(path)}, or leave hydra.sweep.dir unset.",
+            hint,
         )
     ensure_writable(path, "hydra.sweep.dir")
 

@@ -1,20 +1,25 @@
-"""``hparams_search=NAME``: the Optuna sweeper's search space, checked before the first trial, and its
-conditional keys.
+"""``hparams_search=NAME``: the search space of ftcli's Optuna sweeper, checked before the first trial,
+and how one trial samples it.
 
-An ``hparams_search`` option (configs/hparams_search/) selects Hydra's Optuna sweeper and lists its
-``hydra.sweeper.params`` in Hydra's sweep syntax. Some keys exist only under some options of a
-group (``strategy.n`` under last_layers, ``strategy.probe_epochs`` under lp_ft): the option's
-``search_when: {group: {option: {key: sweep}}}`` names them, and :func:`sample_conditional` (the
-sweeper's ``custom_search_space``) samples them only in the trials that picked that option.
+An ``hparams_search`` option (configs/hparams_search/) selects the sweeper (``hydra/sweeper: optuna``,
+ftcli.hydra_hooks.optuna_sweeper) and lists its ``hydra.sweeper.params`` in Hydra's sweep syntax:
+``choice(a, b)``, ``interval(lo, hi)``, ``tag(log, interval(lo, hi))``, ``int(interval(lo, hi))``,
+``range(lo, hi, step)``. Sweeps on the command line join the space, plain values there are fixed in
+every trial. Some keys exist only under some options of a group (``strategy.n`` under last_layers,
+``strategy.probe_epochs`` under lp_ft): the option's ``search_when: {group: {option: {key: sweep}}}``
+names them, and :func:`sample_conditional` samples them only in the trials that picked that option.
 
 :class:`SearchSpaceCheck` (a Hydra callback, ``hydra.callbacks`` in train.yaml) refuses, before any
-trial runs, ``n_trials`` below 1 and a parameter that names an option or a key the config does not have.
-Imports no torch (and Optuna only inside the functions that the sweeper calls).
+trial runs and before the sweep folder is made, bad sweeper keys (``n_trials`` below 1, an unknown
+sampler or pruner: ``optuna_sweeper.search_options``) and a parameter that names an option or a key
+the config does not have. Imports no torch (and Optuna only inside the functions that need it).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +35,128 @@ WHEN = "search_when"
 _ABSENT = object()
 
 
-def sample_conditional(config: DictConfig, trial: Any) -> None:
-    """Sample the ``search_when`` keys of the options this trial picked (``custom_search_space``)."""
+@dataclass(frozen=True)
+class SearchSpace:
+    """What every trial samples (``sampled``: key -> Optuna distribution) and what it is given as is
+    (``fixed``: key -> the command line's override, e.g. ``model=resnet18``, ``~ema``)."""
+
+    sampled: dict[str, Any]
+    fixed: dict[str, str]
+
+
+def search_space(params: Any, arguments: Iterable[str]) -> SearchSpace:
+    """The space of ``hydra.sweeper.params`` plus the command line's ``arguments`` (a sweep there wins)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
-    from optuna.distributions import BaseDistribution
 
     parser = OverridesParser.create()
+    sampled: dict[str, Any] = {}
+    fixed: dict[str, str] = {}
+    lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    for override in parser.parse_overrides(lines):
+        key = override.get_key_element()
+        sampled.pop(key, None)
+        fixed.pop(key, None)
+        if override.is_sweep_override():
+            sampled[key] = distribution(override)
+        else:
+            fixed[key] = override.input_line
+    return SearchSpace(sampled, fixed)
+
+
+def distribution(override: Any) -> Any:
+    """The Optuna distribution of one parsed sweep override: ``choice`` (categorical), ``range``
+    (stepped), ``interval`` (``int(...)``: integers; ``tag(log, ...)``: log scale)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep, Transformer
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    value = override.value()
+    key = override.get_key_element()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if isinstance(value, RangeSweep):
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            # range's stop is exclusive, an Optuna distribution's high inclusive
+            high = value.stop - value.step
+            return FloatDistribution(float(value.start), float(high), step=float(value.step))
+        return IntDistribution(int(value.start), int(value.stop) - int(value.step), step=int(value.step))
+    if isinstance(value, IntervalSweep):
+        log = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log)
+        return FloatDistribution(float(value.start), float(value.end), log=log)
+    raise ConfigError(
+        f"{key}={override.input_line or value}: this sweep cannot be searched.",
+        "Use choice(a, b), interval(lo, hi), tag(log, interval(lo, hi)), int(interval(lo, hi)) "
+        "or range(lo, hi, step).",
+    )
+
+
+def suggest(trial: Any, key: str, dist: Any) -> Any:
+    """``trial.suggest_*`` for one distribution (the public API, so every sampler sees the parameter)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(key, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def sample(config: DictConfig, trial: Any, space: SearchSpace) -> list[str]:
+    """Sample one trial: the search space, then its conditional keys; returns the trial's overrides
+    (the fixed ones first). ``trial.params`` then holds what was sampled, for Optuna."""
+    values: dict[str, Any] = {key: suggest(trial, key, dist) for key, dist in space.sampled.items()}
+    picked = {**values, **{key: line.partition("=")[2] for key, line in space.fixed.items()}}
+    values.update(sample_conditional(config, trial, picked))
+    return [*space.fixed.values(), *(f"{key}={value}" for key, value in values.items())]
+
+
+def conditional_space(config: DictConfig) -> dict[str, dict[str, dict[str, Any]]]:
+    """``search_when`` as {group: {option: {key: distribution or fixed value}}}."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    space: dict[str, dict[str, dict[str, Any]]] = {}
     for group, options in (config.get(WHEN) or {}).items():
-        picked = trial.params.get(group, trial.user_attrs.get(group, _default_choice(config, group)))
-        for key, sweep in ((options or {}).get(str(picked)) or {}).items():
-            if key in trial.user_attrs or key in trial.params:  # fixed on the command line, or sampled
+        for option, keys in (options or {}).items():
+            for key, sweep in (keys or {}).items():
+                override = parser.parse_override(f"{key}={sweep}")
+                value = distribution(override) if override.is_sweep_override() else str(sweep)
+                space.setdefault(str(group), {}).setdefault(str(option), {})[str(key)] = value
+    return space
+
+
+def reachable_conditional(config: DictConfig, space: SearchSpace) -> dict[str, Any]:
+    """The ``search_when`` distributions a trial of ``space`` may sample: those of the options its
+    groups can pick (``sampler=grid`` enumerates them)."""
+    found: dict[str, Any] = {}
+    for group, by_option in conditional_space(config).items():
+        if group in space.sampled:
+            options = [str(c) for c in getattr(space.sampled[group], "choices", ())]
+        elif group in space.fixed:
+            options = [space.fixed[group].partition("=")[2]]
+        else:
+            options = [str(_default_choice(config, group))]
+        for option in options:
+            found.update({k: d for k, d in by_option.get(option, {}).items() if not isinstance(d, str)})
+    return found
+
+
+def sample_conditional(config: DictConfig, trial: Any, picked: dict[str, Any]) -> dict[str, Any]:
+    """The ``search_when`` keys of the options this trial picked (``picked``: what it has so far; a
+    group it does not search takes the config's default option), skipping keys it already has."""
+    values: dict[str, Any] = {}
+    for group, by_option in conditional_space(config).items():
+        option = str(picked.get(group, _default_choice(config, group)))
+        for key, dist in by_option.get(option, {}).items():
+            if key in picked or f"+{key}" in picked:  # fixed on the command line, or sampled
                 continue
-            distribution = create_optuna_distribution_from_override(parser.parse_override(f"{key}={sweep}"))
-            if isinstance(distribution, BaseDistribution):
-                trial._suggest(key, distribution)  # what the sweeper does for hydra.sweeper.params
-            else:  # a single value: pass it on like a fixed parameter
-                trial.set_user_attr(key, distribution)
+            values[key] = dist if isinstance(dist, str) else suggest(trial, key, dist)
+    return values
 
 
 class SearchSpaceCheck(Callback):
-    """Before the first trial of an Optuna search: ``n_trials`` >= 1, and every parameter exists."""
+    """Before the first trial of an Optuna search: the sweeper's keys, and every parameter exists."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if "optuna" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower():
@@ -64,14 +170,11 @@ class SearchSpaceCheck(Callback):
 
 
 def check_search_space(config: DictConfig) -> None:
-    """ConfigError for ``n_trials`` < 1, an unknown option of a group, or a key the config lacks."""
+    """ConfigError for a bad sweeper key, an unknown option of a group, or a key the config lacks."""
+    from ftcli.hydra_hooks.optuna_sweeper import search_options
+
     sweeper = config.hydra.sweeper
-    n_trials = sweeper.get("n_trials")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ConfigError(
-            f"hydra.sweeper.n_trials={n_trials}: a search needs at least one trial.",
-            "For example hydra.sweeper.n_trials=20.",
-        )
+    search_options(config)  # n_trials, direction, sampler, pruner, storage ...
     params = {str(k): str(v) for k, v in (sweeper.get("params") or {}).items()}
     # the command line's overrides join the search space (a sweep, or a value that fixes a parameter)
     for override in config.hydra.overrides.task:

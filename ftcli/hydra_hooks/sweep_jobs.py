@@ -8,7 +8,7 @@ the failed ones, and exits 2 if any failed.
 
 Other launchers (submitit: SLURM jobs, or local processes) run each job in a process of its own, so
 a failed job also leaves its message in ``<job dir>/failed.txt`` and the report reads the job
-folders from the sweep directory. A failed job returns :class:`FailedJob`, no number: the Optuna
+folders from the sweep directory. A failed job returns :class:`FailedJob`, no number: ftcli's Optuna
 sweeper counts that trial as failed and the search goes on. A sweep job that finds its own
 ``last.ckpt`` was started again (SLURM requeued it) and continues from there (:func:`requeued_checkpoint`).
 """
@@ -125,14 +125,14 @@ class SweepReport(Callback):
             elif config.hydra.job.name == "train" and summary.load(job_dir) is None:
                 # a job in another process that neither finished nor reported an error (a crash, a kill)
                 failures[job_dir] = "did not finish: no summary.json (its log is in its folder)"
-        if summaries:
+        searching = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+        if summaries and not searching:  # a search printed its own ranked table (search_results.py)
             console.show(sweep_table(summaries, f"sweep · {sweep_dir} · {len(summaries)} runs"))
         for job_dir, message in failures.items():
             line = f"{job_dir}: {message.splitlines()[0] if message else ''}"
             console.error_console.print(f"[red]failed[/red] {escape(line)}", highlight=False, soft_wrap=True)
         if failures:
             console.error_console.print(f"{len(failures)} of {len(job_dirs)} jobs failed.")
-            searching = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
             if not searching or not summaries:
                 sys.exit(2)  # Hydra turns a callback's exceptions into warnings, but not SystemExit
 

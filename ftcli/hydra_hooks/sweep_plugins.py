@@ -1,9 +1,10 @@
 """The Hydra plugins a sweep may name, checked before Hydra starts.
 
-``hparams_search=NAME`` (or ``hydra/sweeper=optuna``) needs Hydra's Optuna sweeper, the extra
-``ftcli[sweep]``; ``hydra/launcher=slurm|submitit_slurm|submitit_local`` needs the submitit launcher,
-``ftcli[cluster]``. Without the extra, or with a launcher that does not exist, or a SLURM launcher on
-a machine without ``sbatch``, the command stops here with exit 2 and says what to type instead.
+``hparams_search=NAME`` (or ``hydra/sweeper=optuna``) runs ftcli's own Optuna sweeper
+(``optuna_sweeper.py``), which needs Optuna, the extra ``ftcli[sweep]``;
+``hydra/launcher=slurm|submitit_slurm|submitit_local`` needs the submitit launcher, ``ftcli[cluster]``.
+Without the extra, or with a launcher that does not exist, or a SLURM launcher on a machine without
+``sbatch``, the command stops here with exit 2 and says what to type instead.
 Imports no torch, and no plugin either (only asks whether it is installed).
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from ftcli.command_line.config_groups import config_dir, user_config_dirs
 from ftcli.errors import ConfigError, unknown_name
 
-OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
+OPTUNA = "optuna"
 SUBMITIT_PLUGIN = "hydra_plugins.hydra_submitit_launcher"
 SWEEPERS = ("basic", "optuna")
 # the launchers Hydra and the submitit plugin register (configs/hydra/launcher adds ftcli's presets)
@@ -33,7 +34,7 @@ def check_plugins(args: list[str]) -> None:
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")
         if key == "hparams_search" and value not in ("", "null"):
-            _need(OPTUNA_PLUGIN, "sweep", f"hparams_search={value}", "the Optuna sweeper")
+            _need(OPTUNA, "sweep", f"hparams_search={value}", "Optuna")
             if not previewing and not any(a in MULTIRUN_FLAGS for a in args):
                 raise ConfigError(
                     f"hparams_search={value} searches over many runs: it needs -m.",
@@ -43,7 +44,7 @@ def check_plugins(args: list[str]) -> None:
             if value not in SWEEPERS:
                 raise unknown_name("hydra/sweeper", value, list(SWEEPERS), key="hydra/sweeper")
             if value == "optuna":
-                _need(OPTUNA_PLUGIN, "sweep", arg, "the Optuna sweeper")
+                _need(OPTUNA, "sweep", arg, "Optuna")
         elif key == "hydra/launcher":
             _check_launcher(value, user_config_dirs(args), previewing)
 

@@ -26,6 +26,7 @@ from ftcli.pipeline.planning import RunPlan, plan_run
 from ftcli.runs import plots, resume
 from ftcli.runs.summary import RunSummary
 from ftcli.training import performance
+from ftcli.training.callbacks import trial_pruning
 from ftcli.training.callbacks.early_stopping import stop_summary
 from ftcli.training.distributed import distributed_scope
 from ftcli.training.lightning_module import FineTuneModule
@@ -92,7 +93,8 @@ def run(
             run_dir,
             cfg.get("logger"),
             multi_phase=len(run_plan.schedule.phases) > 1,
-            extra_callbacks=training_callbacks(run_plan.options),
+            # a search trial (ftcli's Optuna sweeper) also reports to its trial and may be pruned
+            extra_callbacks=[*training_callbacks(run_plan.options), *trial_pruning.for_run(run_dir)],
         )
         if getattr(datamodule, "reloads_every_epoch", False):  # cached head-only phases, then images
             trainer.reload_dataloaders_every_n_epochs = 1
@@ -139,6 +141,7 @@ def run(
         first_step_done=throughput.first_step_done,
         skipped_images=list(run_plan.datamodule.bad_samples),
         early_stopping=stop_summary(trainer),
+        pruned=trial_pruning.pruned_summary(trainer),
         advice=advice["decision"] if advice else None,
     )
     if trainer.is_global_zero:

@@ -16,7 +16,7 @@ CURVES_FILE = "curves.png"
 CURVE_KEYS = ("train/loss", "val/loss", "train/acc", "val/acc")
 
 
-def _pyplot() -> Any:
+def headless_pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +47,7 @@ def training_curves(metrics_csv: Path, out: Path | None = None, title: str = "")
     curves = read_epochs(metrics_csv)
     if not any(curves.values()):
         return None
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
         for stage, style in (("train", "-o"), ("val", "-s")):
@@ -76,7 +76,7 @@ def confusion_matrix(
     """Counts per (true, predicted) class, row-normalised colours; numbers shown up to 20 classes."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = headless_pyplot()
     counts = np.asarray(matrix, dtype=np.int64)
     n = len(class_names)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -109,7 +109,7 @@ def accuracy_bars(
     """Horizontal bars per run (one colour per series, e.g. best val and test accuracy), in table order."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = headless_pyplot()
     n = len(labels)
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.5 * n * max(1, len(series)) ** 0.5))
     height = 0.8 / max(1, len(series))
@@ -138,7 +138,7 @@ def lr_range_curve(
 ) -> Path:
     """The learning-rate range test (``ftcli lrfind``): smoothed training loss against lr (log scale),
     the suggestion marked."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(list(lrs), list(losses), "-")
     if suggestion is not None and lrs:

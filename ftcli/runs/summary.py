@@ -45,6 +45,8 @@ class RunSummary:
     advice: dict[str, Any] | None = None
     # early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why
     early_stopping: dict[str, Any] | None = None
+    # a search trial its pruner stopped: the 0-based epoch (the Optuna step), the metric and its value there
+    pruned: dict[str, Any] | None = None
 
     def write(self) -> Path:
         """Write summary.json atomically (a crash never leaves half a file)."""

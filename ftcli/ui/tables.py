@@ -207,6 +207,27 @@ def sweep_table(summaries: Iterable[Any], title: str) -> Table:
     return table
 
 
+def search_table(rows: Iterable[dict[str, Any]], title: str) -> Table:
+    """One row per trial of a search, best first: its state (pruned at epoch k, failed: why), its
+    objective and the parameters it sampled (``hydra_hooks/search_results.py`` builds the rows)."""
+    table = Table(title=escape(title), title_justify="left", expand=True)
+    table.add_column("rank", justify="right", no_wrap=True)
+    table.add_column("trial", justify="right", no_wrap=True)
+    table.add_column("state", overflow="fold", ratio=1)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("sampled", overflow="fold", ratio=2)
+    for rank, row in enumerate(rows, start=1):
+        value = row["value"]
+        table.add_row(
+            str(rank),
+            str(row["trial"]),
+            Text(row["state"]),
+            "-" if value is None else f"{value:.4f}",
+            Text("\n".join(row["params"])),
+        )
+    return table
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 

@@ -1,4 +1,5 @@
-"""Beyond one machine and beyond grids: an Optuna search (``hparams_search=``) and submitit jobs.
+"""Beyond one machine and beyond grids: an Optuna search (``hparams_search=``: ftcli's own sweeper,
+with pruning and a study that continues) and submitit jobs.
 
 The searches and sweeps run tiny trials (digits, 32 px, random init, one epoch) offline on the CPU.
 ``hydra/launcher=submitit_local`` runs each job as a process of its own, the way SLURM would run
@@ -61,12 +62,12 @@ def test_search_runs_its_trials_keeps_the_best_params_and_report_ranks_them(tmp_
         "strategy=choice(last_layers, lp_ft)",
         "recipe=linear",
     )
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli_inprocess(*args, cwd=tmp_path)
     assert_ok(result)  # a search exits 2 only when every trial failed
 
     sweep = tmp_path / "sweep"
     jobs = job_dirs(sweep)
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]  # one job per trial, named by its number
     finished = [p for p in jobs if (p / "summary.json").is_file()]
     failed = [p for p in jobs if (p / "failed.txt").is_file()]
     assert finished and failed and len(finished) + len(failed) == 4
@@ -86,12 +87,82 @@ def test_search_runs_its_trials_keeps_the_best_params_and_report_ranks_them(tmp_
     best_val = json.loads((best_run / "summary.json").read_text())["best_val_acc"]
     assert best.best_value == pytest.approx(best_val)
     assert best.best_params["optimizer.lr"] == 0.003
+    assert best.best_run_dir == str(best_run) and best.trials == {
+        "complete": len(finished),
+        "fail": len(failed),
+    }
+    # the best trial's command is a plain run: no -m, no hparams_search
+    assert (
+        best.best_command.startswith("ftcli train model=resnet18 ")
+        and "hparams_search" not in best.best_command
+    )
+    assert f"its command: {best.best_command}" in " ".join(result.stdout.split())
+    # importances need 2 completed trials, intermediate values a trial that reported an epoch (a
+    # 1-epoch lp_ft trial is all head-only probe: it reports nothing)
+    assert "optimization_history.png" in best.plots
+    assert set(best.plots) <= {"optimization_history.png", "param_importances.png", "intermediate_values.png"}
+    for plot in best.plots:
+        assert (sweep / plot).stat().st_size > 1000, plot
+    assert "rank" in result.stdout and "failed: optimizer.lr=-1.0" in " ".join(result.stdout.split())
 
     report = run_cli_inprocess("report", str(sweep), "sort=val_acc", cwd=tmp_path)
     assert_ok(report)
     with open(sweep / "report.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(finished)
+
+
+@pytest.mark.slow
+def test_a_losing_trial_is_pruned_and_rerunning_the_command_continues_the_study(tmp_path: Path) -> None:
+    # pretrained features and a linear head (the feature cache: fast epochs) learn digits within an
+    # epoch at lr=0.01; at lr=1e-9 nothing moves. The median pruner with one finished trial to compare
+    # with, judging from epoch 0, prunes the second trial at epoch 0 of 3.
+    search = [
+        "train",
+        "-m",
+        "strategy=feature_extraction",
+        "trainer=cpu",
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+        "print_config=false",
+        "data=digits",
+        "data.image_size=32",
+        "data.per_class=10",
+        "recipe=linear",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hparams_search=finetune",
+        "~hydra.sweeper.params",
+        "hydra.sweeper.pruner_options={n_startup_trials: 1, n_warmup_steps: 0}",
+    ]
+    first = run_cli_inprocess(*search, "hydra.sweeper.n_trials=1", "optimizer.lr=0.01", cwd=tmp_path)
+    assert_ok(first)
+    # the same sweep folder and study, one trial more: the study goes on (trial 1, folder 1)
+    second = run_cli_inprocess(*search, "hydra.sweeper.n_trials=2", "optimizer.lr=1e-9", cwd=tmp_path)
+    assert_ok(second)
+    assert "1 of 2 trials done" in second.stdout
+
+    sweep = tmp_path / "sweep"
+    assert [p.name for p in job_dirs(sweep)] == ["0", "1"]
+    kept, pruned = (json.loads((sweep / n / "summary.json").read_text()) for n in ("0", "1"))
+    assert kept["pruned"] is None and kept["epochs"] == 3
+    assert pruned["pruned"]["epoch"] == 0 and pruned["epochs"] == 1  # stopped after its first epoch
+    assert pruned["pruned"]["value"] < kept["best_val_acc"]
+    assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file()  # a normal run folder, resumable
+    assert "pruned at epoch 0" in second.stdout
+
+    import optuna
+
+    study = optuna.load_study(study_name="finetune", storage=f"sqlite:///{sweep / 'search.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    assert study.trials[1].intermediate_values == {0: pytest.approx(pruned["pruned"]["value"])}
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_trial == 0 and results.trials == {"complete": 1, "pruned": 1}
+
+    report = run_cli_inprocess("report", str(sweep), cwd=tmp_path)
+    assert_ok(report)
+    assert "1 (pruned at epoch 0)" in report.stdout
+    with open(sweep / "report.csv") as f:
+        assert [row["pruned_at_epoch"] for row in csv.DictReader(f)] == ["", "0"]
 
 
 def test_search_input_errors_exit_2_before_any_trial(tmp_path: Path) -> None:
@@ -101,6 +172,12 @@ def test_search_input_errors_exit_2_before_any_trial(tmp_path: Path) -> None:
     zero = sweep_args(tmp_path, "hparams_search=finetune", "hydra.sweeper.n_trials=0")
     no_trials = run_cli_inprocess(*zero, cwd=tmp_path)
     assert_user_error(no_trials, "hydra.sweeper.n_trials=0", "at least one trial")
+    pruner = run_cli_inprocess(
+        *sweep_args(tmp_path, "hparams_search=finetune", "hydra.sweeper.pruner=asha"), cwd=tmp_path
+    )
+    assert_user_error(
+        pruner, "Unknown hydra.sweeper.pruner 'asha'", "hyperband, median, none, successive_halving"
+    )
     assert not (tmp_path / "sweep").exists(), "checked before the sweep folder is made"
 
 

@@ -83,6 +83,8 @@ def test_wheel_ships_every_config_under_ftcli_configs(wheel: Path) -> None:
 def test_wheel_ships_every_module_of_the_package(wheel: Path) -> None:
     """pyproject.toml lists the packages one by one: a new folder under ftcli/ must not be left out."""
     source = {p.relative_to(REPO).as_posix() for p in (REPO / "ftcli").rglob("*.py")}
+    # ftcli's Hydra sweeper, where Hydra looks for plugins (a namespace package: no hydra_plugins/__init__.py)
+    source |= {p.relative_to(REPO).as_posix() for p in (REPO / "hydra_plugins").rglob("*.py")}
     with zipfile.ZipFile(wheel) as archive:
         shipped = {name for name in archive.namelist() if name.endswith(".py")}
     assert source <= shipped, sorted(source - shipped)
@@ -103,6 +105,9 @@ def test_unpacked_wheel_reads_its_own_configs(wheel: Path, tmp_path: Path) -> No
         "print(ftcli.__file__)\n"
         "print(ftcli.command_line.config_groups.config_dir())\n"
         "ftcli.cli.main(['ls'])\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.sweeper import Sweeper\n"
+        "print('sweepers:', *sorted(c.__module__ for c in Plugins.instance().discover(Sweeper)))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "120"}
     result = subprocess.run(
@@ -114,3 +119,5 @@ def test_unpacked_wheel_reads_its_own_configs(wheel: Path, tmp_path: Path) -> No
     assert Path(module_file).is_relative_to(site), "the unpacked wheel was not the ftcli imported"
     assert Path(config_dir) == site / "ftcli" / "configs"
     assert "truncate" in "\n".join(listing)
+    # installed from a wheel, Hydra's own plugin scan finds ftcli's sweeper
+    assert "hydra_plugins.ftcli_sweeper.optuna_sweeper" in listing[-1], listing[-1]

@@ -53,7 +53,7 @@ class PhaseAwareEarlyStopping(EarlyStopping):
         self.outcome: dict[str, Any] | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        schedule = _schedule(pl_module)
+        schedule = module_schedule(pl_module)
         if schedule is not None and not self.during_head_only_phases:
             self.held_phases = [
                 f"{p.index + 1} ({p.label})" if p.label else str(p.index + 1)
@@ -67,7 +67,7 @@ class PhaseAwareEarlyStopping(EarlyStopping):
         )
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
-        schedule = _schedule(trainer.lightning_module)
+        schedule = module_schedule(trainer.lightning_module)
         if schedule is not None:
             index = schedule.phase_index(trainer.current_epoch)
             if index != self.phase:
@@ -130,7 +130,7 @@ class PhaseAwareEarlyStopping(EarlyStopping):
         self.phase = state_dict.get("phase")
 
 
-def _schedule(module: Any) -> Schedule | None:
+def module_schedule(module: Any) -> Schedule | None:
     schedule = getattr(module, "schedule", None)
     return schedule if isinstance(schedule, Schedule) else None
 
