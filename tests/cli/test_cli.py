@@ -222,6 +222,50 @@ def test_ddp_text_run_writes_one_run_dir_one_checkpoint_set_and_one_summary(
     assert output(result).count("Initializing distributed: GLOBAL_RANK: 1") == 1
 
 
+@pytest.mark.slow
+def test_two_nodes_of_one_process_each_train_one_run(tmp_path: Path) -> None:
+    """``trainer.num_nodes=2``: two processes started as a multi-node launcher starts them (torchrun-style
+    MASTER_ADDR/PORT, WORLD_SIZE, NODE_RANK, LOCAL_RANK; SLURM sets the same through SLURMEnvironment), CPU
+    and gloo on this one machine. Both join one process group and train the same steps; node 0 writes
+    the one run folder, its checkpoints and summary; node 1 writes nothing of its own."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from helpers.cli_runner import QUIET_ENV
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = tmp_path / "run"
+    nodes = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.num_nodes=2"]
+    command = [
+        sys.executable, "-m", "ftcli.cli", "train", *FAST, *DIGITS, "model.weights=null", *nodes,
+        f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    launched = []
+    for node in ("0", "1"):
+        env = {
+            **os.environ, **QUIET_ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "WORLD_SIZE": "2", "NODE_RANK": node, "LOCAL_RANK": "0",
+        }  # fmt: skip
+        launched.append(
+            subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    outputs = [process.communicate(timeout=600)[0] for process in launched]
+    assert [process.returncode for process in launched] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in outputs[0] and "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+    # both exit 0 only when every collective (gradient all-reduce each step) met its peer: the same steps
+    assert "`Trainer.fit` stopped: `max_epochs=1` reached." in outputs[0]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+    assert "ftcli run ·" in outputs[0] and "ftcli run ·" not in outputs[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "node 1 made no folder of its own"
+
+
 def test_inspect_prints_the_block_plan_and_writes_nothing(tmp_path: Path) -> None:
     result = run_cli_inprocess(
         "inspect", *FAST, *DIGITS, "model.weights=null", "strategy=last_layers", cwd=tmp_path
