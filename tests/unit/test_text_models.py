@@ -141,3 +141,14 @@ def test_an_uncached_hub_model_offline_names_the_cache(
     with pytest.raises(WeightsError, match="not in the Hugging Face cache") as caught:
         hf_models.hub_folder("someone/not-cached-model")
     assert "Cache folder:" in str(caught.value)
+
+
+def test_a_model_wheel_unpacked_into_the_environment_is_found_like_an_installed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftcli.model import hf_models
+
+    monkeypatch.setattr(hf_models, "unpacked_root", lambda: tmp_path)
+    assert hf_models.installed_folder("ftcli_no_such_model_wheel") is None
+    (tmp_path / "ftcli_no_such_model_wheel").mkdir()
+    assert hf_models.installed_folder("ftcli_no_such_model_wheel") == tmp_path / "ftcli_no_such_model_wheel"
