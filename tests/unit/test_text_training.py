@@ -1,5 +1,7 @@
 """A text model trains through the same pipeline as images: frozen blocks stay bit-identical, the
-feature cache serves a frozen network, and a text model with image data (or the reverse) is refused."""
+feature cache serves a frozen network (pooled vectors, or the fixed blocks' hidden states), advise and
+strategy=auto measure it, a sweep runs one job per strategy, and a text model with image data (or the
+reverse) is refused."""
 
 from __future__ import annotations
 
@@ -200,3 +202,26 @@ def test_last_layers_on_text_trains_on_the_cached_hidden_states_of_the_fixed_blo
     # the same batches in the same order; only the stored states' float16 rounding differs
     for name, tensor in live.items():  # measured: at most 3.2e-5 apart after 2 epochs
         assert torch.allclose(cached[name], tensor, atol=2e-4), name
+
+
+def test_a_sweep_over_text_strategies_runs_one_job_each(
+    tiny_llama: str, reviews: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from helpers.cli_inprocess import run_cli_inprocess
+    from helpers.cli_runner import assert_ok
+
+    sweep = tmp_path / "sweep"
+    result = run_cli_inprocess(
+        "train", "-m", f"model.name={tiny_llama}", "model.weights=null", "data=text_csv",
+        f"data.root={reviews}", "data.batch_size=8", "trainer=cpu", "trainer.max_epochs=1", "seed=3",
+        "strategy=feature_extraction,last_layers", f"data.feature_cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(result)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0", "1"]
+    strategies = {json.loads((sweep / job / "summary.json").read_text())["strategy"] for job in jobs}
+    assert strategies == {"feature_extraction", "last_layers"}
+    assert all((sweep / job / "checkpoints" / "best.ckpt").is_file() for job in jobs)
