@@ -14,6 +14,7 @@ key missing from the config is skipped: the schema never rejects a key it does n
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
@@ -117,6 +118,83 @@ def choice(*values: Any) -> Rule:
     )
 
 
+# Lightning's pass-through Trainer arguments, as the installed Lightning (2.6) accepts them; config imports
+# no lightning, so they are written out here (tests/unit/test_config_schema.py checks them against it).
+LIGHTNING_STRATEGIES = (
+    "auto",
+    "ddp",
+    "ddp_find_unused_parameters_false",
+    "ddp_find_unused_parameters_true",
+    "ddp_fork",
+    "ddp_fork_find_unused_parameters_false",
+    "ddp_fork_find_unused_parameters_true",
+    "ddp_notebook",
+    "ddp_notebook_find_unused_parameters_false",
+    "ddp_notebook_find_unused_parameters_true",
+    "ddp_spawn",
+    "ddp_spawn_find_unused_parameters_false",
+    "ddp_spawn_find_unused_parameters_true",
+    "deepspeed",
+    "deepspeed_stage_1",
+    "deepspeed_stage_2",
+    "deepspeed_stage_2_offload",
+    "deepspeed_stage_3",
+    "deepspeed_stage_3_offload",
+    "deepspeed_stage_3_offload_nvme",
+    "fsdp",
+    "fsdp_cpu_offload",
+    "single_device",
+    "single_tpu",
+    "single_xla",
+    "xla",
+    "xla_debug",
+)
+# ftcli's auto (ftcli.device.resolve_precision), Lightning's names and its aliases (also as integers)
+LIGHTNING_PRECISIONS = (
+    "auto",
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    "64",
+    "32",
+    "16",
+    "bf16",
+)
+PRECISION_INTS = (64, 32, 16)
+TIMEDELTA_KEYS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
+GRADIENT_CLIP_ALGORITHMS = ("norm", "value")
+
+
+def _devices_ok(value: Any) -> bool:
+    """What Lightning's device parsers take: ``auto``, -1 (all), a count >= 1, a list of distinct device
+    indices, or the same as a string ("2", "-1", "0,1")."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("auto", "-1"):
+            return True
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts or not all(part.isdigit() for part in parts):
+            return False
+        value = [int(part) for part in parts] if "," in text else int(parts[0])
+    if isinstance(value, list):
+        return bool(value) and all(_whole(v) and v >= 0 for v in value) and len(set(value)) == len(value)
+    return _whole(value) and (value == -1 or value >= 1)
+
+
+def _max_time_ok(value: Any) -> bool:
+    """Lightning's Timer: ``DD:HH:MM:SS`` or a mapping of ``datetime.timedelta`` keyword arguments."""
+    if isinstance(value, str):
+        return re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip()) is not None
+    return isinstance(value, Mapping) and all(
+        k in TIMEDELTA_KEYS and _number(v) and v >= 0 for k, v in value.items()
+    )
+
+
 def _hidden_ok(value: Any) -> bool:
     return isinstance(value, list) and all(_whole(h) and 1 <= h <= 65536 for h in value)
 
@@ -173,8 +251,33 @@ RULES: dict[str, Rule] = {
     "scheduler.warmup_epochs": number(0, example="1"),
     "scheduler.min_lr_ratio": number(0, 1, example="0.01"),
     # trainer: the Lightning Trainer's arguments ftcli's presets define
-    # (trainer.precision and trainer.accelerator's GPU check: ftcli.device)
+    # (trainer.precision=auto and trainer.accelerator's GPU check: ftcli.device)
     "trainer.accelerator": choice(*ACCELERATORS),
+    # Lightning's pass-through arguments: checked here so a bad value never reaches the Trainer
+    "trainer.devices": Rule(
+        _devices_ok,
+        "auto, -1 (all), a number of devices >= 1 or a list of distinct device indices >= 0",
+        "1 (or [0,1], auto, -1)",
+    ),
+    "trainer.strategy": Rule(
+        lambda v: v in LIGHTNING_STRATEGIES, f"one of {', '.join(LIGHTNING_STRATEGIES)}", "ddp"
+    ),
+    "trainer.precision": Rule(
+        lambda v: (isinstance(v, str) and v in LIGHTNING_PRECISIONS) or (_whole(v) and v in PRECISION_INTS),
+        f"one of {', '.join(LIGHTNING_PRECISIONS)}",
+        "bf16-mixed",
+    ).or_null(),
+    "trainer.max_time": Rule(
+        _max_time_ok,
+        f"a time DD:HH:MM:SS or a mapping of {', '.join(TIMEDELTA_KEYS)} (numbers >= 0)",
+        "00:12:00:00 (or {hours: 12})",
+    ).or_null(),
+    "trainer.gradient_clip_algorithm": Rule(
+        lambda v: isinstance(v, str) and v.lower() in GRADIENT_CLIP_ALGORITHMS,
+        "norm or value, or null (norm)",
+        "norm",
+        nullable=True,
+    ),
     "trainer.max_epochs": whole(-1, example="10 (-1: no limit)").or_null(),
     "trainer.min_epochs": whole(0, example="1").or_null(),
     "trainer.max_steps": whole(-1, example="1000 (-1: no limit)"),

@@ -15,6 +15,11 @@ tokenizer files). That folder comes from one of three places, never downloaded b
   uncached, the error names the cache folder, as torchvision's and timm's weights do;
 - a **local folder** (``model.name=hf/PATH``), e.g. one written by ``save_pretrained``.
 
+Code shipped inside a model folder (``auto_map`` in its config.json) never runs unless the user turns it
+on by name, ``+model.kwargs.trust_remote_code=true``: ``trust_remote_code`` is always passed to
+transformers explicitly (false by default, so it never prompts either), and a folder that needs its own
+code without it is a ConfigError saying so (:func:`check_remote_code`).
+
 ``transformers`` is imported inside functions only: an image run never imports it.
 """
 
@@ -22,10 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +44,7 @@ HF_PREFIX = "hf/"
 PACKAGE = "package"
 HUB = "DEFAULT"
 ENV_DIR = "FTCLI_HF_CACHE"
+REMOTE_CODE = "trust_remote_code"  # the model.kwargs key that lets a folder's own code run
 DEFAULT_DIR = "~/.cache/ftcli/hf"
 
 
@@ -266,19 +274,71 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def trusts_remote_code(kwargs: Mapping[str, Any] | None) -> bool:
+    """``model.kwargs.trust_remote_code``: false unless the user sets it to true by name."""
+    value = (kwargs or {}).get(REMOTE_CODE, False)
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"model.kwargs.{REMOTE_CODE}={value} is not valid: it must be true or false.",
+            f"For example +model.kwargs.{REMOTE_CODE}=true (runs the code shipped in the model's folder).",
+        )
+    return value
+
+
+def remote_code_modules(folder: Path) -> list[str]:
+    """The code a model folder asks transformers to run: its config.json's ``auto_map`` entries, when its
+    ``model_type`` has no class built into transformers (empty: the folder needs no code of its own)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # transformers names a missing or broken config.json itself
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict) or not auto_map:
+        return []
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if str(config.get("model_type")) in CONFIG_MAPPING:
+        return []
+    names = [v for value in auto_map.values() for v in (value if isinstance(value, list) else [value])]
+    return sorted({str(name) for name in names if name})
+
+
+def remote_code_error(folder: Path, what: str, modules: list[str] | None = None) -> ConfigError:
+    """The error of a folder whose model or tokenizer needs code of its own that was not allowed."""
+    shipped = f" ({', '.join(modules)})" if modules else ""
+    return ConfigError(
+        f"The {what} in {folder} needs trust_remote_code: it is built by Python code shipped in that "
+        f"folder{shipped}, and ftcli runs such code only when asked.",
+        f"Read that code first; to run it, add +model.kwargs.{REMOTE_CODE}=true.",
+    )
+
+
+def check_remote_code(folder: Path, trusted: bool) -> None:
+    """A ConfigError when ``folder``'s model needs its own code and ``trust_remote_code`` is not on."""
+    modules = [] if trusted else remote_code_modules(folder)
+    if modules:
+        raise remote_code_error(folder, "model", modules)
+
+
 def build(folder: Path, pretrained: bool, kwargs: dict[str, Any]) -> Any:
-    """The base transformers model of ``folder`` (no task head), fp32: pretrained or random init."""
+    """The base transformers model of ``folder`` (no task head), fp32: pretrained or random init.
+
+    ``trust_remote_code`` is passed explicitly: true only when ``model.kwargs`` sets it."""
     import torch
     from transformers import AutoConfig, AutoModel
 
+    trusted = trusts_remote_code(kwargs)
+    check_remote_code(folder, trusted)
     quiet_transformers()
-    options = {"attn_implementation": "sdpa", **kwargs}
+    options = {"attn_implementation": "sdpa", **kwargs, REMOTE_CODE: trusted}
     try:
         if pretrained:
             return AutoModel.from_pretrained(folder, dtype=torch.float32, **options)
-        config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trusted)
         return AutoModel.from_config(config, dtype=torch.float32, **options)
     except (TypeError, ValueError) as exc:
+        if not trusted and REMOTE_CODE in str(exc):
+            raise remote_code_error(folder, "model") from exc
         if not kwargs:
             raise WeightsError(f"transformers cannot build the model in {folder}: {exc}") from exc
         raise ConfigError(

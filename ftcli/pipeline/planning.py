@@ -108,7 +108,7 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
         hf_models.model_folder(model_name, source.value if source.kind == "hf" else None) if text else None
     )
     spec: TransformSpec | TextSpec = (
-        text_spec(cfg.data, str(hf_folder))
+        text_spec(cfg.data, str(hf_folder), hf_models.trusts_remote_code(cfg.model.get("kwargs")))
         if text
         else input_transform(cfg.data, weights_transform(model_name, source, source_meta))
     )

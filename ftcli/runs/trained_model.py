@@ -95,6 +95,7 @@ def load(path: Path) -> TrainedModel:
         recipe = dict(meta[checkpoint_schema.RECIPE])
         hf_folder = hf_models.model_folder(model_name, None) if hf_models.is_hf(model_name) else None
         kwargs = dict(meta[checkpoint_schema.MODEL].get("kwargs") or {})
+        kwargs.pop(hf_models.REMOTE_CODE, None)  # a checkpoint never turns a model folder's own code on
         model = build_model(model_name, kwargs, hf_folder=hf_folder)
         net, block_map = to_blocknet(model, model_name, str(recipe.get("pool", "auto")))
         apply_recipe(net, block_map, recipe, len(class_names))

@@ -206,6 +206,32 @@ ROWS = [
         [*DIGITS, "trainer.max_epochs=abc"],
         ["trainer.max_epochs='abc'", "whole number", "trainer.max_epochs=10"],
     ),
+    # Lightning's pass-through keys: refused before the Trainer starts, the valid values listed
+    Row(
+        "trainer-devices-zero",
+        [*DIGITS, "trainer.devices=0"],
+        ["trainer.devices=0 is not valid", "auto, -1 (all), a number of devices >= 1", "trainer.devices=1"],
+    ),
+    Row(
+        "trainer-strategy-unknown",
+        [*DIGITS, "trainer.strategy=dpp"],
+        ["trainer.strategy='dpp' is not valid", "auto, ddp,", "ddp_spawn", "fsdp"],
+    ),
+    Row(
+        "trainer-precision-unknown",
+        [*DIGITS, "trainer.precision=fp8"],
+        ["trainer.precision='fp8' is not valid", "auto, 32-true, 16-mixed, bf16-mixed", "bf16"],
+    ),
+    Row(
+        "trainer-max-time-format",
+        [*DIGITS, "trainer.max_time=12h"],
+        ["trainer.max_time='12h' is not valid", "DD:HH:MM:SS", "trainer.max_time=00:12:00:00"],
+    ),
+    Row(
+        "trainer-gradient-clip-algorithm",
+        [*DIGITS, "trainer.gradient_clip_algorithm=l2"],
+        ["trainer.gradient_clip_algorithm='l2' is not valid", "norm or value", "or null"],
+    ),
     Row("strategy-n-negative", [*DIGITS, "strategy.n=-1"], ["strategy.n=-1", "out of range", "stage4"]),
     Row(
         "strategy-n-too-large",

@@ -138,3 +138,72 @@ def test_a_typo_in_a_block_key_is_refused_with_the_valid_keys(read: Any, block: 
     assert caught.value.message == expected
     assert caught.value.hint is not None and caught.value.hint.startswith("Valid keys: ")
     assert "colour" not in caught.value.hint
+
+
+LIGHTNING_HOSTILE = [
+    ("trainer.devices=0", "trainer.devices", "a number of devices >= 1"),
+    ("trainer.devices=[0,0]", "trainer.devices", "distinct device indices"),
+    ("trainer.devices=many", "trainer.devices", "auto, -1"),
+    ("trainer.strategy=dpp", "trainer.strategy", "ddp_spawn"),
+    ("trainer.precision=8", "trainer.precision", "bf16-mixed"),
+    ("trainer.max_time=12h", "trainer.max_time", "DD:HH:MM:SS"),
+    ("trainer.max_time={hour:1}", "trainer.max_time", "hours"),
+    ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm", "norm or value"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"), LIGHTNING_HOSTILE, ids=[r[0] for r in LIGHTNING_HOSTILE]
+)
+def test_a_bad_lightning_pass_through_value_is_refused_before_the_trainer(
+    overrides: str, key: str, allowed: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        check_config(composed(overrides))
+    assert f"{key}=" in err.value.message and allowed in err.value.message, err.value.message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        "trainer.devices=auto",
+        "trainer.devices=-1",
+        "trainer.devices=4",
+        "trainer.devices=[0,1]",
+        "trainer.devices='0,1'",
+        "trainer.strategy=ddp_spawn",
+        "trainer.strategy=fsdp",
+        "trainer.precision=auto",
+        "trainer.precision=16-mixed",
+        "trainer.precision=32",
+        "trainer.precision=bf16",
+        "trainer.precision=null",
+        "trainer.max_time=00:12:00:00",
+        "trainer.max_time={hours:1,minutes:30}",
+        "trainer.max_time=null",
+        "trainer.gradient_clip_algorithm=value",
+        "trainer.gradient_clip_algorithm=null",
+    ],
+)
+def test_the_values_lightning_accepts_pass(overrides: str) -> None:
+    check_config(composed(overrides))
+
+
+def test_the_written_out_lightning_values_match_the_installed_lightning() -> None:
+    from typing import get_args
+
+    from lightning.fabric.connector import (
+        _PRECISION_INPUT_INT,
+        _PRECISION_INPUT_STR,
+        _PRECISION_INPUT_STR_ALIAS,
+    )
+    from lightning.pytorch.strategies import StrategyRegistry
+    from lightning.pytorch.utilities import GradClipAlgorithmType
+
+    from ftcli.config import schema
+
+    assert set(schema.LIGHTNING_STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+    lightning = {*get_args(_PRECISION_INPUT_STR), *get_args(_PRECISION_INPUT_STR_ALIAS)}
+    assert set(schema.LIGHTNING_PRECISIONS) == {"auto", *lightning}
+    assert set(schema.PRECISION_INTS) == set(get_args(_PRECISION_INPUT_INT))
+    assert set(schema.GRADIENT_CLIP_ALGORITHMS) == set(GradClipAlgorithmType.supported_types())

@@ -3,6 +3,7 @@ the pooling reads the right token, and bad names or weights are clear errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,84 @@ def test_a_model_wheel_unpacked_into_the_environment_is_found_like_an_installed_
     assert hf_models.installed_folder("ftcli_no_such_model_wheel") is None
     (tmp_path / "ftcli_no_such_model_wheel").mkdir()
     assert hf_models.installed_folder("ftcli_no_such_model_wheel") == tmp_path / "ftcli_no_such_model_wheel"
+
+
+def remote_code_folder(folder: Path) -> Path:
+    """A model folder whose config.json maps the Auto classes to a module shipped in it: importing that
+    module would leave ``remote_model.py.ran`` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "remote_model.py").write_text('open(__file__ + ".ran", "w").close()\n')
+    auto_map = {
+        "AutoConfig": "remote_model.TinyConfig",
+        "AutoModel": "remote_model.TinyModel",
+        "AutoTokenizer": ["remote_model.TinyTokenizer", None],
+    }
+    (folder / "config.json").write_text(json.dumps({"model_type": "tiny_remote", "auto_map": auto_map}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {"tokenizer_class": "TinyTokenizer", "auto_map": {"AutoTokenizer": auto_map["AutoTokenizer"]}}
+        )
+    )
+    return folder
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_a_model_that_needs_its_own_code_is_refused_unless_trust_remote_code_is_on(
+    tmp_path: Path, pretrained: bool
+) -> None:
+    folder = remote_code_folder(tmp_path / "remote")
+    assert hf_models.remote_code_modules(folder) == [
+        "remote_model.TinyConfig",
+        "remote_model.TinyModel",
+        "remote_model.TinyTokenizer",
+    ]
+    for kwargs in ({}, {"trust_remote_code": False}):
+        with pytest.raises(ConfigError) as caught:
+            hf_models.build(folder, pretrained, kwargs)
+        assert "needs trust_remote_code" in str(caught.value)
+        assert "+model.kwargs.trust_remote_code=true" in str(caught.value)
+    with pytest.raises(ConfigError, match="trust_remote_code=yes is not valid"):
+        hf_models.build(folder, pretrained, {"trust_remote_code": "yes"})
+    assert not (folder / "remote_model.py.ran").exists()
+
+
+def test_a_tokenizer_that_needs_its_own_code_is_refused_without_running_it(tmp_path: Path) -> None:
+    from ftcli.data.text.tokenizer import load_tokenizer
+
+    folder = remote_code_folder(tmp_path / "remote")
+    with pytest.raises(ConfigError) as caught:
+        load_tokenizer(str(folder))
+    assert "needs trust_remote_code" in str(caught.value)
+    assert "+model.kwargs.trust_remote_code=true" in str(caught.value)
+    assert not (folder / "remote_model.py.ran").exists()
+
+
+def test_trust_remote_code_is_passed_false_unless_the_user_sets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    seen: list[object] = []
+
+    def from_pretrained(folder: Path, **kwargs: object) -> str:
+        seen.append(kwargs.get("trust_remote_code", "missing"))
+        return "model"
+
+    def from_config(config: object, **kwargs: object) -> str:
+        seen.append(kwargs.get("trust_remote_code", "missing"))
+        return "model"
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", from_pretrained)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", from_pretrained)
+    monkeypatch.setattr(transformers.AutoModel, "from_config", from_config)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    remote = remote_code_folder(tmp_path / "remote")
+    for pretrained in (True, False):
+        seen.clear()
+        hf_models.build(plain, pretrained, {})
+        assert seen and all(value is False for value in seen)
+        seen.clear()
+        hf_models.build(remote, pretrained, {"trust_remote_code": True})  # turned on by name: passed on
+        assert seen and all(value is True for value in seen)

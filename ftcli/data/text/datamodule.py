@@ -79,7 +79,7 @@ class TextDataModule(ClassificationDataModule):
 
     def _prepare_datasets(self, datasets: dict[str, Dataset]) -> None:
         """Tokenize every split once (the model's tokenizer, ``max_length``), counting the texts cut."""
-        tokenizer = load_tokenizer(self.spec.tokenizer)
+        tokenizer = load_tokenizer(self.spec.tokenizer, trust_remote_code=self.spec.trust_remote_code)
         pad = pad_id(tokenizer)
         for split, raw in list(datasets.items()):
             assert isinstance(raw, RawTexts)

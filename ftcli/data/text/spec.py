@@ -21,6 +21,8 @@ class TextSpec:
 
     tokenizer: str
     max_length: int = 128
+    # model.kwargs.trust_remote_code of this run; never stored in a checkpoint, never read from one
+    trust_remote_code: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data (a checkpoint stores it), tagged with its kind."""
@@ -32,7 +34,11 @@ class TextSpec:
         return cls(tokenizer=str(d["tokenizer"]), max_length=int(d.get("max_length", 128)))
 
 
-def text_spec(data_cfg: Mapping[str, Any], tokenizer: str) -> TextSpec:
+def text_spec(data_cfg: Mapping[str, Any], tokenizer: str, trust_remote_code: bool = False) -> TextSpec:
     """The spec of a text run: the model's tokenizer folder and ``data.max_length`` (checked: an
     integer >= 2, a ConfigError naming the key otherwise)."""
-    return TextSpec(tokenizer=str(tokenizer), max_length=int_option(data_cfg, "max_length", 128, minimum=2))
+    return TextSpec(
+        tokenizer=str(tokenizer),
+        max_length=int_option(data_cfg, "max_length", 128, minimum=2),
+        trust_remote_code=trust_remote_code,
+    )

@@ -6,14 +6,17 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from ftcli.errors import DataError
+from ftcli.errors import ConfigError, DataError
 
 
 @functools.lru_cache(maxsize=8)
-def load_tokenizer(folder: str) -> Any:
+def load_tokenizer(folder: str, trust_remote_code: bool = False) -> Any:
     """``AutoTokenizer.from_pretrained(folder)``, cached: every split, eval and predict share one.
 
     A missing folder, or one transformers cannot read a tokenizer from, is a DataError naming it.
+    ``trust_remote_code`` is passed explicitly (true only when the run sets
+    ``model.kwargs.trust_remote_code=true``; a checkpoint never does): a tokenizer that needs code shipped
+    in its folder without it is a ConfigError saying so.
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -24,8 +27,15 @@ def load_tokenizer(folder: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError, KeyError) as exc:
+        if not trust_remote_code and "trust_remote_code" in str(exc):
+            raise ConfigError(
+                f"The tokenizer in {folder} needs trust_remote_code: it is built by Python code shipped in "
+                "that folder, and ftcli runs such code only when asked.",
+                "Read that code first; to run it in train and inspect, add "
+                "+model.kwargs.trust_remote_code=true (eval, predict and export never run it).",
+            ) from exc
         raise DataError(
             f"transformers cannot read a tokenizer from {folder}: {exc}",
             "Give the model's folder, holding tokenizer.json or vocab.txt and tokenizer_config.json.",
