@@ -22,6 +22,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ftcli.config.lightning_values import (
+    GRADIENT_CLIP_ALGORITHMS,
+    LIGHTNING_PRECISIONS,
+    LIGHTNING_STRATEGIES,
+    PRECISION_INTS,
+    TIMEDELTA_KEYS,
+)
 from ftcli.errors import ConfigError
 
 MAX_IMAGE_SIZE = 2048  # pixels a side: larger inputs do not fit a GPU batch of any ImageNet network
@@ -116,58 +123,6 @@ def choice(*values: Any) -> Rule:
     return Rule(
         lambda v: any(v == x and type(v) is type(x) for x in values), f"one of {shown}", str(values[0])
     )
-
-
-# Lightning's pass-through Trainer arguments, as the installed Lightning (2.6) accepts them; config imports
-# no lightning, so they are written out here (tests/unit/test_config_schema.py checks them against it).
-LIGHTNING_STRATEGIES = (
-    "auto",
-    "ddp",
-    "ddp_find_unused_parameters_false",
-    "ddp_find_unused_parameters_true",
-    "ddp_fork",
-    "ddp_fork_find_unused_parameters_false",
-    "ddp_fork_find_unused_parameters_true",
-    "ddp_notebook",
-    "ddp_notebook_find_unused_parameters_false",
-    "ddp_notebook_find_unused_parameters_true",
-    "ddp_spawn",
-    "ddp_spawn_find_unused_parameters_false",
-    "ddp_spawn_find_unused_parameters_true",
-    "deepspeed",
-    "deepspeed_stage_1",
-    "deepspeed_stage_2",
-    "deepspeed_stage_2_offload",
-    "deepspeed_stage_3",
-    "deepspeed_stage_3_offload",
-    "deepspeed_stage_3_offload_nvme",
-    "fsdp",
-    "fsdp_cpu_offload",
-    "single_device",
-    "single_tpu",
-    "single_xla",
-    "xla",
-    "xla_debug",
-)
-# ftcli's auto (ftcli.device.resolve_precision), Lightning's names and its aliases (also as integers)
-LIGHTNING_PRECISIONS = (
-    "auto",
-    "32-true",
-    "16-mixed",
-    "bf16-mixed",
-    "16-true",
-    "bf16-true",
-    "64-true",
-    "transformer-engine",
-    "transformer-engine-float16",
-    "64",
-    "32",
-    "16",
-    "bf16",
-)
-PRECISION_INTS = (64, 32, 16)
-TIMEDELTA_KEYS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
-GRADIENT_CLIP_ALGORITHMS = ("norm", "value")
 
 
 def _devices_ok(value: Any) -> bool:

@@ -200,10 +200,10 @@ def test_the_written_out_lightning_values_match_the_installed_lightning() -> Non
     from lightning.pytorch.strategies import StrategyRegistry
     from lightning.pytorch.utilities import GradClipAlgorithmType
 
-    from ftcli.config import schema
+    from ftcli.config import lightning_values
 
-    assert set(schema.LIGHTNING_STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+    assert set(lightning_values.LIGHTNING_STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
     lightning = {*get_args(_PRECISION_INPUT_STR), *get_args(_PRECISION_INPUT_STR_ALIAS)}
-    assert set(schema.LIGHTNING_PRECISIONS) == {"auto", *lightning}
-    assert set(schema.PRECISION_INTS) == set(get_args(_PRECISION_INPUT_INT))
-    assert set(schema.GRADIENT_CLIP_ALGORITHMS) == set(GradClipAlgorithmType.supported_types())
+    assert set(lightning_values.LIGHTNING_PRECISIONS) == {"auto", *lightning}
+    assert set(lightning_values.PRECISION_INTS) == set(get_args(_PRECISION_INPUT_INT))
+    assert set(lightning_values.GRADIENT_CLIP_ALGORITHMS) == set(GradClipAlgorithmType.supported_types())
