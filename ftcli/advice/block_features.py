@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from ftcli.data.images.store import in_order
-from ftcli.features.cache import Cut, cache_key, cut_of, load_tensors, save_tensors
+from ftcli.features.cache import Cut, cache_key, cut_of, evaluated, load_tensors, save_tensors
 from ftcli.model.blocks import HEAD, BlockNet
 
 # Raw-pixel baseline: the input image average-pooled to this side (3 x 16 x 16 = 768 numbers).
@@ -103,10 +103,7 @@ def compute(
     raw_chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     unprobed: dict[str, str] = {}
-    was_training = net.training
-    original = next(net.parameters()).device
-    net.eval().to(device)
-    try:
+    with evaluated(net, device):
         for inputs, targets in loader:
             x = inputs.to(device)
             if baseline:
@@ -120,8 +117,6 @@ def compute(
                 except ValueError as e:
                     unprobed[name] = str(e)
             labels.append(torch.as_tensor(targets))
-    finally:
-        net.to(original).train(was_training)
     features = BlockFeatures(torch.cat(labels).long(), unprobed=unprobed)
     for name in names:
         if name not in unprobed:

@@ -20,7 +20,8 @@ else ``$FTCLI_FEATURE_CACHE``, else ``~/.cache/ftcli/features`` (one ``.pt`` fil
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,29 +172,45 @@ def cache_key(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -
 # ---------------------------------------------------------------------------- compute, store, load
 
 
+@contextmanager
+def evaluated(net: nn.Module, device: torch.device | None = None) -> Iterator[nn.Module]:
+    """``net`` in eval mode (moved to ``device`` when given), put back afterwards as it was: what is
+    cached or probed is the network as a fixed function."""
+    was_training = net.training
+    original = next(net.parameters()).device
+    net.eval().to(device or original)
+    try:
+        yield net
+    finally:
+        net.to(original).train(was_training)
+
+
+def shortest_first(dataset: Dataset, batch_size: int) -> tuple[DataLoader, list[int]]:
+    """A text split's loader, shortest texts first so each batch pads little, and that order (the
+    position in the split of each text the loader yields)."""
+    lengths = dataset.lengths  # type: ignore[attr-defined]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    loader = DataLoader(Subset(dataset, order), batch_size=batch_size, collate_fn=dataset.collate)  # type: ignore[attr-defined]
+    return loader, order
+
+
 @torch.no_grad()
 def compute(
     net: BlockNet, cut: Cut, dataset: Dataset, batch_size: int, num_workers: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the cached part of the network (eval mode) over a split: (features, labels) on the CPU, in the
     split's order. Texts (a split with ``lengths``) run shortest first, so each batch pads little."""
-    lengths = getattr(dataset, "lengths", None)
-    order = sorted(range(len(lengths)), key=lengths.__getitem__) if lengths is not None else None
-    if order is not None:
-        loader = DataLoader(Subset(dataset, order), batch_size=batch_size, collate_fn=dataset.collate)
+    order: list[int] | None = None
+    if getattr(dataset, "lengths", None) is not None:
+        loader, order = shortest_first(dataset, batch_size)
     else:
         loader = image_store.in_order(dataset, batch_size, num_workers)
-    was_training = net.training
-    original = next(net.parameters()).device
-    net.eval().to(device)
     chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    try:
+    with evaluated(net, device):
         for x, y in loader:
             chunks.append(cut.prefix(net, x.to(device)).float().cpu())
             labels.append(torch.as_tensor(y))
-    finally:
-        net.to(original).train(was_training)
     features, targets = torch.cat(chunks), torch.cat(labels).long()
     if order is not None:  # back to the split's order
         back = torch.empty(len(order), dtype=torch.long)

@@ -40,6 +40,7 @@ from ftcli.features.cache import (
     cached_phases,
     compute,
     cut_of,
+    evaluated,
     load,
     load_tensors,
     save_tensors,
@@ -272,13 +273,8 @@ def _fits(net: BlockNet, cut: Cut, dataset: Dataset, device: torch.device) -> bo
     """Whether a split's features stay under MAX_BYTES (one sample's features, times the split's size)."""
     collate = getattr(dataset, "collate", None)  # a text split batches its token lists itself
     x = collate([dataset[0]])[0] if collate is not None else dataset[0][0].unsqueeze(0)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            one = cut.prefix(net, x)
-    finally:
-        net.train(was_training)
+    with evaluated(net), torch.no_grad():
+        one = cut.prefix(net, x)
     return one.numel() * 4 * len(dataset) <= MAX_BYTES  # type: ignore[arg-type]
 
 

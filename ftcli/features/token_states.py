@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
+from ftcli.features.cache import evaluated, shortest_first
 from ftcli.finetune.freeze_plan import Schedule
 from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.model.text_blocks import TokenState
@@ -104,23 +105,16 @@ def compute(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the first ``stop`` blocks (eval mode) over a split of texts, shortest first so batches pad
     little: (flat states, lengths, labels) on the CPU, in the split's order."""
-    lengths = dataset.lengths  # type: ignore[attr-defined]
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    loader = DataLoader(Subset(dataset, order), batch_size=batch_size, collate_fn=dataset.collate)  # type: ignore[attr-defined]
-    was_training = net.training
-    original = next(net.parameters()).device
-    net.eval().to(device)
+    loader, order = shortest_first(dataset, batch_size)
     rows: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    try:
+    with evaluated(net, device):
         for x, y in loader:
             state = net.forward_until(x.to(device), stop)
             real = state.mask.sum(-1).tolist()
             hidden = state.hidden.float().cpu()
             rows += [hidden[i, : int(n)] for i, n in enumerate(real)]  # right padded: real tokens first
             labels.append(torch.as_tensor(y))
-    finally:
-        net.to(original).train(was_training)
     back = sorted(range(len(order)), key=order.__getitem__)  # back to the split's order
     rows = [rows[i] for i in back]
     targets = torch.cat(labels).long()[torch.tensor(back, dtype=torch.long)]
@@ -133,11 +127,6 @@ def compute(
 def state_bytes(net: BlockNet, stop: int, dataset: Dataset) -> int:
     """What a split's states take in float32 (the most they can take): its tokens times the hidden size."""
     x = dataset.collate([dataset[0]])[0]  # type: ignore[attr-defined]
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            width = int(net.forward_until(x, stop).hidden.shape[-1])
-    finally:
-        net.train(was_training)
+    with evaluated(net), torch.no_grad():
+        width = int(net.forward_until(x, stop).hidden.shape[-1])
     return sum(dataset.lengths) * width * 4  # type: ignore[attr-defined]
