@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 from bench.contenders import common_overrides
+from bench.timed_training import device_and_precision, timed_epochs
 
 
 def raw_worker(args: argparse.Namespace) -> None:
@@ -24,7 +24,6 @@ def raw_worker(args: argparse.Namespace) -> None:
 
     from ftcli.command_line.config_groups import config_dir
     from ftcli.data.sources import holds_texts
-    from ftcli.device import resolve_precision
     from ftcli.pipeline import plan_run
 
     torch.set_num_threads(args.threads)
@@ -45,54 +44,29 @@ def raw_worker(args: argparse.Namespace) -> None:
     labels = torch.tensor([int(label) for _, label in pairs])
     del pairs
     preprocess_seconds = time.perf_counter() - preprocess_started
-    gpu = args.trainer == "gpu" or (args.trainer != "cpu" and torch.cuda.is_available())
-    device = torch.device("cuda" if gpu else "cpu")
+    device, precision, dtype = device_and_precision(args, cfg)
     net = run_plan.net.to(device).train()
-    precision = resolve_precision(cfg.trainer.precision, "gpu" if gpu else "cpu")
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
-    if gpu:
+    if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     images, labels = images.to(device), labels.to(device)
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=float(cfg.optimizer.lr), weight_decay=float(cfg.optimizer.weight_decay)
-    )
-    scaler = torch.amp.GradScaler(enabled=dtype is torch.float16)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     batch = int(cfg.data.batch_size)
-    epoch_seconds = []
-    step_rates: list[list[float]] = []  # each step's images/s, batch end to batch end, as ftcli's Throughput
-    for _ in range(args.epochs):
+
+    def epoch_batches(_: int) -> list[torch.Tensor]:
         order = torch.randperm(len(labels), generator=generator).to(device)
-        if gpu:
-            torch.cuda.synchronize()
-        started = last = time.perf_counter()
-        step_rates.append([])
-        for start in range(0, len(labels), batch):
-            idx = order[start : start + batch]
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = torch.nn.functional.cross_entropy(net(images[idx]), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            now = time.perf_counter()
-            step_rates[-1].append(len(idx) / (now - last))
-            last = now
-        if gpu:
-            torch.cuda.synchronize()
-        epoch_seconds.append(time.perf_counter() - started)
-    steady = epoch_seconds[1:] or epoch_seconds
+        return [order[start : start + batch] for start in range(0, len(labels), batch)]
+
+    def loss_of(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return torch.nn.functional.cross_entropy(net(images[idx]), labels[idx]), len(idx)
+
+    timed = timed_epochs(args.epochs, epoch_batches, loss_of, net.parameters(), cfg, device, dtype)
     print(
         json.dumps(
             {
-                "images_per_second": len(labels) * len(steady) / sum(steady),
-                "step_images_per_second": statistics.median(
-                    [r for rates in (step_rates[1:] or step_rates) for r in rates]
-                ),
-                "epoch_seconds": statistics.mean(steady),
-                "precision": str(precision),
+                **timed,
+                "precision": precision,
                 "train_images": len(labels),
                 "preprocess_seconds": preprocess_seconds,
             }
