@@ -91,6 +91,14 @@ def parse(
     return parsed
 
 
+def boolean(value: str) -> bool:
+    """A ``true``/``false`` value (``Key(kind=boolean)``); anything else is refused."""
+    words = {"true": True, "false": False}
+    if value.lower() not in words:
+        raise ValueError(value)
+    return words[value.lower()]
+
+
 def _convert(key: Key, value: str) -> Any:
     if value.lower() in ("null", "none", ""):
         return None

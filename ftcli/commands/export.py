@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftcli.command_line.key_value_args import Key, parse, usage, wants_help
+from ftcli.command_line.key_value_args import Key, boolean, parse, usage, wants_help
 from ftcli.errors import ConfigError, ExportError, unknown_name
 from ftcli.runs import checkpoint_schema
 from ftcli.runs.output_folder import check_named, results_folder
@@ -49,7 +49,15 @@ KEYS = (
     ),
     Key("rtol", "relative part of the allowed difference", default=1e-4, kind=float),
     Key("opset", "ONNX opset version (default: torch.onnx's)", kind=int),
+    Key(
+        "merge",
+        "a LoRA checkpoint: true merges the adapters into the weights and exports the network; false "
+        "writes the PEFT adapter folder (adapter_config.json, adapter_model.safetensors) and the head",
+        default=True,
+        kind=boolean,
+    ),
 )
+MERGE_ATOL = 1e-4  # largest |merged - adapted| logit allowed when adapters are merged into the weights
 
 
 @dataclass
@@ -72,15 +80,26 @@ def main(args: list[str]) -> int:
     if fmt not in FORMATS:
         raise unknown_name("export format", fmt, list(FORMATS), key="format")
     path = checkpoint_path(options["ckpt"])
-    writes = (f"{path.stem}{FORMATS[fmt]}", f"{path.stem}{FORMATS[fmt]}.json")
+    merge = options["merge"] is not False
+    writes = (
+        (f"{path.stem}{FORMATS[fmt]}", f"{path.stem}{FORMATS[fmt]}.json") if merge else adapter_files(path)
+    )
     check_named(options["out"], writes)  # before the work: out= must not hold an earlier export
-    if fmt == "onnx":
+    if fmt == "onnx" and merge:
         require_onnx()
     from ftcli.runs import trained_model
 
     model = trained_model.load(path)
     # <run>/export, else the first of export-2, export-3 ... without this checkpoint's file of this format
     out = results_folder(options["out"], model.run_dir / "export", writes, share=True)
+    if not merge:
+        written = write_adapter_folder(model, out)
+        console.console.print(
+            "[green]adapters written[/green] (PEFT format, not merged):\n  "
+            + "\n  ".join(str(p) for p in written),
+            highlight=False,
+        )
+        return 0
     result = export(model, fmt, out, options)
     console.console.print(
         f"[green]export ok[/green] · {fmt} · max |{fmt} - pytorch| = {result.max_abs_diff:.2e} "
@@ -114,6 +133,10 @@ def export(model: TrainedModel, fmt: str, out: Path, options: dict[str, Any]) ->
     with torch.no_grad():
         expected = net(check)
     meta = metadata(model, fmt, model_file)
+    from ftcli.model.adapters import adapters_of
+
+    if adapters_of(net) is not None:  # export the merged network, checked against the adapted one
+        meta["adapters"] = merge_adapters(net, check, expected)
     model_file.with_name(model_file.name + ".data").unlink(missing_ok=True)  # an older external-data file
     if fmt == "onnx":
         write_onnx(net, example, model_file, options["opset"], text=model.reads_text)
@@ -140,6 +163,56 @@ def export(model: TrainedModel, fmt: str, out: Path, options: dict[str, Any]) ->
             "Try another opset (opset=...) or format; report it with FTCLI_DEBUG=1 output if it persists.",
         )
     return ExportResult(model_file, meta_file, max_abs_diff, len(check))
+
+
+def merge_adapters(net: Any, check: Any, expected: Any) -> dict[str, Any]:
+    """Merge a LoRA network's adapters into its weights (PEFT ``merge_and_unload``) and check that the
+    merged network computes what the adapted one did (``MERGE_ATOL``); what was merged, for the metadata."""
+    import torch
+
+    from ftcli.model.adapters import adapters_of, merged
+
+    stored = dict(adapters_of(net).options.to_dict())
+    merged(net)
+    with torch.no_grad():
+        diff = float((net(check) - expected).abs().max())
+    if diff > MERGE_ATOL:
+        raise ExportError(
+            f"Merging the adapters into the weights changed the logits by up to {diff:.3e} "
+            f"(allowed {MERGE_ATOL:g}); nothing was exported.",
+            "Export the adapters unmerged (merge=false), or report it with FTCLI_DEBUG=1 output.",
+        )
+    return {"merged": True, "max_abs_diff_merged_vs_adapted": diff, **stored}
+
+
+def adapter_files(path: Path) -> tuple[str, ...]:
+    """What ``merge=false`` writes: the PEFT folder of this checkpoint and its metadata."""
+    return (f"{path.stem}-adapter",)
+
+
+def write_adapter_folder(model: TrainedModel, out: Path) -> list[Path]:
+    """``merge=false``: the adapters as a PEFT folder, the head's tensors and the metadata (classes,
+    preprocessing, the base model) beside them: everything but the base weights."""
+    from safetensors.torch import save_file
+
+    from ftcli.model.adapters import adapters_of, write_peft_folder
+
+    if adapters_of(model.net) is None:
+        raise ConfigError(
+            f"merge=false writes a LoRA checkpoint's adapters, but {model.path} holds none "
+            f"(strategy {model.meta.get(checkpoint_schema.STRATEGY, {}).get('name', '?')}).",
+            "Drop merge=false to export the whole network.",
+        )
+    folder = out / adapter_files(model.path)[0]
+    base = str(model.meta[checkpoint_schema.MODEL].get("name"))
+    written = write_peft_folder(model.net, folder, base)
+    head = {k: v.contiguous() for k, v in model.net.blocks["head"].state_dict().items()}
+    save_file(head, str(folder / "head.safetensors"))
+    meta = metadata(model, "peft", folder / "adapter_model.safetensors")
+    meta["head"] = "head.safetensors: the new head (blocks.head), trained with the adapters"
+    meta["adapters"] = dict(model.meta[checkpoint_schema.ADAPTERS])
+    (folder / "ftcli.json").write_text(json.dumps(meta, indent=2))
+    return [*written, folder / "head.safetensors", folder / "ftcli.json"]
 
 
 def sample_batches(model: TrainedModel) -> tuple[Any, Any]:

@@ -188,7 +188,16 @@ RULES: dict[str, Rule] = {
     # strategy.n and recipe.n: checked against the network's blocks (ftcli.finetune.strategies,
     # model/surgery), which name the blocks in their message
     "strategy.every": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
-    "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "3"),
+    "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 0, "a whole number of epochs >= 0", "3"),
+    # adapters (strategy=lora; ftcli.finetune.adapters checks strategy.targets and strategy.blocks against
+    # the network)
+    "strategy.r": whole(1, 1024, example="8"),
+    "strategy.alpha": positive(100_000.0, "16"),
+    "strategy.dropout": number(0, 1, open_high=True, example="0.05"),
+    "strategy.use_dora": BOOLEAN,
+    "strategy.blocks": Rule(
+        lambda v: v == "all" or (_whole(v) and v >= 1), "all or a whole number of blocks >= 1", "all (or 2)"
+    ),
     "strategy.phases": Rule(
         _non_empty_phases, "a non-empty list of phases", "[{epochs: 2, train: [head]}, {train: all}]"
     ).or_null(),

@@ -13,6 +13,8 @@ prints is what training does. Decisions (docs/ARCHITECTURE.md):
   dropout and stochastic depth are off too (``fixed``), and the live path computes exactly what the
   feature cache stores; with ``bn=train|affine`` only BatchNorm follows ``bn`` and the rest of the
   block stays in the network's mode;
+- a block holding adapters (``ftcli.finetune.adapters``) is ``adapted`` in a phase that trains them:
+  its adapters train, its own weights stay frozen, and it ends the no-grad prefix;
 - layer-wise rates (``lr_decay``) are multipliers ftcli applies itself, so they work with every
   optimizer and scheduler.
 """
@@ -25,6 +27,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ftcli.model.adapters import set_adapters_trainable
 from ftcli.model.blocks import HEAD, BlockNet
 
 
@@ -37,11 +40,13 @@ class BlockPlan:
     lr_mult: float  # 0 when nothing in the block trains
     bn: str  # "train" | "frozen" | "affine" for blocks holding BatchNorm, "-" otherwise
     fixed: bool = False  # frozen under bn=frozen: the whole block runs in eval mode (dropout, drop path too)
+    adapted: bool = False  # its adapters (LoRA, DoRA) train while its own weights stay frozen
 
     @property
     def updates(self) -> bool:
-        """Whether anything in the block trains (the whole block, or only its BN affine parameters)."""
-        return self.trainable or self.bn == "affine"
+        """Whether anything in the block trains (the whole block, its adapters, or only its BN affine
+        parameters)."""
+        return self.trainable or self.adapted or self.bn == "affine"
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,13 @@ class FreezePlan:
         return [b.name for b in self.blocks if b.trainable]
 
     @property
+    def adapted_blocks(self) -> list[str]:
+        return [b.name for b in self.blocks if b.adapted]
+
+    @property
     def head_only(self) -> bool:
-        """A probe phase: the new head trains, no pretrained block does."""
-        return self.trainable_blocks == [HEAD]
+        """A probe phase: the new head trains, no pretrained block (nor adapter inside one) does."""
+        return self.trainable_blocks == [HEAD] and not self.adapted_blocks
 
     @property
     def no_grad_prefix(self) -> int:
@@ -131,6 +140,8 @@ def apply_plan(net: BlockNet, plan: FreezePlan) -> None:
     for block in plan.blocks:
         module = net.blocks[block.name]
         module.requires_grad_(block.trainable)
+        if block.adapted:
+            set_adapters_trainable(module, True)
         if block.bn == "affine":
             for bn in (m for m in module.modules() if isinstance(m, _BatchNorm)):
                 bn.requires_grad_(True)

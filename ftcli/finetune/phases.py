@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ftcli.config.schema import check_value, checked
+from ftcli.config.schema import check_value, checked, invalid
 from ftcli.errors import ConfigError, unknown_name
 from ftcli.finetune.freeze_plan import BlockPlan, FreezePlan, Schedule
 from ftcli.finetune.strategies import STRATEGIES, PhaseSpec
+from ftcli.model.adapters import adapted_blocks
 from ftcli.model.blocks import HEAD, BlockNet, has_batchnorm
 
-PHASE_KEYS = ("epochs", "train", "lr_mult", "bn", "label")
+PHASE_KEYS = ("epochs", "train", "lr_mult", "bn", "label", "adapters")
 
 
 def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
@@ -39,6 +40,12 @@ def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
             f"{error.hint}; or give the strategy its own `phases:` list (as docs/strategies.md shows)"
         )
         raise error
+    adapted = adapted_blocks(net)
+    if any(spec.adapters for spec in specs) and not adapted:
+        raise ConfigError(
+            f"strategy={name} trains adapters in a phase, but the strategy sets no adapter rank.",
+            "Set strategy.r (e.g. strategy.r=8), or use strategy=lora, which does.",
+        )
     default_bn = checked(cfg, "strategy.bn", "frozen")
     base = _base_multipliers(cfg, net)
     phases = []
@@ -46,7 +53,9 @@ def make_schedule(cfg: Mapping[str, Any], net: BlockNet) -> Schedule:
     for index, spec in enumerate(specs):
         is_last = index == len(specs) - 1
         epochs = None if is_last else spec.epochs
-        blocks = _block_plans(net, spec, base, spec.bn or default_bn)
+        blocks = _block_plans(
+            net, spec, base, spec.bn or default_bn, adapted if spec.adapters else frozenset()
+        )
         phases.append(
             FreezePlan(name, bool(cfg.get("pretrained", True)), blocks, index, start, epochs, spec.label)
         )
@@ -71,17 +80,21 @@ def _base_multipliers(cfg: Mapping[str, Any], net: BlockNet) -> dict[str, float]
     return base
 
 
-def _block_plans(net: BlockNet, spec: PhaseSpec, base: Mapping[str, float], bn: str) -> tuple[BlockPlan, ...]:
+def _block_plans(
+    net: BlockNet, spec: PhaseSpec, base: Mapping[str, float], bn: str, adapted: frozenset[str]
+) -> tuple[BlockPlan, ...]:
     blocks = []
     for name in net.block_names:
         trainable = name == HEAD or name in spec.train
+        with_adapters = name in adapted and not trainable
         phase_mult = spec.lr_mult.get(name, 1.0) if isinstance(spec.lr_mult, Mapping) else spec.lr_mult
         block_bn = "-"
         if has_batchnorm(net.blocks[name]):
             block_bn = "train" if trainable else bn
-        updates = trainable or block_bn == "affine"
+        updates = trainable or with_adapters or block_bn == "affine"
         rate = base[name] * phase_mult if updates else 0.0
-        blocks.append(BlockPlan(name, trainable, rate, block_bn, fixed=not trainable and bn == "frozen"))
+        fixed = not trainable and not with_adapters and bn == "frozen"
+        blocks.append(BlockPlan(name, trainable, rate, block_bn, fixed=fixed, adapted=with_adapters))
     return tuple(blocks)
 
 
@@ -110,7 +123,10 @@ def _phase_from_config(raw: Any, index: int, backbone: list[str]) -> PhaseSpec:
     bn = raw.get("bn")
     bn = None if bn is None else check_value(bn, "strategy.bn", f"{where}.bn")
     train = _select_blocks(raw.get("train", HEAD), backbone, f"{where}.train")
-    return PhaseSpec(epochs, train, lr_mult, bn, str(raw.get("label") or ""))
+    adapters = raw.get("adapters", False)
+    if not isinstance(adapters, bool):
+        raise invalid(f"{where}.adapters", adapters, "true or false", "true")
+    return PhaseSpec(epochs, train, lr_mult, bn, str(raw.get("label") or ""), adapters)
 
 
 def _select_blocks(value: Any, backbone: list[str], key: str) -> frozenset[str]:

@@ -22,17 +22,18 @@ from ftcli.data.sources import build_datamodule, holds_texts, text_sources
 from ftcli.data.text.spec import TextSpec, text_spec
 from ftcli.device import trains_on_gpu
 from ftcli.errors import ConfigError
+from ftcli.finetune import adapter_record
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan
 from ftcli.finetune.phases import make_schedule
 from ftcli.finetune.strategies import is_auto
-from ftcli.model import hf_models, timm_models
-from ftcli.model import weights as weights_lib
-from ftcli.model.backbones import build_model, family_of, to_blocknet
+from ftcli.model import hf_models
+from ftcli.model.adapters import insert as insert_adapters
+from ftcli.model.backbones import family_of
 from ftcli.model.blocks import BlockNet
-from ftcli.model.surgery import SurgeryReport, apply_recipe
-from ftcli.model.weights_file import read_file
-from ftcli.pipeline.weights_source import load_weights_file, weights_transform
+from ftcli.model.model_input import ModelInput
+from ftcli.model.surgery import SurgeryReport
 from ftcli.runs import checkpoint_schema
+from ftcli.runs.weights_source import build_network, starting_weights, weights_transform
 from ftcli.training.lightning_module import FineTuneModule
 
 
@@ -99,47 +100,43 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     model_name = str(cfg.model.name)
     family_of(model_name)  # unknown names fail here, listing the valid ones
     pretrained = bool(cfg.strategy.get("pretrained", True))
-    source = weights_lib.resolve(model_name, cfg.model.get("weights") if pretrained else None)
-    loaded = read_file(source.value) if source.kind in ("file", "package") else None
-    source_meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
+    with_adapters = adapter_record.wanted(cfg.strategy)
+    if with_adapters and not pretrained:
+        raise ConfigError(
+            f"strategy={cfg.strategy.name} trains adapters on frozen pretrained weights, but "
+            "strategy.pretrained=false starts from random ones.",
+            "Remove strategy.pretrained=false, or use strategy=scratch to train from random weights.",
+        )
+    start = starting_weights(model_name, cfg.model.get("weights") if pretrained else None)
+    source, source_meta = start.source, start.meta
     text = hf_models.is_hf(model_name)
     _check_modality(model_name, text, cfg.data)
-    hf_folder = (
-        hf_models.model_folder(model_name, source.value if source.kind == "hf" else None) if text else None
-    )
     spec: TransformSpec | TextSpec = (
-        text_spec(cfg.data, str(hf_folder), hf_models.trusts_remote_code(cfg.model.get("kwargs")))
+        text_spec(cfg.data, str(start.hf_folder), hf_models.trusts_remote_code(cfg.model.get("kwargs")))
         if text
         else input_transform(cfg.data, weights_transform(model_name, source, source_meta))
     )
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
     datamodule.on_gpu = trains_on_gpu(cfg.get("trainer") or {})  # data.augment_on_device=auto reads it
 
-    enum_member = source.value if source.kind == "enum" else None
-    if enum_member is not None:
-        weights_lib.ensure_enum_available(model_name, enum_member)
-    timm_file = None
-    if source.kind == "timm":
-        timm_file = timm_models.cached_weights(timm_models.architecture(model_name), source.value)
+    def check_input(model_input: ModelInput) -> None:
+        if isinstance(spec, TransformSpec) and not model_input.accepts_size(spec.crop):
+            side = model_input.size
+            alternative = (
+                f", or +model.kwargs.{model_input.size_kwarg}={spec.crop} (random init only)"
+                if source.kind == "none" and model_input.size_kwarg is not None
+                else ""
+            )
+            raise ConfigError(
+                f"{model_name} takes {side}x{side} images, but the input would be {spec.crop}x{spec.crop}.",
+                f"Set data.image_size={side}{alternative}.",
+            )
+
     kwargs = _plain(cfg.model.get("kwargs") or {})
-    model = build_model(model_name, kwargs, enum_member, timm_file, hf_folder, source.kind == "hf")
-    net, block_map = to_blocknet(model, model_name, str(cfg.recipe.get("pool", "auto")))
-    model_input = block_map.input  # what the family declared it takes
-    if isinstance(spec, TransformSpec) and not model_input.accepts_size(spec.crop):
-        side = model_input.size
-        alternative = (
-            f", or +model.kwargs.{model_input.size_kwarg}={spec.crop} (random init only)"
-            if source.kind == "none" and model_input.size_kwarg is not None
-            else ""
-        )
-        raise ConfigError(
-            f"{model_name} takes {side}x{side} images, but the input would be {spec.crop}x{spec.crop}.",
-            f"Set data.image_size={side}{alternative}.",
-        )
-    name_map = weights_lib.source_name_map(model, net)
-    surgery = apply_recipe(net, block_map, cfg.recipe, datamodule.num_classes)
-    if loaded is not None:
-        load_weights_file(net, loaded, source.value, name_map, source_meta, model)
+    recipe = _plain(cfg.recipe)
+    net, surgery = build_network(model_name, kwargs, start, recipe, datamodule.num_classes, check_input)
+    if with_adapters:
+        insert_adapters(net, adapter_record.adapter_options(cfg.strategy))
     schedule = make_schedule(cfg.strategy, net)
     apply_plan(net, schedule.first)
     # the option blocks, checked once now that the class and phase counts are known

@@ -41,6 +41,9 @@ DATA = "data"
 SEED = "seed"
 CHAINED_FROM = "chained_from"
 ADVICE = "advice"
+# an adapter run (strategy=lora): the adapter options, where they sit, and the fingerprint of the base
+# weights the checkpoint leaves out (``ftcli.finetune.adapters``); added at each save
+ADAPTERS = "adapters"
 # the training options as the run used them (``with_training``): no reader needs them
 LOSS = "loss"
 MIXUP = "mixup"
@@ -159,6 +162,7 @@ FIELD_TYPES: dict[str, tuple[str, bool]] = {  # key -> (what it must be, whether
     DECAY_NORM_AND_BIAS: (_FLAG, True),
     SCHEDULE: (_LIST, True),
     PHASE: (_MAPPING, True),
+    ADAPTERS: (_MAPPING, True),
 }
 DAMAGED_HINT = (
     "The checkpoint was edited or damaged after `ftcli train` wrote it; use another checkpoint of the run "
@@ -223,6 +227,13 @@ def check_metadata(meta: Mapping[str, Any], path: Path) -> None:
         for key in ("start_epoch", "epochs"):
             if item.get(key) is not None and not _is(item[key], _WHOLE):
                 raise _damaged(path, f"ftcli.schedule[].{key} must be a whole number, got {item[key]!r:.60}")
+    adapters = meta.get(ADAPTERS)
+    if adapters:
+        fingerprint = adapters.get("base_fingerprint")
+        if not isinstance(fingerprint, str) or len(fingerprint) != 64:
+            raise _damaged(path, f"ftcli.adapters.base_fingerprint must be a sha256, got {fingerprint!r:.60}")
+        if not isinstance(adapters.get("options"), Mapping):
+            raise _damaged(path, "ftcli.adapters.options must be a mapping of the adapter keys")
     if TRANSFORM in meta:
         check_transform(meta[TRANSFORM], path)
 

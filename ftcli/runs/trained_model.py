@@ -81,25 +81,31 @@ def input_spec(stored: dict[str, Any], tokenizer_folder: Path | None) -> Any:
 
 
 def load(path: Path) -> TrainedModel:
-    """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict)."""
+    """Rebuild the trained network from the checkpoint's metadata and load every tensor (strict). A LoRA
+    checkpoint holds its adapters and head only: its base is rebuilt from the weights the run started
+    from and must have the fingerprint the checkpoint stored."""
     from ftcli.model import hf_models
-    from ftcli.model.backbones import build_model, to_blocknet
-    from ftcli.model.surgery import apply_recipe
+    from ftcli.model.weights import WeightsSource
     from ftcli.model.weights_file import read_file
+    from ftcli.runs.weights_source import StartingWeights, build_network, starting_weights
 
     loaded = read_file(path)
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
-    model_name = str(meta[checkpoint_schema.MODEL]["name"])
+    model_meta = meta[checkpoint_schema.MODEL]
+    model_name = str(model_meta["name"])
     class_names = [str(c) for c in meta[checkpoint_schema.CLASS_NAMES]]
+    adapters = meta.get(checkpoint_schema.ADAPTERS)
     try:  # every value here comes from the checkpoint: an error says so
         recipe = dict(meta[checkpoint_schema.RECIPE])
-        hf_folder = hf_models.model_folder(model_name, None) if hf_models.is_hf(model_name) else None
-        kwargs = dict(meta[checkpoint_schema.MODEL].get("kwargs") or {})
+        kwargs = dict(model_meta.get("kwargs") or {})
         kwargs.pop(hf_models.REMOTE_CODE, None)  # a checkpoint never turns a model folder's own code on
-        model = build_model(model_name, kwargs, hf_folder=hf_folder)
-        net, block_map = to_blocknet(model, model_name, str(recipe.get("pool", "auto")))
-        apply_recipe(net, block_map, recipe, len(class_names))
-        transform = input_spec(meta[checkpoint_schema.TRANSFORM], hf_folder)
+        if adapters:  # the base the adapters were trained on, from its source
+            start = starting_weights(model_name, model_meta.get("weights"))
+        else:  # every tensor is in the checkpoint: the network is built without weights
+            hf_folder = hf_models.model_folder(model_name, None) if hf_models.is_hf(model_name) else None
+            start = StartingWeights(WeightsSource("none"), None, {}, hf_folder)
+        net, _ = build_network(model_name, kwargs, start, recipe, len(class_names))
+        transform = input_spec(meta[checkpoint_schema.TRANSFORM], start.hf_folder)
     except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:
         message = err.message if isinstance(err, FtcliError) else f"{type(err).__name__}: {err}"
         raise WeightsError(
@@ -107,6 +113,8 @@ def load(path: Path) -> TrainedModel:
             checkpoint_schema.DAMAGED_HINT,
         ) from err
     state = checkpoint_schema.model_state(loaded)
+    if adapters:
+        state = _with_base(net, state, adapters, path, start.source.label)
     try:
         result = net.load_state_dict(state, strict=False)
     except RuntimeError as err:  # a tensor of another shape than the network the metadata describes
@@ -127,3 +135,15 @@ def load(path: Path) -> TrainedModel:
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     return TrainedModel(path, net, class_names, transform, meta)
+
+
+def _with_base(
+    net: Any, state: dict[str, Any], stored: dict[str, Any], path: Path, source: str
+) -> dict[str, Any]:
+    """A LoRA checkpoint's tensors completed with the base: adapters inserted as the run inserted them,
+    the base's fingerprint checked against the stored one."""
+    from ftcli.model.adapters import AdapterOptions, base_fingerprint, check_base, insert
+
+    insert(net, AdapterOptions.from_dict(stored["options"]))
+    check_base(stored["base_fingerprint"], base_fingerprint(net, set(state)), str(path), source)
+    return {**net.state_dict(), **state}

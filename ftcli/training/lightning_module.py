@@ -11,7 +11,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ftcli.config.loss import AUTO
 from ftcli.config.run_options import TrainingOptions
+from ftcli.finetune.adapter_record import AdapterRecord
 from ftcli.finetune.freeze_plan import FreezePlan, Schedule, apply_plan, param_groups
+from ftcli.model.adapters import check_base
 from ftcli.model.blocks import BlockNet
 from ftcli.runs import checkpoint_schema
 from ftcli.training import performance
@@ -19,6 +21,8 @@ from ftcli.training.loss import class_counts, eval_loss, imbalance_line, resolve
 from ftcli.training.mixing import batch_mixer
 from ftcli.training.optimizers import OPTIMIZERS
 from ftcli.training.schedulers import SCHEDULERS
+
+MODEL_PREFIX = "model."  # the network's tensors in the module's state_dict (``self.model``)
 
 
 class FineTuneModule(L.LightningModule):
@@ -74,6 +78,9 @@ class FineTuneModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         _check_names(self.optimizer_cfg, self.scheduler_cfg)
         apply_plan(self.model, self.plan)
+        # An adapter run (strategy=lora) stores only what can change; its base is fingerprinted at the
+        # first save (hashing every frozen weight once) and checked on resume.
+        self.adapter_record = AdapterRecord.of(net, schedule)
         # Set by feed_features() when batches hold cached features of the frozen blocks, not images:
         # maps them to logits. forward() always takes images.
         self.input_tail: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -254,7 +261,22 @@ class FineTuneModule(L.LightningModule):
             "epoch": self.current_epoch,
             "global_step": self.global_step,
         }
-        checkpoint_schema.attach(checkpoint, self.meta, schedule_summary(self.schedule), phase)
+        meta = self.meta
+        if self.adapter_record is not None:
+            checkpoint["state_dict"] = self.adapter_record.keep(checkpoint["state_dict"], MODEL_PREFIX)
+            meta = {**meta, checkpoint_schema.ADAPTERS: self.adapter_record.to_dict()}
+        checkpoint_schema.attach(checkpoint, meta, schedule_summary(self.schedule), phase)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming an adapter run: its checkpoint holds the adapters and the head; the frozen base comes
+        from the network built for this run, which must be the base the adapters were trained on."""
+        stored = (checkpoint.get(checkpoint_schema.KEY) or {}).get(checkpoint_schema.ADAPTERS)
+        if not stored or self.adapter_record is None:
+            return
+        check_base(
+            stored["base_fingerprint"], self.adapter_record.fingerprint, "the checkpoint", "this config"
+        )
+        checkpoint["state_dict"] = {**self.state_dict(), **checkpoint["state_dict"]}
 
 
 def schedule_summary(schedule: Schedule) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ def _add(tree: Tree, key: str, value: Any) -> None:
 
 def plan_table(run_plan: Any, base_lr: float) -> Table:
     """Per block: parameters and, in each phase, trainable or frozen at which rate; totals last."""
+    from ftcli.model.adapters import adapter_parameters, describe
     from ftcli.model.blocks import count_parameters
 
     schedule, net = run_plan.schedule, run_plan.net
@@ -47,6 +48,7 @@ def plan_table(run_plan: Any, base_lr: float) -> Table:
     )
     notes = [] if single else ["cells: learning rate of a trainable block · bn: only BatchNorm affine trains"]
     notes.append(frozen_mode_note(schedule))
+    notes.extend(describe(net))
     caption = "\n".join(n for n in notes if n) or None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("block", no_wrap=True)
@@ -55,7 +57,8 @@ def plan_table(run_plan: Any, base_lr: float) -> Table:
         header = "state · lr" if single else f"{phase.index + 1}: {phase.label}\n{phase.describe()}"
         table.add_column(escape(header))
     table.add_column("bn")
-    params = {name: count_parameters(net.blocks[name]) for name in net.block_names}
+    adapter = {name: adapter_parameters(net.blocks[name]) for name in net.block_names}
+    params = {name: count_parameters(net.blocks[name]) - adapter[name] for name in net.block_names}
     for index, name in enumerate(net.block_names):
         cells = [
             _phase_cell(phase.blocks[index], base_lr, index < phase.no_grad_prefix, single)
@@ -63,7 +66,10 @@ def plan_table(run_plan: Any, base_lr: float) -> Table:
         ]
         table.add_row(name, f"{params[name]:,}", *cells, schedule.first.blocks[index].bn)
     table.add_section()
-    totals = [f"{sum(params[b.name] for b in p.blocks if b.trainable):,}" for p in schedule.phases]
+    totals = [
+        f"{sum(params[b.name] if b.trainable else adapter[b.name] if b.adapted else 0 for b in p.blocks):,}"
+        for p in schedule.phases
+    ]
     if single:
         totals = [f"{totals[0]} trainable"]
     table.add_row("total" if single else "trainable", f"{sum(params.values()):,}", *totals, "")
@@ -75,30 +81,43 @@ def _phase_cell(block: Any, base_lr: float, no_grad: bool, verbose: bool) -> str
     if not verbose:  # one column per phase: keep cells short
         if block.trainable:
             return f"[green]{base_lr * block.lr_mult:.1e}[/green]"
+        if block.adapted:
+            return f"[magenta]adapt {base_lr * block.lr_mult:.1e}[/magenta]"
         if block.bn == "affine":
             return f"[cyan]bn {base_lr * block.lr_mult:.1e}[/cyan]"
         return "[blue]frozen[/blue]"
     lr = f"{base_lr * block.lr_mult:.2e}"
     if block.trainable:
         return f"[green]trainable[/green] {lr}"
+    if block.adapted:
+        return f"[blue]frozen[/blue] + [magenta]adapters[/magenta] {lr}"
     if block.bn == "affine":
         return f"[blue]frozen[/blue] [cyan](bn affine {lr})[/cyan]"
     return "[blue]frozen[/blue]" + (" · no_grad" if no_grad else "")
 
 
 def frozen_mode_note(schedule: Any) -> str:
-    """What a frozen block computes in training: a fixed function (bn=frozen), or not (bn=train|affine)."""
-    frozen = [b for phase in schedule.phases for b in phase.blocks if not b.trainable]
-    if not frozen:
-        return ""
-    if all(b.fixed for b in frozen):
-        return "frozen blocks run in eval mode (BatchNorm, dropout, stochastic depth): a fixed function"
-    bn = next((b.bn for b in frozen if b.bn in ("train", "affine")), "train")
-    what = "statistics update" if bn == "train" else "statistics fixed, affine trains"
-    return (
-        f"strategy.bn={bn}: frozen blocks' BatchNorm {what}; their dropout and stochastic depth run "
-        "as in training (strategy.bn=frozen makes them a fixed function)"
+    """What a frozen block computes in training: a fixed function (bn=frozen), or not (bn=train|affine);
+    and that blocks holding adapters run in training mode (their adapters' dropout applies)."""
+    blocks = [b for phase in schedule.phases for b in phase.blocks]
+    frozen = [b for b in blocks if not b.trainable and not b.adapted]
+    adapted = (
+        "blocks with adapters run in training mode (adapter dropout)"
+        if any(b.adapted for b in blocks)
+        else ""
     )
+    if not frozen:
+        return adapted
+    if all(b.fixed for b in frozen):
+        note = "frozen blocks run in eval mode (BatchNorm, dropout, stochastic depth): a fixed function"
+    else:
+        bn = next((b.bn for b in frozen if b.bn in ("train", "affine")), "train")
+        what = "statistics update" if bn == "train" else "statistics fixed, affine trains"
+        note = (
+            f"strategy.bn={bn}: frozen blocks' BatchNorm {what}; their dropout and stochastic depth run "
+            "as in training (strategy.bn=frozen makes them a fixed function)"
+        )
+    return "; ".join(n for n in (note, adapted) if n)
 
 
 def schedule_notes(schedule: Any, max_epochs: int | None) -> list[str]:

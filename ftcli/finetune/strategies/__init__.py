@@ -37,6 +37,7 @@ class PhaseSpec:
     lr_mult: float | Mapping[str, float] = 1.0
     bn: str | None = None
     label: str = ""
+    adapters: bool = False  # the adapters (strategy.r: LoRA, DoRA) train in this phase
 
 
 StrategyFn = Callable[[list[str], Mapping[str, Any]], list[PhaseSpec]]

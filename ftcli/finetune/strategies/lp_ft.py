@@ -15,7 +15,7 @@ def _lp_ft(backbone: list[str], cfg: Mapping[str, Any]) -> list[PhaseSpec]:
     probe = checked(cfg, "strategy.probe_epochs", 3)
     probe_mult = float(checked(cfg, "strategy.probe_lr_mult", 1.0))
     ft_mult = float(checked(cfg, "strategy.ft_lr_mult", 0.1))
-    return [
-        PhaseSpec(probe, frozenset(), lr_mult=probe_mult, label="linear probe"),
-        PhaseSpec(None, frozenset(backbone), lr_mult=ft_mult, label="fine-tune all"),
-    ]
+    fine_tune = PhaseSpec(None, frozenset(backbone), lr_mult=ft_mult, label="fine-tune all")
+    if not probe:  # probe_epochs=0: no probe, the fine-tune phase alone
+        return [fine_tune]
+    return [PhaseSpec(probe, frozenset(), lr_mult=probe_mult, label="linear probe"), fine_tune]
