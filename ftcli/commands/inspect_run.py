@@ -88,6 +88,14 @@ def training_option_lines(run_plan: RunPlan) -> list[str]:
             "(norms, biases, position embeddings, class tokens; "
             "optimizer.decay_norm_and_bias=true decays all)"
         )
+    if run_plan.options.gradient_checkpointing:
+        first = schedule.first
+        recomputed = [b.name for b in first.blocks[first.no_grad_prefix :] if b.name != "head"]
+        lines.append(
+            "gradient checkpointing: activations of "
+            + (", ".join(recomputed) if recomputed else "no block")
+            + " recomputed in the backward pass (non-reentrant; less memory, about a third more time)"
+        )
     mix = run_plan.options.training.mixup
     if mix.enabled:
         where = [

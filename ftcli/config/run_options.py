@@ -48,6 +48,7 @@ class RunOptions:
     early_stopping: EarlyStoppingOptions
     bn_recalibrate: bool
     compile: bool
+    gradient_checkpointing: bool
     lrfind: RangeOptions | None  # only under ``ftcli lrfind`` (its config has the block)
 
     @classmethod
@@ -63,5 +64,6 @@ class RunOptions:
             # the schema checked the type; absent (a strategy file of your own) means off
             bn_recalibrate=bool(strategy.get("bn_recalibrate", False)),
             compile=bool(cfg.get("compile", False)),
+            gradient_checkpointing=bool(cfg.get("gradient_checkpointing", False)),
             lrfind=range_options(lrfind, phases) if lrfind is not None else None,
         )

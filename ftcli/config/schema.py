@@ -163,6 +163,7 @@ RULES: dict[str, Rule] = {
     "seed": whole(0, SEED_MAX, "42"),
     "print_config": BOOLEAN,
     "compile": BOOLEAN,
+    "gradient_checkpointing": BOOLEAN,
     "resume": PATH.or_null(),
     # model
     "model.name": TEXT,

@@ -258,10 +258,19 @@ def describe(net: BlockNet) -> list[str]:
         f"checkpoints store the adapters, the head and the buffers: {_megabytes(kept)} of weights "
         f"(the whole network: {_megabytes(whole)}); the base is rebuilt from its weights when one is read",
     ]
+    groups: dict[str, list[str]] = {}  # blocks with the same adapted layers share one line
     for block, paths in adapters.targets.items():
         if paths:
             short = sorted({path.rsplit(".", 1)[-1] for path in paths})
-            lines.append(f"  {block}: {len(paths)} layers ({', '.join(short)})")
+            layers = f"{len(paths)} layer{'s' if len(paths) > 1 else ''}"
+            groups.setdefault(f"{layers} ({', '.join(short)})", []).append(block)
+    for layers, blocks in groups.items():
+        named = (
+            ", ".join(blocks)
+            if len(blocks) <= 3
+            else f"{len(blocks)} blocks {blocks[0]} ... {blocks[-1]}, each"
+        )
+        lines.append(f"  {named}: {layers}")
     return lines
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from ftcli.model.model_input import ModelInput
 
@@ -48,6 +49,9 @@ class BlockNet(nn.Module):
         self.no_grad_prefix = 0
         self.frozen_bn_blocks: frozenset[str] = frozenset()
         self.fixed_blocks: frozenset[str] = frozenset()
+        # gradient_checkpointing=true: in training, the blocks after the no-grad prefix (the head aside)
+        # keep no activations; the backward pass recomputes them (non-reentrant, which frozen inputs need)
+        self.gradient_checkpointing = False
 
     @property
     def block_names(self) -> list[str]:
@@ -67,12 +71,14 @@ class BlockNet(nn.Module):
 
         ``start=0`` is the whole network; a run fed cached features (features/cache.py) starts later.
         """
-        for index, block in enumerate(self.blocks.values()):
+        for index, (name, block) in enumerate(self.blocks.items()):
             if index < start:
                 continue
             if index < self.no_grad_prefix:
                 with torch.no_grad():
                     x = block(x)
+            elif self.gradient_checkpointing and self.training and name != HEAD and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
         return x

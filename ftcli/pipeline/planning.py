@@ -109,6 +109,12 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
         )
     start = starting_weights(model_name, cfg.model.get("weights") if pretrained else None)
     source, source_meta = start.source, start.meta
+    if with_adapters and source.kind == "none":
+        raise ConfigError(
+            f"strategy={cfg.strategy.name} trains adapters on frozen pretrained weights, but "
+            "model.weights=null gives random ones (a base no checkpoint could be rebuilt on).",
+            "Set model.weights (remove model.weights=null for the default), or use strategy=scratch.",
+        )
     text = hf_models.is_hf(model_name)
     _check_modality(model_name, text, cfg.data)
     spec: TransformSpec | TextSpec = (
@@ -141,6 +147,7 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     apply_plan(net, schedule.first)
     # the option blocks, checked once now that the class and phase counts are known
     options = RunOptions.from_cfg(cfg, datamodule.num_classes, len(schedule.phases))
+    net.gradient_checkpointing = options.gradient_checkpointing
     if text and options.training.mixup.enabled:
         raise ConfigError(
             "mixup.* mixes the pixels of two images (MixUp, CutMix); it does not apply to text.",
