@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.atomic_files import atomic_write_text
+from ftcli.errors import write_error
 
 SUMMARY_FILE = "summary.json"
 
@@ -49,9 +50,18 @@ class RunSummary:
     pruned: dict[str, Any] | None = None
 
     def write(self) -> Path:
-        """Write summary.json atomically (a crash never leaves half a file)."""
+        """Write summary.json atomically (a crash never leaves half a file); a full or read-only disk is
+        an OutputError that says the checkpoints, written before, are complete."""
         path = Path(self.run_dir) / SUMMARY_FILE
-        return atomic_write_text(path, json.dumps(asdict(self), indent=2))
+        try:
+            return atomic_write_text(path, json.dumps(asdict(self), indent=2))
+        except OSError as exc:
+            done = self.last_checkpoint or self.best_checkpoint
+            where = f"the run's checkpoints are complete ({done}): eval and predict read them" if done else ""
+            err = write_error(path, exc, where)
+            if err is None:
+                raise
+            raise err from exc
 
 
 def load(run_dir: Path) -> RunSummary | None:
