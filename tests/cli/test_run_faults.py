@@ -19,6 +19,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from ftcli.model.weights_file import read_file
 from ftcli.runs.run_claim import CLAIM_FILE
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import QUIET_ENV, assert_ok, assert_user_error, output, run_cli
 
 # head-only on digits: the run writes an image store (image_cache_mb=0: on disk) and a feature cache
 ARGS = [
@@ -258,3 +259,29 @@ def test_a_refused_eval_output_leaves_no_half_results(
     assert_user_error(result, "Cannot write", REASONS[code], "out=")
     assert list((tmp_path / "out").iterdir()) == []  # out= named it, so the folder stays, empty
     read_file(ckpt)
+
+
+@pytest.mark.slow
+def test_two_trains_started_at_once_on_one_folder(tmp_path: Path) -> None:
+    """Two real processes, the same hydra.run.dir, started together: exactly one trains."""
+    run_dir = tmp_path / "run"
+    args = [*ARGS, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", f"data.feature_cache_dir={tmp_path}"]
+    env = {**os.environ, **QUIET_ENV}
+    command = [sys.executable, "-m", "ftcli.cli", "train", *args]
+    processes = [
+        subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(p, *p.communicate(timeout=600)) for p in processes]
+    codes = sorted(p.returncode for p, _, _ in results)
+    assert codes == [0, 2], [err[-2000:] for _, _, err in results]
+    _, _, refused = next(r for r in results if r[0].returncode == 2)
+    winner = next(p for p, _, _ in results if p.returncode == 0)
+    # refused at the claim (in use) or, had the winner been quicker, at its results: the folder is named
+    assert f"hydra.run.dir={run_dir} is in use by another run (pid {winner.pid}" in refused or (
+        f"hydra.run.dir={run_dir} already holds a run" in refused
+    ), refused
+    assert "Traceback" not in refused
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 1
