@@ -18,18 +18,10 @@ import pytest
 import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, output
+from helpers.cli_runner import TINY_TRAIN, assert_ok, output
 from helpers.shared_runs import shared_folder
 
-FAST = [
-    "model=resnet18",
-    "trainer=cpu",
-    "trainer.enable_progress_bar=false",
-    "print_config=false",
-    "data=digits",
-    "data.image_size=16",
-    "model.weights=null",
-]
+FAST = list(TINY_TRAIN)
 
 
 PHASED_SWEEP = [

@@ -33,21 +33,10 @@ from ftcli.model.weights_file import read_file
 from ftcli.runs.run_claim import CLAIM_FILE
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import QUIET_ENV, assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import QUIET_ENV, TINY_TRAIN, assert_ok, assert_user_error, output, run_cli
 
 # head-only on digits: the run writes an image store (image_cache_mb=0: on disk) and a feature cache
-ARGS = [
-    "model=resnet18",
-    "trainer=cpu",
-    "trainer.enable_progress_bar=false",
-    "print_config=false",
-    "data=digits",
-    "data.image_size=16",
-    "data.per_class=2",
-    "data.image_cache_mb=0",
-    "model.weights=null",
-    "strategy=feature_extraction",
-]
+ARGS = [*TINY_TRAIN, "data.per_class=2", "data.image_cache_mb=0", "strategy=feature_extraction"]
 REASONS = {errno.ENOSPC: "the disk is full (ENOSPC)", errno.EROFS: "the file system is read-only (EROFS)"}
 
 
