@@ -98,7 +98,7 @@ _held: dict[Path, RunClaim] = {}
 
 def claim(folder: Path, key: str) -> RunClaim:
     """Claim ``folder`` (created if missing) for this process, or raise OutputError naming the holder."""
-    folder = folder.absolute()
+    given, folder = folder, folder.absolute()
     earlier = _held.pop(folder, None)
     if earlier is not None:
         earlier.release()
@@ -109,12 +109,12 @@ def claim(folder: Path, key: str) -> RunClaim:
         locked = _lock(fd)
         record = _read_record(fd, wait=locked is False)
         if locked is False or (locked is None and record and _alive_here(record)):
-            raise in_use(folder, key, record)
+            raise in_use(given, key, record)
+        stale = record if record is not None and record.finished is None else None
+        held = RunClaim(folder, fd, bool(locked), stale)  # writes this run's record
     except BaseException:
-        os.close(fd)
+        os.close(fd)  # and with it the lock
         raise
-    stale = record if record is not None and record.finished is None else None
-    held = RunClaim(folder, fd, bool(locked), stale)
     _held[folder] = held
     return held
 
@@ -157,7 +157,8 @@ def _read_record(fd: int, wait: bool) -> Holder | None:
     deadline = time.monotonic() + (RECORD_WAIT_SECONDS if wait else 0.0)
     while True:
         with contextlib.suppress(ValueError, TypeError, UnicodeDecodeError):
-            data = json.loads(os.pread(fd, 1 << 16, 0).decode() or "null")
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = json.loads(os.read(fd, 1 << 16).decode() or "null")
             return Holder(**data) if isinstance(data, dict) else None
         if time.monotonic() >= deadline:
             return None
@@ -167,7 +168,8 @@ def _read_record(fd: int, wait: bool) -> Holder | None:
 def _write_record(fd: int, record: Holder) -> None:
     data = json.dumps(asdict(record)).encode()
     os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
 
 
 def _alive_here(record: Holder) -> bool:
