@@ -225,7 +225,10 @@ def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
 
 
 def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Write atomically: a crash or a parallel run never leaves half a file under the final name."""
+    """Write atomically: a crash or a parallel run never leaves half a file under the final name.
+
+    Two runs computing the same split at once need no lock: each writes a temporary of its own and
+    moves it onto the name; the files are equal (same key), and a reader opens one whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda temp: torch.save(dict(tensors), temp))
 

@@ -70,7 +70,11 @@ class RunDirGuard(Callback):
         self._release()
 
     def _claim(self, path: Path, key: str, check: Callable[[Path, str], None]) -> None:
-        """Check, claim, then check again: a run that started here in between holds results or the claim."""
+        """Check, claim, then check again: a run that started here in between holds results or the claim.
+        A folder in use is said to be in use first, rather than to hold results."""
+        busy = run_claim.held_elsewhere(path, key)
+        if busy is not None:
+            raise busy
         check(path, key)
         self.claim = claim_folder(path, key)
         try:

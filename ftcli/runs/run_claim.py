@@ -119,6 +119,26 @@ def claim(folder: Path, key: str) -> RunClaim:
     return held
 
 
+def held_elsewhere(folder: Path, key: str) -> OutputError | None:
+    """The error :func:`claim` would raise if another running process holds ``folder``, found without
+    writing anything: so that a folder in use is reported as such, before its results are."""
+    path = folder / CLAIM_FILE
+    if folder.absolute() in _held or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        locked = _lock(fd)
+        record = _read_record(fd, wait=locked is False)
+    finally:
+        os.close(fd)  # and with it a lock this probe took
+    if locked is False or (locked is None and record and _alive_here(record)):
+        return in_use(folder, key, record)
+    return None
+
+
 def in_use(folder: Path, key: str, holder: Holder | None) -> OutputError:
     """The error of a run that found ``folder`` claimed by another one that is still running."""
     who = holder.describe() if holder is not None else "a process whose record is not written yet"

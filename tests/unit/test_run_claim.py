@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from ftcli.errors import OutputError
-from ftcli.hydra_hooks.run_dir_guard import check_run_dir
+from ftcli.hydra_hooks.run_dir_guard import RunDirGuard, check_run_dir
 from ftcli.runs import run_claim
-from ftcli.runs.run_claim import CLAIM_FILE, claim, stale_note
+from ftcli.runs.run_claim import CLAIM_FILE, claim, held_elsewhere, stale_note
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = (
@@ -54,8 +55,13 @@ def test_a_folder_held_by_a_live_run_is_refused_naming_it_then_taken_over_once_i
     )
     assert "lr=0.1" in message and f"hydra.run.dir={run}-1" in message
 
+    probed = held_elsewhere(run, "hydra.run.dir")  # found without taking or writing anything
+    assert probed is not None and str(probed) == message
+    assert held_elsewhere(tmp_path, "hydra.run.dir") is None
+
     holder.send_signal(signal.SIGKILL)  # no chance to let go: the operating system drops its lock
     holder.wait(timeout=10)
+    assert held_elsewhere(run, "hydra.run.dir") is None
     held = claim(run, "hydra.run.dir")
     try:
         assert held.stale is not None and held.stale.pid == holder.pid
@@ -99,3 +105,16 @@ def test_an_unfinished_earlier_run_is_refused_with_the_resume_that_continues_it(
     (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
     with pytest.raises(OutputError, match=f"did not finish: resume={run} continues it"):
         check_run_dir(run, "hydra.run.dir")
+
+
+def test_a_running_run_with_results_is_reported_in_use_not_as_an_earlier_run(
+    tmp_path: Path, holder: subprocess.Popen[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")  # written by the run still training
+    with pytest.raises(SystemExit) as exited:
+        RunDirGuard().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(run)}}}))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"is in use by another run (pid {holder.pid}" in err and "did not finish" not in err
