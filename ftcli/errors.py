@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 
 class FtcliError(Exception):
@@ -66,6 +67,18 @@ def write_error(
         f"Cannot write {path}: {reason} ({code}).{kept}",
         f"{folder}: {fix}{', or ' + elsewhere if elsewhere else ''}.",
     )
+
+
+@contextlib.contextmanager
+def refused_writes(path: str | os.PathLike[str], elsewhere: str = "") -> Iterator[None]:
+    """Inside: a write of ``path`` (atomic) that the disk refuses becomes :func:`write_error`'s error."""
+    try:
+        yield
+    except OSError as exc:
+        err = write_error(path, exc, elsewhere)
+        if err is None:
+            raise
+        raise err from exc
 
 
 def disk_error(exc: BaseException) -> OutputError | None:

@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ftcli.atomic_files import atomic_path
-from ftcli.errors import write_error
+from ftcli.errors import refused_writes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,16 +32,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options.")
         path = Path(path)
-        try:
+        # a full or read-only disk: the earlier checkpoints stay as they were, and resume from them
+        elsewhere = f"continue this run on another disk: resume={path.parent.parent} hydra.run.dir=PATH"
+        with refused_writes(path, elsewhere):
             atomic_save(checkpoint, path)
-        except OSError as exc:  # a full or read-only disk: the earlier checkpoints stay as they were
-            run_dir = path.parent.parent
-            err = write_error(
-                path, exc, f"continue this run on another disk: resume={run_dir} hydra.run.dir=PATH"
-            )
-            if err is None:
-                raise
-            raise err from exc
 
     def load_checkpoint(
         self,

@@ -35,7 +35,7 @@ from torchvision.transforms.v2 import functional as F
 from ftcli.atomic_files import atomic_path
 from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment
 from ftcli.data.images.transforms import INTERPOLATIONS, ToRGB, TransformSpec
-from ftcli.errors import write_error
+from ftcli.errors import refused_writes
 
 STORE_VERSION = 2
 ENV_DIR = "FTCLI_FEATURE_CACHE"  # the feature cache's folder; stores live in its images/ subfolder
@@ -260,16 +260,11 @@ def build(
     if shutil.disk_usage(directory).free < nbytes + DISK_MARGIN:
         report.reason = f"{over} and not enough free disk in {directory}"
         return None, report
-    try:
+    elsewhere = (
+        f"set data.feature_cache_dir (or ${ENV_DIR}) to another folder, or a larger data.image_cache_mb"
+    )
+    with refused_writes(path, elsewhere):
         sizes = _write(path, sizes_path, dataset, spec, squash, threads)
-    except OSError as exc:
-        elsewhere = (
-            f"set data.feature_cache_dir (or ${ENV_DIR}) to another folder, or a larger data.image_cache_mb"
-        )
-        err = write_error(path, exc, elsewhere)
-        if err is None:
-            raise
-        raise err from exc
     report.where = str(path)
     return StoredImages(
         _open(path, (n, *shape)), labels, spec, dataset, augment, sizes if squash else None
