@@ -44,7 +44,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_a_folder_held_by_a_live_run_is_refused_naming_it_then_taken_over_once_it_is_killed(
-    tmp_path: Path, holder: subprocess.Popen[str]
+    tmp_path: Path, holder: subprocess.Popen[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
     with pytest.raises(OutputError) as err:
@@ -62,14 +62,21 @@ def test_a_folder_held_by_a_live_run_is_refused_naming_it_then_taken_over_once_i
     holder.send_signal(signal.SIGKILL)  # no chance to let go: the operating system drops its lock
     holder.wait(timeout=10)
     assert held_elsewhere(run, "hydra.run.dir") is None
-    held = claim(run, "hydra.run.dir")
+    guard = RunDirGuard()
+    guard.on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(run)}}}))
     try:
-        assert held.stale is not None and held.stale.pid == holder.pid
-        note = stale_note(held, "hydra.run.dir")
-        assert note is not None and f"pid {holder.pid}" in note and "ended without finishing" in note
+        assert guard.claim is not None and guard.claim.stale is not None
+        assert guard.claim.stale.pid == holder.pid
+        said = capsys.readouterr().out
+        assert (
+            f"note: hydra.run.dir={run} was claimed by a run that ended without finishing (pid {holder.pid}"
+            in said
+        )
+        assert "it is not running any more, so this run takes the folder over" in said
         assert json.loads((run / CLAIM_FILE).read_text())["pid"] == os.getpid()
     finally:
-        held.release()
+        guard.on_run_end(OmegaConf.create({}))
+    assert json.loads((run / CLAIM_FILE).read_text())["finished"] is not None
 
 
 def test_a_released_claim_is_finished_and_the_next_run_takes_it_without_a_note(tmp_path: Path) -> None:
