@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,14 @@ def test_two_writers_of_one_cache_file_leave_it_whole_and_readers_never_see_half
     reader.join()
     assert seen and set(seen) == {"whole"}
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a device that is always full)")
+def test_a_full_disk_under_a_cache_file_is_an_os_error_not_torchs_runtime_error() -> None:
+    """What the error boundary names as a full disk: torch.save given the path says RuntimeError."""
+    with pytest.raises(OSError) as full:
+        feature_cache.save_through_file({"features": torch.zeros(100_000)}, Path("/dev/full"))
+    assert full.value.errno == errno.ENOSPC
 
 
 def test_cache_switch_and_fallback_reasons(fe_cfg: DictConfig, tmp_path: Path) -> None:
