@@ -13,7 +13,7 @@ import re
 import traceback
 from pathlib import Path
 
-from ftcli.errors import ConfigError, FtcliError
+from ftcli.errors import ConfigError, FtcliError, disk_error
 
 HINT = "`ftcli train --cfg job` prints every key and value; `ftcli ls` lists the options of every group."
 MAX_LINES = 4
@@ -32,6 +32,9 @@ def usage_error(exc: BaseException) -> FtcliError | None:
 
     if isinstance(exc, FtcliError):
         return exc
+    full = disk_error(exc)  # a full or read-only disk under a write ftcli does not make itself (a log)
+    if full is not None:
+        return full
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given on the command line
         name = str(exc.filename or "")
         shown = name if len(name) <= 120 else f"{name[:120]}... ({len(name)} characters)"

@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftcli.atomic_files import atomic_write_text
 from ftcli.command_line.key_value_args import Key, data_config, parse, usage, wants_help
 from ftcli.errors import ConfigError, DataError
 from ftcli.runs import checkpoint_schema
-from ftcli.runs.output_folder import check_named, results_folder
+from ftcli.runs.output_folder import check_named, results_folder, writing_results
 from ftcli.runs.trained_model import checkpoint_path
 
 if TYPE_CHECKING:
@@ -116,12 +117,13 @@ def evaluate(path: Path, data_overrides: list[str], split: str | None, options: 
     data_name = str(data_cfg.get("name"))
     default = model.run_dir / "eval" / f"{path.stem}-{data_name}-{split}"
     out = results_folder(options["out"], default, WRITES)  # a new folder unless out= names one
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_confusion_csv(metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.csv")
     title = f"{path.name} on {data_name} {split} · accuracy {100 * metrics['accuracy']:.1f}%"
-    plots.confusion_matrix(
-        metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.png", title
-    )
+    with writing_results(out, fresh=options["out"] in (None, "")):
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        write_confusion_csv(metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.csv")
+        plots.confusion_matrix(
+            metrics["confusion_matrix"], model.class_names, out / "confusion_matrix.png", title
+        )
     heading = f"ftcli eval · {path} · {model.label} · data {data_name}, {split} split"
     console.console.print(heading, style="bold", markup=False, highlight=False, soft_wrap=True)
     console.show(metrics_table(metrics, noun))

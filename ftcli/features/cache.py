@@ -225,9 +225,19 @@ def save(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
 
 
 def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Write atomically: a crash or a parallel run never leaves half a file under the final name."""
+    """Write atomically: a crash or a parallel run never leaves half a file under the final name.
+
+    Two runs computing the same split at once need no lock: each writes a temporary of its own and
+    moves it onto the name; the files are equal (same key), and a reader opens one whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temp: torch.save(dict(tensors), temp))
+    atomic_write(path, lambda temp: save_through_file(dict(tensors), temp))
+
+
+def save_through_file(obj: Any, path: Path) -> None:
+    """``torch.save`` into a Python file: a full or read-only disk is then the ``OSError`` it is
+    (torch's own file writer, given a path, reports it as a ``RuntimeError`` that names no cause)."""
+    with open(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def load(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ftcli.data.datamodule import EpochShuffle
 from ftcli.data.images.store import batch_as_is
 from ftcli.data.text.buckets import LengthBuckets
 from ftcli.device import pin_memory
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, write_error
 from ftcli.features import token_states
 from ftcli.features.cache import (
     ENV_DIR,
@@ -190,6 +190,16 @@ class CacheReport:
     phases: str = ""  # for a multi-phase strategy: which phases run on the cache
     # the cached blocks when they are a text model's fixed prefix (their hidden states per token)
     prefix: str = ""
+    # cache files found but unreadable (damaged, or of another version): computed again, never used
+    rebuilt: list[str] = field(default_factory=list)
+
+    def notices(self) -> list[str]:
+        """One line per cache file that was there but failed its check, and was computed again."""
+        return [
+            f"note: the feature cache file {path} could not be read (damaged, or written by another "
+            "version); it was computed again"
+            for path in self.rebuilt
+        ]
 
     def line(self) -> str:
         if not self.used:
@@ -246,6 +256,8 @@ def maybe_cached(
         path = directory / f"{net.family}-{split}-{keys[split][:32]}.pt"
         stored = load(path)
         if stored is None:
+            if path.is_file():
+                report.rebuilt.append(str(path))
             dataset = datamodule.dataset(split)
             if not _fits(net, cut, dataset, device):
                 too_big = f"the features would need more than {MAX_BYTES >> 30} GiB of memory"
@@ -287,12 +299,12 @@ def _split_keys(datamodule: Any, net: BlockNet, cut: Cut, device: torch.device) 
 
 def _write(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Store a cache file (atomically); a folder that cannot take it is the user's to change, said so."""
+    elsewhere = f"set data.feature_cache_dir (or ${ENV_DIR}) to another folder, or data.cache_features=false"
     try:
         save_tensors(path, tensors)
     except OSError as e:
-        raise ConfigError(
-            f"Cannot write the feature cache {path}: {e}",
-            f"Set data.feature_cache_dir (or ${ENV_DIR}) to a writable folder, or data.cache_features=false.",
+        raise write_error(path, e, elsewhere) or ConfigError(
+            f"Cannot write the feature cache {path}: {e}", f"{elsewhere[0].upper()}{elsewhere[1:]}."
         ) from e
 
 
@@ -321,6 +333,8 @@ def _prefix_cached(
         path = directory / f"{net.family}-{split}-states-{keys[split][:32]}.pt"
         stored = load_tensors(path)
         if stored is None or not {"states", "lengths", "labels"} <= set(stored):
+            if path.is_file():
+                report.rebuilt.append(str(path))
             dataset = datamodule.dataset(split)
             if token_states.state_bytes(net, stop, dataset) > MAX_BYTES:
                 too_big = f"the hidden states would need more than {MAX_BYTES >> 30} GiB of memory"

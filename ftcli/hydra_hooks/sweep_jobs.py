@@ -28,7 +28,7 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 from ftcli.command_line.config_groups import config_dir_flags
 from ftcli.command_line.error_boundary import report
 from ftcli.command_line.hydra_errors import missing_value
-from ftcli.errors import FtcliError
+from ftcli.errors import FtcliError, TerminatedError, disk_error
 from ftcli.ui import console
 
 # The jobs of the sweep running in this process, and the failed ones with their messages.
@@ -87,9 +87,14 @@ def run_guarded(job: Callable[[Any], float], cfg: Any) -> float | FailedJob:
             return job(cfg)
         except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
             raise missing_value(exc) from exc
+        except OSError as exc:  # a full or read-only disk is reported like any user error
+            full = disk_error(exc)
+            if full is None:
+                raise
+            raise full from exc
     except FtcliError as err:
         code = report(err)
-        if not in_sweep:
+        if not in_sweep or isinstance(err, TerminatedError):  # SIGTERM ends the sweep's process too
             sys.exit(code)
         _failures.append((job_dir, err.message))
         if console.is_rank_zero():

@@ -32,6 +32,7 @@ from ftcli.training.distributed import distributed_scope
 from ftcli.training.lightning_module import FineTuneModule
 from ftcli.training.mixing import mixes_in_cached_phase
 from ftcli.training.quiet_logging import quiet_lightning
+from ftcli.training.termination import stops_on_sigterm
 from ftcli.training.trainer import build_trainer, training_callbacks
 from ftcli.ui import console, tables
 
@@ -99,9 +100,13 @@ def run(
         if getattr(datamodule, "reloads_every_epoch", False):  # cached head-only phases, then images
             trainer.reload_dataloaders_every_n_epochs = 1
         fit_started = time.perf_counter()
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=resume_point.path if resume_point is not None else None
-        )
+        # SIGTERM (preemption): Lightning stops after the step; the error says how to continue
+        with stops_on_sigterm(trainer, checkpoint, run_dir, overrides):
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                ckpt_path=resume_point.path if resume_point is not None else None,
+            )
         fit_seconds = time.perf_counter() - fit_started
 
         # Read the checkpoint callback before testing: test(ckpt_path=best) restores the callback's state
@@ -111,9 +116,10 @@ def run(
         best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
         test_acc = None
         if datamodule.has_test:
-            results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
-            )
+            with stops_on_sigterm(trainer, checkpoint, run_dir, overrides):
+                results = trainer.test(
+                    module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
+                )
             test_acc = float(results[0]["test/acc"]) if results else None
 
     choices = choices or {}
@@ -180,6 +186,8 @@ def _with_feature_cache(run_plan: RunPlan, module: FineTuneModule) -> Any:
     )
     if report is not None:
         console.show(Text(report.line()))
+        for notice in report.notices():
+            console.show(Text(notice))
     return datamodule
 
 

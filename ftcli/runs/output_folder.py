@@ -8,10 +8,11 @@ would write: an earlier result is never replaced silently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ftcli.errors import OutputError
+from ftcli.errors import OutputError, write_error
 
 MAX_TRIES = 1000
 
@@ -55,6 +56,27 @@ def results_folder(
         if share and candidate.is_dir() and not any((candidate / name).exists() for name in writes):
             return candidate
     raise OutputError(f"{default} and {MAX_TRIES - 1} numbered folders beside it exist already.")
+
+
+@contextlib.contextmanager
+def writing_results(folder: Path, fresh: bool, key: str = "out") -> Iterator[None]:
+    """Write a command's results inside this block: when the disk refuses a write (full, read-only),
+    the files this block wrote are removed (and ``folder`` when ``fresh``: made for this call), so no
+    half set of results is left, and the error names the folder and what to do."""
+    before = set(folder.iterdir())
+    try:
+        yield
+    except OSError as exc:
+        err = write_error(exc.filename or folder, exc, f"name a folder on another disk with {key}=")
+        if err is None:
+            raise
+        for leftover in set(folder.iterdir()) - before:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        if fresh:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise err from exc
 
 
 def _make(folder: Path, key: str, exist_ok: bool) -> bool:

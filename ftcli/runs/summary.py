@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.atomic_files import atomic_write_text
+from ftcli.errors import refused_writes
 
 SUMMARY_FILE = "summary.json"
 
@@ -49,9 +50,14 @@ class RunSummary:
     pruned: dict[str, Any] | None = None
 
     def write(self) -> Path:
-        """Write summary.json atomically (a crash never leaves half a file)."""
+        """Write summary.json atomically (a crash never leaves half a file); a full or read-only disk is
+        an OutputError that says the checkpoints, written before, are complete."""
         path = Path(self.run_dir) / SUMMARY_FILE
-        return atomic_write_text(path, json.dumps(asdict(self), indent=2))
+        done = self.last_checkpoint or self.best_checkpoint
+        kept = f"the run's checkpoints are complete ({done}): eval and predict read them" if done else ""
+        with refused_writes(path, kept):
+            atomic_write_text(path, json.dumps(asdict(self), indent=2))
+        return path
 
 
 def load(run_dir: Path) -> RunSummary | None:

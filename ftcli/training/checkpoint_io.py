@@ -5,7 +5,9 @@ save (kill -9, a pre-empted node) can leave a truncated ``last.ckpt`` where a go
 every save goes to a hidden temporary file in the same folder, is flushed to disk, and replaces the
 old file with one ``os.replace`` (atomic on POSIX and Windows): a reader sees the old checkpoint or
 the new one, never half of either. Every load uses ``weights_only=True``, so a checkpoint (for
-example one passed to ``trainer.test`` or a resumed run) cannot run code.
+example one passed to ``trainer.test`` or a resumed run) cannot run code. A save the disk refuses
+(full, read-only) ends the run with an ``OutputError`` naming the file; the checkpoints written before
+are complete, and ``resume=`` continues from them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ftcli.atomic_files import atomic_path
+from ftcli.errors import refused_writes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -28,7 +31,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options.")
-        atomic_save(checkpoint, Path(path))
+        path = Path(path)
+        # a full or read-only disk: the earlier checkpoints stay as they were, and resume from them
+        elsewhere = f"continue this run on another disk: resume={path.parent.parent} hydra.run.dir=PATH"
+        with refused_writes(path, elsewhere):
+            atomic_save(checkpoint, path)
 
     def load_checkpoint(
         self,

@@ -1,6 +1,6 @@
-"""Strategies over time from the command line: sweeps, resume after kill -9, inspect on a checkpoint.
+"""Strategies over time from the command line: sweeps, resume after kill -9 or SIGTERM, inspect ckpt=.
 
-kill -9 and resume need processes of their own (marked slow); the sweep over phased strategies is
+kill -9, SIGTERM and resume need processes of their own (marked slow); the sweep over phased strategies is
 trained once per session, in the test process, and read by two tests; so are the errors.
 """
 
@@ -18,18 +18,10 @@ import pytest
 import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, output
+from helpers.cli_runner import TINY_TRAIN, assert_ok, output
 from helpers.shared_runs import shared_folder
 
-FAST = [
-    "model=resnet18",
-    "trainer=cpu",
-    "trainer.enable_progress_bar=false",
-    "print_config=false",
-    "data=digits",
-    "data.image_size=16",
-    "model.weights=null",
-]
+FAST = list(TINY_TRAIN)
 
 
 PHASED_SWEEP = [
@@ -84,45 +76,59 @@ def test_sweep_over_phased_and_plain_strategies_runs_to_completion(phased_sweep:
     assert "phase 2/6 (+ stage4) from epoch 1" in stdout  # gradual announced its phase change
 
 
+# 20 images per class: an epoch lasts long enough to stop the run between two checkpoints
+INTERRUPTED = [*FAST, "strategy=gradual", "data.per_class=20", "data.num_workers=0", "trainer.max_epochs=5"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_last(tmp_path_factory: pytest.TempPathFactory, single_thread: None) -> Path:
+    """The last.ckpt of the run never stopped, trained in this process on one thread as the stopped one."""
+    whole_dir = tmp_path_factory.mktemp("whole")
+    assert_ok(run_cli_inprocess("train", *INTERRUPTED, cwd=whole_dir))
+    return next((whole_dir / "outputs").glob("*/*/checkpoints/last.ckpt"))
+
+
 @pytest.mark.slow
-def test_kill_9_then_resume_last_ends_where_the_uninterrupted_run_ends(
-    tmp_path: Path, single_thread: None
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
+def test_a_stopped_run_resumed_with_resume_last_ends_where_the_uninterrupted_run_ends(
+    tmp_path: Path, uninterrupted_last: Path, stop: signal.Signals
 ) -> None:
-    # the uninterrupted and the resumed run train in this process, on one thread as the killed one does
-    # 20 images per class: an epoch lasts long enough to kill the run between two checkpoints
-    args = [*FAST, "strategy=gradual", "data.per_class=20", "data.num_workers=0", "trainer.max_epochs=5"]
-    whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
-    whole_dir.mkdir()
-    killed_dir.mkdir()
-    assert_ok(run_cli_inprocess("train", *args, cwd=whole_dir))  # only the killed run needs a process
-
+    """kill -9, or SIGTERM as SLURM and Kubernetes send it (mid-epoch: the run stops after the step
+    it is in, says how to continue and exits 143); the resumed run trains in this process."""
+    stopped_dir = tmp_path / "stopped"
+    stopped_dir.mkdir()
     env = {**os.environ, "FTCLI_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ftcli.cli", "train", *args],
-        cwd=killed_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        reached = wait_for_last_checkpoint(killed_dir, min_epoch=1, process=process)
-        assert process.poll() is None, "the run finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # only the stopped run needs a process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ftcli.cli", "train", *INTERRUPTED],
+            cwd=stopped_dir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            reached = wait_for_last_checkpoint(stopped_dir, min_epoch=1, process=process)
+            assert process.poll() is None, "the run finished before it could be stopped"
+            process.send_signal(stop)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert reached < 4
+    if stop == signal.SIGTERM:
+        said = (tmp_path / "stderr.txt").read_text()
+        assert process.returncode == 143, said[-3000:]
+        assert "Stopped by SIGTERM in epoch" in said and "Traceback" not in said, said[-3000:]
+        assert "last.ckpt holds the run after epoch" in said and "resume=last" in said, said[-3000:]
 
-    resumed = run_cli_inprocess("train", *args, "resume=last", cwd=killed_dir)
+    resumed = run_cli_inprocess("train", *INTERRUPTED, "resume=last", cwd=stopped_dir)
     assert_ok(resumed)
     assert "resuming from" in output(resumed)
-    runs = sorted((killed_dir / "outputs").glob("*/*/"))
-    assert len(runs) == 2, "the resumed run writes its own directory; the killed one is only read"
-    whole_ckpt = next((whole_dir / "outputs").glob("*/*/checkpoints/last.ckpt"))
+    runs = sorted((stopped_dir / "outputs").glob("*/*/"))
+    assert len(runs) == 2, "the resumed run writes its own directory; the stopped one is only read"
     resumed_ckpt = runs[-1] / "checkpoints" / "last.ckpt"
-    whole_state, resumed_state = load(whole_ckpt)["state_dict"], load(resumed_ckpt)["state_dict"]
-    assert load(resumed_ckpt)["epoch"] == load(whole_ckpt)["epoch"] == 4
+    whole_state, resumed_state = load(uninterrupted_last)["state_dict"], load(resumed_ckpt)["state_dict"]
+    assert load(resumed_ckpt)["epoch"] == load(uninterrupted_last)["epoch"] == 4
     for key, value in whole_state.items():
         assert torch.allclose(value.float(), resumed_state[key].float(), atol=1e-6), key
 

@@ -9,17 +9,9 @@ import pytest
 import torch
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, output, run_cli
+from helpers.cli_runner import TINY_TRAIN, assert_ok, output, run_cli
 
-FAST = [
-    "model=resnet18",
-    "trainer=cpu",
-    "trainer.enable_progress_bar=false",
-    "print_config=false",
-    "data=digits",
-    "data.image_size=16",
-    "model.weights=null",
-]
+FAST = list(TINY_TRAIN)
 
 
 @pytest.mark.slow

@@ -13,6 +13,16 @@ from typing import Protocol
 QUIET_ENV = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
 SCRUBBED_ENV = ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")
+# the smallest real training a command-line test runs: ResNet-18 from random init on 16 px digits, CPU
+TINY_TRAIN = (
+    "model=resnet18",
+    "trainer=cpu",
+    "trainer.enable_progress_bar=false",
+    "print_config=false",
+    "data=digits",
+    "data.image_size=16",
+    "model.weights=null",
+)
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

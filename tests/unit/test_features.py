@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,6 +135,15 @@ def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, 
     assert (first.computed, first.loaded) == (3, 0)
     assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
     assert (run(run_plan).computed, run(run_plan).loaded) == (0, 3)
+    damaged = next(tmp_path.glob("*-val-*.pt"))  # cut short: a crash of an older version
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    rebuilt = run(run_plan)
+    assert (rebuilt.computed, rebuilt.loaded) == (1, 2)
+    assert rebuilt.notices() == [
+        f"note: the feature cache file {damaged} could not be read (damaged, or written by another "
+        "version); it was computed again"
+    ]
+    assert run(run_plan).loaded == 3
 
     with torch.no_grad():
         run_plan.net.blocks["stem"][0].weight.add_(0.01)  # other weights: other features
@@ -143,6 +154,47 @@ def test_cache_is_reused_and_keyed_by_weights_and_transform(fe_cfg: DictConfig, 
     other = plan_run(_with(fe_cfg, "data.image_size", 40))
     other_ds = other.datamodule.dataset("val")
     assert feature_cache.cache_key(run_plan.net, feature_cache.cut_of(run_plan.net), other_ds, CPU) != key
+
+
+def test_two_writers_of_one_cache_file_leave_it_whole_and_readers_never_see_half(tmp_path: Path) -> None:
+    """Two runs computing the same split at once: each writes its own temporary, then moves it over
+    the name (``atomic_files``); a reader opens the old file or the new one, never a part of one."""
+    path = tmp_path / "resnet-train-key.pt"
+    features = {"features": torch.randn(64, 32), "labels": torch.arange(64)}
+    done = threading.Event()
+    seen: list[str] = []
+
+    def write() -> None:
+        for _ in range(15):
+            feature_cache.save_tensors(path, features)
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                loaded = torch.load(path, weights_only=True)
+            except FileNotFoundError:
+                continue
+            seen.append("whole" if torch.equal(loaded["features"], features["features"]) else "other")
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    reader = threading.Thread(target=read)
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+    assert seen and set(seen) == {"whole"}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a device that is always full)")
+def test_a_full_disk_under_a_cache_file_is_an_os_error_not_torchs_runtime_error() -> None:
+    """What the error boundary names as a full disk: torch.save given the path says RuntimeError."""
+    with pytest.raises(OSError) as full:
+        feature_cache.save_through_file({"features": torch.zeros(100_000)}, Path("/dev/full"))
+    assert full.value.errno == errno.ENOSPC
 
 
 def test_cache_switch_and_fallback_reasons(fe_cfg: DictConfig, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ training on it equals training on the per-image path."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,6 +96,40 @@ def test_a_store_over_the_memory_budget_goes_to_disk_and_is_reused(tmp_path: Pat
     again.setup()
     assert [r.built for r in again.store_reports] == [False, False]
     assert "on disk (reused)" in (again.store_line() or "")
+
+    # cut short (a crash of an older version, a full disk outside ftcli): never used, stored again
+    damaged = files[1]
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    rebuilt = folder(root, tmp_path, image_cache_mb=0)
+    rebuilt.setup()
+    assert [r.rebuilt for r in rebuilt.store_reports] == [False, True]
+    assert "(the stored file was unreadable: built again)" in (rebuilt.store_line() or "")
+    stored_again = rebuilt.dataset("val")
+    assert torch.equal(torch.stack([stored_again[i][0] for i in range(len(val))]), per_image(val, dm))
+
+
+def test_two_runs_storing_the_same_split_at_once_both_get_a_whole_store(tmp_path: Path) -> None:
+    """Each writes a temporary of its own and moves it onto the one name: no lock, no half file."""
+    root = write_tree(tmp_path / "imgs")
+    both = [folder(root, tmp_path, image_cache_mb=0) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def store(dm: object) -> None:
+        start.wait()
+        dm.setup()  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=store, args=(dm,)) for dm in both]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stores = tmp_path / "cache" / "images"
+    assert [f.name.split("-")[0] for f in sorted(stores.glob("*.npy"))] == ["train", "val"]
+    assert not list(stores.glob(".*.tmp"))
+    expected = per_image(both[0].dataset("val"), both[0])
+    for dm in both:
+        val = dm.dataset("val")
+        assert torch.equal(torch.stack([val[i][0] for i in range(len(val))]), expected)
 
 
 def test_over_budget_without_a_fingerprint_falls_back_and_says_why(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from torchvision.transforms.v2 import functional as F
 from ftcli.atomic_files import atomic_path
 from ftcli.data.images.device_augment import AugmentBatch, DeviceAugment
 from ftcli.data.images.transforms import INTERPOLATIONS, ToRGB, TransformSpec
+from ftcli.errors import refused_writes
 
 STORE_VERSION = 2
 ENV_DIR = "FTCLI_FEATURE_CACHE"  # the feature cache's folder; stores live in its images/ subfolder
@@ -182,6 +183,7 @@ class StoreReport:
     built: bool
     reason: str = ""
     augmented: bool = False  # stored for augmentation on the device
+    rebuilt: bool = False  # a stored file was there but unreadable: built again, never used
 
     def text(self) -> str:
         if not self.where:
@@ -189,8 +191,10 @@ class StoreReport:
         place = "in memory" if self.where == "memory" else f"on disk ({'built' if self.built else 'reused'})"
         size = f"{self.nbytes / 2**20:.0f} MiB"
         augmented = ", augmented per batch on the device" if self.augmented else ""
+        rebuilt = " (the stored file was unreadable: built again)" if self.rebuilt else ""
         return (
-            f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}{augmented}"
+            f"{self.split} {self.images} x {'x'.join(map(str, self.shape))} uint8, {size} {place}"
+            f"{augmented}{rebuilt}"
         )
 
 
@@ -251,22 +255,42 @@ def build(
             report.where, report.built = str(path), False
             sizes = torch.from_numpy(sizes_np) if sizes_np is not None else None
             return StoredImages(images_np, labels, spec, dataset, augment, sizes), report
+        report.rebuilt = True  # damaged, cut short, or of another shape: never used, stored again
     directory.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(directory).free < nbytes + DISK_MARGIN:
         report.reason = f"{over} and not enough free disk in {directory}"
         return None, report
-    with atomic_path(path) as partial:  # a store is complete or absent, never half written
-        images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
+    elsewhere = (
+        f"set data.feature_cache_dir (or ${ENV_DIR}) to another folder, or a larger data.image_cache_mb"
+    )
+    with refused_writes(path, elsewhere):
+        sizes = _write(path, sizes_path, dataset, spec, squash, threads)
+    report.where = str(path)
+    return StoredImages(
+        _open(path, (n, *shape)), labels, spec, dataset, augment, sizes if squash else None
+    ), report
+
+
+def _write(
+    path: Path, sizes_path: Path, dataset: Any, spec: TransformSpec, squash: bool, threads: int
+) -> torch.Tensor:
+    """Write a store under ``path`` (and its sizes), atomically: complete or absent, never half written.
+
+    Two runs storing the same split at once each write a temporary of their own and move it onto the
+    same name: the files are equal (same key, same images), the later move wins, and a reader that
+    opened the earlier one keeps reading it. So no lock is needed.
+    """
+    n = len(dataset)
+    side = spec.resize if squash else spec.crop
+    with atomic_path(path) as partial:
+        images_np = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, 3, side, side))
         sizes = _fill(dataset, spec, squash, images_np, threads)
         images_np.flush()
         del images_np
         if squash:  # the sizes first: the images file is what marks a store complete
             with atomic_path(sizes_path) as partial_sizes, open(partial_sizes, "wb") as handle:
                 np.save(handle, sizes.numpy())
-    report.where = str(path)
-    return StoredImages(
-        _open(path, (n, *shape)), labels, spec, dataset, augment, sizes if squash else None
-    ), report
+    return sizes
 
 
 def _open(path: Path, shape: tuple[int, ...], dtype: type = np.uint8, mmap: bool = True) -> np.ndarray | None:
