@@ -20,8 +20,8 @@ from ftcli.model.blocks import HEAD, BlockNet
 from ftcli.model.surgery import apply_recipe
 from ftcli.model.weights_file import read_file
 from ftcli.pipeline import plan_run
-from ftcli.runs.weights_source import load_weights_file
 from ftcli.runs import checkpoint_schema
+from ftcli.runs.weights_source import load_weights_file
 from ftcli.training.lightning_module import FineTuneModule
 
 pytestmark = pytest.mark.usefixtures("single_thread")
