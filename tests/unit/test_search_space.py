@@ -13,7 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ftcli.command_line.config_groups import config_dir
+from ftcli.config.schema import check_config
 from ftcli.errors import ConfigError
+from ftcli.finetune.adapter_record import adapter_options
 from ftcli.hydra_hooks import sweep_plugins
 from ftcli.hydra_hooks.optuna_sweeper import grid_of, make_sampler, search_options, tell
 from ftcli.hydra_hooks.search_space import check_search_space, sample, search_space
@@ -116,6 +118,21 @@ def test_keys_of_one_strategy_are_sampled_only_when_a_trial_picks_it() -> None:
         assert overrides[:2] == [f"strategy={strategy}", "model=resnet18"]  # fixed on the command line
         picked[strategy] = set(trial.params) - {"optimizer.lr", "strategy.lr_decay", "strategy.bn", "recipe"}
     assert picked == {"lp_ft": {"strategy.probe_epochs"}, "last_layers": {"strategy.n"}, "full": set()}
+
+
+def test_the_lora_search_samples_adapter_keys_that_plan_a_run() -> None:
+    cfg = compose_with_hydra("hparams_search=lora")
+    check_search_space(cfg)  # every key it names exists in strategy=lora
+    space = search_space(cfg.hydra.sweeper.params, [])
+    assert {"strategy.r", "strategy.alpha", "strategy.blocks", "strategy.use_dora", "optimizer.lr"} <= set(
+        space.sampled
+    )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(4):  # each sample is a config the schema and the adapter checks accept
+        overrides = sample(cfg, study.ask(), space)
+        sampled = compose_with_hydra("strategy=lora", *overrides)
+        check_config(sampled)
+        adapter_options(sampled.strategy)
 
 
 def test_the_sweep_syntax_becomes_optuna_distributions() -> None:
