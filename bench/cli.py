@@ -29,7 +29,11 @@ same model, batch size, precision and ``--threads``:
    ftcli must do per epoch. (A split over ``data.image_cache_mb`` is stored on disk beside the
    feature cache and reused by the next round: only the first step's time would show it.)
 
-3. text (``--no-text`` skips it): SmolLM2-135M fine-tuned on movie-review sentences, the raw
+3. LoRA (``--no-lora`` skips it): ``full`` and ``lora`` on the ImageNet EfficientNet-Lite0 (``--lora-model``)
+   with the digits config, ``--repeats`` interleaved rounds: step throughput and peak memory of LoRA
+   against full fine-tuning of the same pretrained network.
+
+4. text (``--no-text`` skips it): SmolLM2-135M fine-tuned on movie-review sentences, the raw
    transformers loop and ``ftcli full`` in ``--repeats`` rounds, then ``last_layers`` live and on its
    cached hidden states (:mod:`bench.text_speed`).
 
@@ -65,6 +69,7 @@ from bench.contenders import (
     Suite,
     common_overrides,
     contend,
+    run_lora_suite,
     run_lp_ft_probe,
 )
 from bench.jpeg import JPEG_ROUNDS, run_jpeg_suite
@@ -122,6 +127,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     jpeg.add_argument("--jpeg-batch-size", type=_positive, default=32)
     jpeg.add_argument(
         "--jpeg-epochs", type=_positive, default=2, help="per run; the first is warm-up, not timed"
+    )
+    lora = parser.add_argument_group("the LoRA rows (full vs lora on a pretrained network, digits)")
+    lora.add_argument("--no-lora", action="store_true", help="skip the LoRA rows")
+    lora.add_argument(
+        "--lora-model", default="efficientnet_lite0", help="an ftcli model config with pretrained weights"
     )
     text = parser.add_argument_group("the text rows (SmolLM2-135M on movie-review sentences)")
     text.add_argument("--no-text", action="store_true", help="skip the text rows")
@@ -184,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_text:
             text_rows, text, text_ratios = run_text_suite(args, work, cache, phase_seconds)
             rows += text_rows
+        lora_ratios: dict[str, Any] = {}
+        if not args.no_lora:
+            lora_rows, lora_ratios = run_lora_suite(args, work, cache, phase_seconds)
+            rows += lora_rows
         phase = time.perf_counter()
         lp_ft = run_lp_ft_probe(args, digits, work, cache)
         phase_seconds["lp_ft"] = time.perf_counter() - phase
@@ -225,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             "text_full_vs_raw_rounds": None,
             "text_cached_epoch_speedup": None,
             **text_ratios,
+            "lora_vs_full_step": None,
+            "lora_peak_rss_vs_full": None,
+            **lora_ratios,
             "repeats": args.repeats,
             "machine": machine(args),
             "config": {

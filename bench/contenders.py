@@ -7,12 +7,13 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench.processes import bench_module_env, checked_log, child_env, ftcli_command, run_child, trainer_preset
-from bench.stats import aggregate, round_order
+from bench.stats import aggregate, ratio_keys, ratios, round_order
 
 # the live path (no feature cache): the frozen blocks run every epoch
 LIVE = ["data.cache_features=false"]
@@ -157,4 +158,32 @@ def run_lp_ft_probe(args: argparse.Namespace, digits: Suite, work: Path, cache: 
         "lp_ft_probe_epoch_seconds": {"live": probe_seconds(live), "cached": probe_seconds(cached)},
         "lp_ft_val_acc": {"live": live["val_acc"], "cached": cached["val_acc"]},
         "lp_ft_cache_used": cached["feature_cache"] == "on",
+    }
+
+
+def run_lora_suite(
+    args: argparse.Namespace, work: Path, cache: Path, phase_seconds: dict[str, float]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``full`` and ``lora`` on the same pretrained network (``--lora-model`` with its default weights:
+    adapters need pretrained ones) and digits config, interleaved for ``--repeats`` rounds: LoRA's step
+    throughput and peak resident memory against full fine-tuning's."""
+    started = time.perf_counter()
+    overrides = [f"model={args.lora_model}", *common_overrides(args)[1:]]
+    overrides.remove("model.weights=null")
+    suite = Suite("lora", "LoRA suite: ", tuple(overrides), args.epochs)
+    runs: dict[str, list[dict[str, Any]]] = {"full": [], "lora": []}
+    for r in range(1, args.repeats + 1):
+        for name in round_order(list(runs), r):
+            runs[name].append(run_ftcli(args, suite, name, LIVE, work, cache, f"lora-suite-{name}-{r}"))
+        done = ", ".join(f"{name} {runs[name][-1]['step_images_per_second']:.0f}" for name in runs)
+        print(f"  lora round {r}/{args.repeats}: {done} img/s (median step)", flush=True)
+    rows = [aggregate(found, f"{suite.prefix}ftcli {name}", suite.name) for name, found in runs.items()]
+    step = ratios(runs["lora"], runs["full"], "step_images_per_second")
+    rss = [lo["peak_rss_mib"] / fu["peak_rss_mib"] for lo, fu in zip(runs["lora"], runs["full"], strict=True)]
+    phase_seconds["lora"] = time.perf_counter() - started
+    return rows, {
+        **ratio_keys("lora_vs_full_step", step),
+        "lora_peak_rss_vs_full": statistics.median(rss),
+        "lora_trainable_vs_full": runs["lora"][0]["trainable_params"] / runs["full"][0]["trainable_params"],
+        "lora_model": args.lora_model,
     }

@@ -23,6 +23,8 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "jpeg_augment_on_device_vs_per_image": ("", None),  # one run each; auto uses it on a GPU only
     "text_full_vs_raw": (">=", 0.95),  # texts/s of ftcli full over the raw transformers loop
     "text_cached_epoch_speedup": (">=", 5.0),  # last_layers epoch seconds, live over cached hidden states
+    "lora_vs_full_step": ("", None),  # median-step img/s of lora over full, same pretrained network
+    "lora_peak_rss_vs_full": ("", None),  # peak resident memory of a lora run over a full run's
     "advise_seconds": ("<", 60.0),
     "advise_again_seconds": ("<", 5.0),
 }

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -38,3 +39,22 @@ def write_tiny_llama(folder: Path, layers: int = 2) -> Path:
         if (source / name).is_file():
             shutil.copy(source / name, folder / name)
     return folder
+
+
+def compose_text_train(model: str, table: Path, *overrides: str) -> DictConfig:
+    """The ``train`` config for ``model`` on a CSV of labelled texts (``data=text_csv``), on the CPU."""
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.command_line.config_groups import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"model.name={model}",
+                "data=text_csv",
+                f"data.root={table}",
+                "trainer=cpu",
+                *overrides,
+            ],
+        )

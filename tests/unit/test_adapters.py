@@ -9,18 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from torch import nn
 
-from ftcli.command_line.config_groups import config_dir
 from ftcli.errors import ConfigError
 from ftcli.finetune.adapter_record import AdapterRecord
 from ftcli.model import adapters
 from ftcli.pipeline import plan_run
 
 from helpers.fitting import fit_config
-from helpers.text_models import write_tiny_llama
+from helpers.text_models import compose_text_train, write_tiny_llama
 
 pytest.importorskip("peft")
 
@@ -45,14 +43,9 @@ def text_lora(model: str, tmp_path: Path, *overrides: str) -> DictConfig:
     rows = [f"{['good', 'fine', 'great', 'nice'][i % 4]} film {i},pos" for i in range(8)]
     rows += [f"{['bad', 'dull', 'awful', 'poor'][i % 4]} film {i},neg" for i in range(8)]
     csv.write_text("text,label\n" + "\n".join(rows) + "\n")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"model.name={model}", "model.weights=DEFAULT", "data=text_csv", f"data.root={csv}",
-                "data.batch_size=4", "trainer=cpu", "strategy=lora", *overrides,
-            ],
-        )  # fmt: skip
+    return compose_text_train(
+        model, csv, "model.weights=DEFAULT", "data.batch_size=4", "strategy=lora", *overrides
+    )
 
 
 def test_lite0_gets_adapters_on_its_pointwise_convolutions_and_never_on_the_head(

@@ -19,6 +19,7 @@ from ftcli.errors import ConfigError
 from ftcli.pipeline import plan_run
 
 from helpers.fitting import fit_config
+from helpers.text_models import compose_text_train
 
 pytest.importorskip("transformers")
 
@@ -40,14 +41,7 @@ def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def text_config(model: str, reviews: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"model.name={model}", "model.weights=null", "data=text_csv", f"data.root={reviews}",
-                "data.batch_size=8", "trainer=cpu", "seed=3", *overrides,
-            ],
-        )  # fmt: skip
+    return compose_text_train(model, reviews, "model.weights=null", "data.batch_size=8", "seed=3", *overrides)
 
 
 def test_frozen_text_blocks_are_bit_identical_after_training_and_the_rest_moved(
