@@ -44,6 +44,9 @@ def inspect(cfg: DictConfig) -> float:
         advice = resolved.to_dict()
     run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
     show_plan(run_plan)
+    leaks = run_plan.datamodule.check_leaks()  # data.on_leak=error stops here, as train would
+    if leaks is not None:
+        console.show_line(leaks.line())
     surgery = run_plan.surgery
     removed = ", ".join(surgery.removed) or "none"
     console.show(

@@ -140,6 +140,7 @@ def run(
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
         skipped_images=list(run_plan.datamodule.bad_samples),
+        leaks=run_plan.datamodule.leaks.to_dict() if run_plan.datamodule.leaks is not None else None,
         early_stopping=stop_summary(trainer),
         pruned=trial_pruning.pruned_summary(trainer),
         advice=advice["decision"] if advice else None,
