@@ -50,6 +50,17 @@ def image_tree(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class:
     return root
 
 
+def copied_into_val(tmp: Path) -> None:
+    """train/ and val/ image folders, with 5 training images copied into val/ under new names."""
+    image_tree(tmp / "images" / "train")
+    for c, name in enumerate(("cat", "dog")):
+        (tmp / "images" / "val" / name).mkdir(parents=True)
+        Image.new("RGB", (16, 16), (7, 120 * c, 9)).save(tmp / "images" / "val" / name / "own.png")
+    for k, (name, i) in enumerate([("cat", 0), ("cat", 1), ("cat", 2), ("dog", 0), ("dog", 1)]):
+        copy = tmp / "images" / "val" / name / f"copy{k}.png"
+        copy.write_bytes((tmp / "images" / "train" / name / f"{i}.png").read_bytes())
+
+
 def loose_images(tmp: Path) -> None:
     (tmp / "images").mkdir()
     for i in range(3):
@@ -378,6 +389,43 @@ ROWS = [
         ["-m", *DIGITS, "strategy=full,scratch", "hydra.sweep.dir={tmp}/sweep"],
         ["hydra.sweep.dir={tmp}/sweep already holds a sweep", "{tmp}/sweep-1"],
         setup=earlier_sweep,
+    ),
+    Row(
+        "run-dir-path-too-long",
+        [*DIGITS, "hydra.run.dir={tmp}/" + "a" * 5000],
+        [
+            "hydra.run.dir={tmp}/aaaa",
+            "(5",
+            "characters) is not valid: the path is too long for the file system",
+        ],
+    ),
+    Row(
+        "ckpt-path-too-long",
+        ["ckpt={tmp}/" + "a" * 5000],
+        ["ckpt={tmp}/aaaa", "characters) is not valid: the path is too long for the file system"],
+        command="eval",
+        fast_args=False,
+    ),
+    # the strings of a list or sweep
+    Row(
+        "non-ascii-list-item-unquoted",
+        [*DIGITS, "data.classes=[é,b]"],
+        ["data.classes=[é,b] is not valid", "outside ASCII must be quoted", """'data.classes=["é",b]'"""],
+    ),
+    # leaked samples
+    Row(
+        "on-leak-unknown",
+        [*DIGITS, "data.on_leak=ignore"],
+        ["data.on_leak='ignore' is not valid", "one of warn, error, drop"],
+    ),
+    Row(
+        "val-images-copied-from-train",
+        ["data=imagefolder", "data.root={tmp}/images", "data.on_leak=error"],
+        [
+            "5 val/test images are exact copies",
+            "{tmp}/images/val/cat/copy0.png = {tmp}/images/train/cat/0.png",
+        ],
+        setup=copied_into_val,
     ),
 ]
 
