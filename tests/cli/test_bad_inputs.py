@@ -105,6 +105,16 @@ def truncated_checkpoint(tmp: Path) -> None:
     (tmp / "truncated.ckpt").write_bytes(data[: len(data) // 2])
 
 
+def damaged_safetensors(tmp: Path) -> None:
+    """resnet18 weights written by ftcli (with their checksum), then one byte of a tensor changed."""
+    from ftcli.model.safetensors_checksum import save
+
+    path = save(resnet18_state(tmp), tmp / "r18.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 def text_file_as_weights(tmp: Path) -> None:
     (tmp / "weights.pt").write_text("epoch,loss\n1,0.5\n")
 
@@ -411,6 +421,12 @@ ROWS = [
         "non-ascii-list-item-unquoted",
         [*DIGITS, "data.classes=[é,b]"],
         ["data.classes=[é,b] is not valid", "outside ASCII must be quoted", """'data.classes=["é",b]'"""],
+    ),
+    Row(
+        "weights-safetensors-damaged",
+        [*DIGITS, "model.weights={tmp}/r18.safetensors"],
+        ["{tmp}/r18.safetensors is damaged: the SHA-256 of its tensors differs", "Use another copy"],
+        setup=damaged_safetensors,
     ),
     # leaked samples
     Row(
