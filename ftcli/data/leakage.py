@@ -16,7 +16,9 @@ Only exact copies are found: a re-encoded or resized copy has other bytes and ot
 from __future__ import annotations
 
 import hashlib
+import os
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -155,18 +157,41 @@ def digest(data: bytes | memoryview) -> bytes:
 
 
 def file_digests(paths: Sequence[str], threads: int) -> list[bytes]:
-    """The digest of each file's bytes (threads: hashlib hashes outside the GIL). A file that cannot be
-    read gets a digest of its path, so it matches nothing; the unreadable-image check names it later."""
+    """The digest of each file's bytes. Only files whose size another file shares are read (a file of a
+    size of its own copies nothing): with photos of varied sizes most are never opened. A file that
+    cannot be read gets a digest of its path, so it matches nothing; the unreadable-image check names
+    it later. Threads, a batch of files each: hashlib hashes outside the GIL."""
+    sizes = [_size(path) for path in paths]
+    shared = {size for size, count in Counter(sizes).items() if count > 1 and size >= 0}
+    digests = [_own(path) for path in paths]
+    wanted = [i for i, size in enumerate(sizes) if size in shared]
+    batches = [wanted[start : start + 256] for start in range(0, len(wanted), 256)]
 
-    def one(path: str) -> bytes:
-        try:
-            with open(path, "rb") as handle:
-                return digest(handle.read())
-        except OSError:
-            return digest(b"unreadable\0" + path.encode("utf-8", "surrogateescape"))
+    def read(batch: list[int]) -> None:
+        for i in batch:
+            try:
+                with open(paths[i], "rb") as handle:
+                    digests[i] = digest(handle.read())
+            except OSError:
+                pass  # keeps its own digest
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return list(pool.map(one, paths))
+        list(pool.map(read, batches))
+    return digests
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _own(path: str) -> bytes:
+    """A digest no content can have: the path's (a 16-byte BLAKE2b of a different personalisation)."""
+    return hashlib.blake2b(
+        path.encode("utf-8", "surrogateescape"), digest_size=DIGEST_BYTES, person=b"path"
+    ).digest()
 
 
 def array_digests(images: np.ndarray) -> list[bytes]:
