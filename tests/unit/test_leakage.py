@@ -88,7 +88,7 @@ def test_digits_hold_no_copies_and_copied_pixels_are_found_and_dropped_from_val_
     assert not set(val) & set(train) and not set(test) & (set(train) | set(val))
     assert len(dropped.dataset("val")) == after["val"]  # the datasets are made from what was kept
 
-    with pytest.raises(DataError, match="exact copies .*data.on_leak=error") as err:
+    with pytest.raises(DataError, match=r"exact copies .*data\.on_leak=error") as err:
         CopiedDigits({"name": "digits", "test_fraction": 0.2, "on_leak": "error"}, SPEC, 0).check_leaks()
     assert "digits image #" in str(err.value) and "data.on_leak=drop" in str(err.value)
 

@@ -48,7 +48,7 @@ def test_a_changed_byte_is_an_error_naming_the_file_and_others_files_load_as_bef
     flip_last_byte(theirs)
     assert safetensors_checksum.verify(theirs) is False and "state_dict" in read_file(theirs)
     (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 16)
-    with pytest.raises(WeightsError, match="not a readable .safetensors file"):
+    with pytest.raises(WeightsError, match=r"not a readable \.safetensors file"):
         read_file(tmp_path / "junk.safetensors")
 
 
