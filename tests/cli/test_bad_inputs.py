@@ -22,6 +22,7 @@ from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import run_cli
+from helpers.leaky_images import copied_into_val
 from helpers.nets import make_net
 
 FAST = [
@@ -48,17 +49,6 @@ def image_tree(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class:
         for i in range(per_class):
             Image.new("RGB", (16, 16), (40 * i, 120 * c, 200)).save(root / name / f"{i}.png")
     return root
-
-
-def copied_into_val(tmp: Path) -> None:
-    """train/ and val/ image folders, with 5 training images copied into val/ under new names."""
-    image_tree(tmp / "images" / "train")
-    for c, name in enumerate(("cat", "dog")):
-        (tmp / "images" / "val" / name).mkdir(parents=True)
-        Image.new("RGB", (16, 16), (7, 120 * c, 9)).save(tmp / "images" / "val" / name / "own.png")
-    for k, (name, i) in enumerate([("cat", 0), ("cat", 1), ("cat", 2), ("dog", 0), ("dog", 1)]):
-        copy = tmp / "images" / "val" / name / f"copy{k}.png"
-        copy.write_bytes((tmp / "images" / "train" / name / f"{i}.png").read_bytes())
 
 
 def loose_images(tmp: Path) -> None:
@@ -441,7 +431,7 @@ ROWS = [
             "5 val/test images are exact copies",
             "{tmp}/images/val/cat/copy0.png = {tmp}/images/train/cat/0.png",
         ],
-        setup=copied_into_val,
+        setup=lambda tmp: copied_into_val(tmp / "images"),
     ),
 ]
 
