@@ -32,6 +32,7 @@ from ftcli.errors import DataError
 ON_LEAK = ("warn", "error", "drop")
 DIGEST_BYTES = 16
 EXAMPLES = 3  # leaked pairs named in a message
+HEAD_BYTES = 4096  # files of one size are told apart by their first bytes before being read whole
 
 
 @dataclass
@@ -157,27 +158,43 @@ def digest(data: bytes | memoryview) -> bytes:
 
 
 def file_digests(paths: Sequence[str], threads: int) -> list[bytes]:
-    """The digest of each file's bytes. Only files whose size another file shares are read (a file of a
-    size of its own copies nothing): with photos of varied sizes most are never opened. A file that
-    cannot be read gets a digest of its path, so it matches nothing; the unreadable-image check names
-    it later. Threads, a batch of files each: hashlib hashes outside the GIL."""
-    sizes = [_size(path) for path in paths]
-    shared = {size for size, count in Counter(sizes).items() if count > 1 and size >= 0}
+    """The digest of each file's bytes, reading as little as it can: a file whose size no other file has
+    copies nothing and is never opened; of the rest, only those whose first 4 KiB another file shares
+    too are read whole (photos differ within their first blocks). A file left out, or that cannot be
+    read, gets a digest of its path, which matches nothing (the unreadable-image check names it later).
+    Threads, a batch of files each: hashlib hashes outside the GIL."""
     digests = [_own(path) for path in paths]
-    wanted = [i for i, size in enumerate(sizes) if size in shared]
-    batches = [wanted[start : start + 256] for start in range(0, len(wanted), 256)]
+    sizes = {i: _size(path) for i, path in enumerate(paths)}
+    heads = _read(paths, _sharing(sizes), threads, HEAD_BYTES)
+    small = {i: d for i, d in heads.items() if sizes[i] <= HEAD_BYTES}  # read whole already
+    whole = _read(paths, _sharing({i: (sizes[i], d) for i, d in heads.items() if i not in small}), threads)
+    for i, found in {**small, **whole}.items():
+        digests[i] = found
+    return digests
+
+
+def _sharing(keys: Mapping[int, Any]) -> list[int]:
+    """The indices whose key another index has too (an unreadable file's size, -1, never counts)."""
+    counts = Counter(keys.values())
+    return [i for i, key in keys.items() if counts[key] > 1 and key != -1]
+
+
+def _read(paths: Sequence[str], indices: list[int], threads: int, limit: int = -1) -> dict[int, bytes]:
+    """The digest of the first ``limit`` bytes (all: -1) of each file of ``indices`` that can be read."""
+    found: dict[int, bytes] = {}
 
     def read(batch: list[int]) -> None:
         for i in batch:
             try:
                 with open(paths[i], "rb") as handle:
-                    digests[i] = digest(handle.read())
+                    found[i] = digest(handle.read(limit))
             except OSError:
                 pass  # keeps its own digest
 
+    batches = [indices[start : start + 256] for start in range(0, len(indices), 256)]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(read, batches))
-    return digests
+    return found
 
 
 def _size(path: str) -> int:

@@ -43,6 +43,24 @@ def test_copies_of_earlier_splits_and_repeats_within_a_split_are_counted_apart()
     assert clean.leaked_count == clean.repeated_count == 0 and "no exact copies" in clean.line()
 
 
+def test_file_digests_match_exact_copies_only_reading_what_they_must(tmp_path: Path) -> None:
+    head = bytes(range(256)) * 16  # 4 KiB
+    contents = {
+        "unique.bin": b"x" * 10,  # a size of its own: never opened
+        "small1.bin": b"abc",
+        "small2.bin": b"abc",  # an exact copy under 4 KiB
+        "big1.bin": head + b"tail-1",
+        "big2.bin": head + b"tail-2",  # same size and first 4 KiB: read whole, and different
+        "big3.bin": head + b"tail-1",  # an exact copy of big1
+    }
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    paths = [str(tmp_path / name) for name in contents] + [str(tmp_path / "gone.bin")]
+    found = dict(zip([*contents, "gone.bin"], leakage.file_digests(paths, threads=2), strict=True))
+    assert found["small1.bin"] == found["small2.bin"] and found["big1.bin"] == found["big3.bin"]
+    assert len(set(found.values())) == len(found) - 2
+
+
 def test_texts_compare_with_unicode_form_case_and_spacing_normalised() -> None:
     same = ["Caf\u00e9  au lait", "CAFE\u0301 au\tlait ", "café au lait"]
     assert len(set(leakage.text_digests(same))) == 1
