@@ -4,8 +4,8 @@ A warning (a repeated manifest row, samples leaked across splits) is found by co
 which may not print (the terminal is ``ftcli.ui``, above them). It goes through :data:`logger` instead:
 inside a Hydra app the job's logging config prints it on the console and keeps it in the run's log
 file; elsewhere Python's last-resort handler prints it on stderr. A DDP run starts one process per
-device and each rebuilds the data: only rank zero speaks, and a message already given in this process is
-not repeated.
+device and each rebuilds the data: only rank zero speaks, and a message already given in this run
+(:func:`new_run`) is not repeated.
 
 Standard library only: every layer may use it.
 """
@@ -24,6 +24,11 @@ def is_rank_zero() -> bool:
     SLURM_PROCID for each task of a multi-GPU job, before Lightning sets the others)."""
     ranks = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
     return all(os.environ.get(var, "0") == "0" for var in ranks)
+
+
+def new_run() -> None:
+    """Start a run (a sweep runs its jobs in one process): each run's log says its warnings again."""
+    _given.clear()
 
 
 def warn(message: str) -> bool:
