@@ -161,11 +161,13 @@ def file_digests(paths: Sequence[str], threads: int) -> list[bytes]:
     """The digest of each file's bytes, reading as little as it can: a file whose size no other file has
     copies nothing and is never opened; of the rest, only those whose first 4 KiB another file shares
     too are read whole (photos differ within their first blocks). A file left out, or that cannot be
-    read, gets a digest of its path, which matches nothing (the unreadable-image check names it later).
+    read, or is empty, gets a digest of its path, which matches nothing (the unreadable-image check names
+    it later).
     Threads, a batch of files each: hashlib hashes outside the GIL."""
     digests = [_own(path) for path in paths]
     sizes = {i: _size(path) for i, path in enumerate(paths)}
-    heads = _read(paths, _sharing(sizes), threads, HEAD_BYTES)
+    # an empty file is no image (the unreadable-image check names it), nor a copy of one
+    heads = _read(paths, _sharing({i: size for i, size in sizes.items() if size > 0}), threads, HEAD_BYTES)
     small = {i: d for i, d in heads.items() if sizes[i] <= HEAD_BYTES}  # read whole already
     whole = _read(paths, _sharing({i: (sizes[i], d) for i, d in heads.items() if i not in small}), threads)
     for i, found in {**small, **whole}.items():
@@ -174,9 +176,9 @@ def file_digests(paths: Sequence[str], threads: int) -> list[bytes]:
 
 
 def _sharing(keys: Mapping[int, Any]) -> list[int]:
-    """The indices whose key another index has too (an unreadable file's size, -1, never counts)."""
+    """The indices whose key another index has too."""
     counts = Counter(keys.values())
-    return [i for i, key in keys.items() if counts[key] > 1 and key != -1]
+    return [i for i, key in keys.items() if counts[key] > 1]
 
 
 def _read(paths: Sequence[str], indices: list[int], threads: int, limit: int = -1) -> dict[int, bytes]:
