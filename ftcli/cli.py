@@ -112,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         print("Run `ftcli --help` for usage.", file=sys.stderr)
         return 2
     if command == "inspect" and any(arg.startswith("ckpt=") for arg in rest):
-        return guard(lambda: importlib.import_module(COMMANDS[command][0]).checkpoint_main(rest))
+        return guard(
+            lambda: importlib.import_module(COMMANDS[command][0]).checkpoint_main(rest), arguments=rest
+        )
     if command not in HYDRA_APPS:
-        return guard(lambda: importlib.import_module(COMMANDS[command][0]).main(rest))
-    return guard(_run_hydra_app, command, rest)
+        return guard(lambda: importlib.import_module(COMMANDS[command][0]).main(rest), arguments=rest)
+    return guard(_run_hydra_app, command, rest, arguments=rest)
 
 
 def _run_hydra_app(command: str, args: list[str]) -> int:

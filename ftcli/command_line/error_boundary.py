@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ftcli.errors import FtcliError
@@ -32,14 +32,15 @@ def report(err: FtcliError, cause: BaseException | None = None) -> int:
     return err.exit_code
 
 
-def guard(run: Callable[..., int], *args: Any) -> int:
-    """``run(*args)``'s exit code, or the reported user error's code."""
+def guard(run: Callable[..., int], *args: Any, arguments: Sequence[str] | None = None) -> int:
+    """``run(*args)``'s exit code, or the reported user error's code. ``arguments``: the command line
+    after the verb, to name the key of a path that is too long (default: ``sys.argv[1:]``)."""
     from ftcli.command_line.hydra_errors import usage_error
 
     try:
         return run(*args)
     except Exception as exc:
-        err = usage_error(exc)
+        err = usage_error(exc, arguments)
         if err is None:
             raise
         return report(err, cause=exc)

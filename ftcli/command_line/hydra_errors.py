@@ -9,8 +9,11 @@ Imports no torch: it runs in the dispatcher.
 from __future__ import annotations
 
 import errno
+import os
 import re
+import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 from ftcli.errors import ConfigError, FtcliError, disk_error
@@ -25,9 +28,13 @@ MOVED_KEYS = {
 NOISE = ("full_key:", "object_type=", "reference_type=")
 
 
-def usage_error(exc: BaseException) -> FtcliError | None:
-    """The user-facing error for an exception that escaped a Hydra app, or None for a real bug."""
-    from hydra.errors import HydraException
+def usage_error(exc: BaseException, arguments: Sequence[str] | None = None) -> FtcliError | None:
+    """The user-facing error for an exception that escaped a Hydra app, or None for a real bug.
+
+    ``arguments``: the command line after the verb (default ``sys.argv[1:]``), where the key of a path
+    too long for the file system is looked up.
+    """
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(exc, FtcliError):
@@ -36,15 +43,54 @@ def usage_error(exc: BaseException) -> FtcliError | None:
     if full is not None:
         return full
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given on the command line
-        name = str(exc.filename or "")
-        shown = name if len(name) <= 120 else f"{name[:120]}... ({len(name)} characters)"
-        return ConfigError(
-            f"A path is too long for the file system: {shown}",
-            "File systems allow 255 bytes per folder or file name (about 4,096 in all); shorten it.",
-        )
+        return _too_long(str(exc.filename or ""), sys.argv[1:] if arguments is None else arguments)
+    if isinstance(exc, OverrideParseException) and _non_ascii_override(str(exc)):
+        return _non_ascii_override(str(exc))
     if isinstance(exc, (HydraException, OmegaConfBaseException)) or _raised_by_hydra(exc):
         return ConfigError(_short(exc), _moved(str(exc)) or HINT)
     return None
+
+
+def _too_long(path: str, arguments: Sequence[str]) -> ConfigError:
+    """A path the file system refused as too long, named by the ``KEY=VALUE`` argument that gave it."""
+    hint = "File systems allow 255 bytes per folder or file name (about 4,096 in all); shorten it."
+    given = [arg.partition("=") for arg in arguments]
+    keys = [
+        (key.lstrip("+~"), value)
+        for key, sep, value in given
+        if sep and value and (value in path or path.startswith(os.path.abspath(os.path.expanduser(value))))
+    ]
+    if not keys:
+        return ConfigError(f"A path is too long for the file system: {_shown(path)}", hint)
+    key, value = max(keys, key=lambda kv: len(kv[1]))
+    return ConfigError(
+        f"{key}={_shown(value)} is not valid: the path is too long for the file system.",
+        f"{hint} ({key}=...)",
+    )
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+# a bare (unquoted) item holding a character outside ASCII, inside a list, sweep, dict or function value
+_BARE_ITEM = re.compile(r"""(?<=[\[(,{:=])\s*([^\s\[\](){},:'"=]*[^\x00-\x7f][^\s\[\](){},:'"=]*)""")
+
+
+def _non_ascii_override(message: str) -> ConfigError | None:
+    """Hydra's lexer error for an override with an unquoted non-ASCII letter inside a list or sweep
+    (``data.classes=[é]``), as the error that says to quote it; None for another lexer error."""
+    found = re.search(r"LexerNoViableAltException: (.+)", message)
+    override = found.group(1).strip() if found else ""
+    key, sep, value = override.partition("=")
+    if not sep or value.isascii():
+        return None
+    quoted = _BARE_ITEM.sub(lambda m: f'"{m.group(1)}"', "=" + value)[1:]
+    return ConfigError(
+        f"{override} is not valid: inside a list, sweep or mapping value, text with characters outside "
+        "ASCII must be quoted.",
+        f"Quote each such item, and the whole override for the shell: '{key}={quoted}'",
+    )
 
 
 def _moved(message: str) -> str | None:

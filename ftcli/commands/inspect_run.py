@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ftcli.pipeline import RunPlan
 from ftcli.ui import console, tables
 
+NO_LEAK_CHECK = "this source gives neither file bytes, pixels nor texts before decoding"
+
 
 def inspect(cfg: DictConfig) -> float:
     """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head;
@@ -44,6 +46,8 @@ def inspect(cfg: DictConfig) -> float:
         advice = resolved.to_dict()
     run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
     show_plan(run_plan)
+    leaks = run_plan.datamodule.check_leaks()  # data.on_leak=error stopped plan_run, as it stops train
+    console.show_line(leaks.line() if leaks is not None else f"leak check: not done ({NO_LEAK_CHECK})")
     surgery = run_plan.surgery
     removed = ", ".join(surgery.removed) or "none"
     console.show(

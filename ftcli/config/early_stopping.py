@@ -41,7 +41,7 @@ def early_stopping_options(cfg: Mapping[str, Any] | None) -> EarlyStoppingOption
         if not isinstance(options[key], bool):
             _fail(key, options[key], "true or false", "true")
     monitor = options["monitor"]
-    if monitor not in METRICS:
+    if not isinstance(monitor, str) or monitor not in METRICS:
         _fail("monitor", monitor, f"one of {', '.join(METRICS)}", "val/loss")
     mode = options["mode"]
     if mode not in MODES:

@@ -281,6 +281,7 @@ RULES: dict[str, Rule] = {
     ).or_null(),
     "data.batch_size": whole(1, 65536, "32"),
     "data.on_bad_image": choice("error", "skip"),
+    "data.on_leak": choice("warn", "error", "drop"),
     "data.cache_images": AUTO_SWITCH,
     "data.image_cache_mb": number(0, example="1024"),
     "data.augment_on_device": AUTO_SWITCH,

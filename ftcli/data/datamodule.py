@@ -15,6 +15,7 @@ This module imports no torchvision and nothing of a modality.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,9 @@ import torch
 from lightning.fabric.utilities.seed import seed_everything
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from ftcli.data.checks import int_option, num_workers_option
+from ftcli import notices
+from ftcli.data import leakage
+from ftcli.data.checks import choice_option, int_option, num_workers_option
 from ftcli.data.splits import SPLITS
 from ftcli.device import pin_memory
 from ftcli.errors import DataError
@@ -84,6 +87,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.has_test = False
         # samples left out as unreadable (a source's ``on_bad_*`` key says whether that is allowed)
         self.bad_samples: list[str] = []
+        # copies of a sample in another split: what to do (data.on_leak), what check_leaks found
+        self.on_leak = choice_option(cfg, "on_leak", leakage.ON_LEAK, "warn")
+        self.leaks: leakage.LeakReport | None = None
         self._datasets: dict[str, Dataset] = {}
 
     @property
@@ -104,9 +110,50 @@ class ClassificationDataModule(L.LightningDataModule):
         """Samples per split before :meth:`setup` (from the listing, nothing decoded)."""
         raise NotImplementedError
 
+    def _contents(self) -> tuple[str, dict[str, leakage.SplitContent]] | None:
+        """Every split's samples as content digests and what was hashed (``file bytes``, ``pixels``, ...),
+        from the source's listing, before any dataset is made; None when the source cannot say."""
+        return None
+
+    def _drop_leaked(self, leaked: Mapping[str, list[int]]) -> None:
+        """Remove these samples (indices into each split's listing, val and test only) before the
+        datasets are made (``data.on_leak=drop``)."""
+        raise NotImplementedError
+
+    def check_leaks(self) -> leakage.LeakReport | None:
+        """Find copies across and within the splits once (``ftcli.data.leakage``), then act on
+        ``data.on_leak``: a DataError (``error``), the copies left out of val/test (``drop``), a warning
+        through the logger (``warn``, and ``drop`` says what it dropped). None when not checkable."""
+        if self.leaks is not None or self._datasets:
+            return self.leaks
+        started = time.perf_counter()
+        found = self._contents()
+        if found is None:
+            return None
+        basis, contents = found
+        report = leakage.find(contents, basis, self.sample_noun, time.perf_counter() - started)
+        if report.leaked_count and self.on_leak == "error":
+            raise report.error()
+        if report.leaked_count and self.on_leak == "drop":
+            for split, indices in report.leaked.items():
+                if len(indices) == len(contents[split].digests):
+                    raise DataError(
+                        f"Every {split} {self.sample_noun[:-1]} is a copy of one in an earlier split "
+                        f"({basis}): data.on_leak=drop would leave {split} empty.",
+                        f"Give {split} {self.sample_noun} of its own.",
+                    )
+            self._drop_leaked(report.leaked)
+            report.dropped = {split: len(indices) for split, indices in report.leaked.items()}
+        self.leaks = report
+        if report.leaked_count or report.repeated_count:
+            notices.warn(report.line())
+        return report
+
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets once and let the modality prepare them (later calls are no-ops)."""
+        """Check for leaked samples, build the datasets once and let the modality prepare them (later
+        calls are no-ops)."""
         if not self._datasets:
+            self.check_leaks()
             datasets = self._make_datasets()
             self._prepare_datasets(datasets)
             self._datasets = datasets

@@ -25,6 +25,7 @@ code without it is a ConfigError saying so (:func:`check_remote_code`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -37,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftcli import notices
 from ftcli.errors import ConfigError, WeightsError
+from ftcli.model import safetensors_checksum
 
 HF_PREFIX = "hf/"
 # model.weights values of a text model besides null and a file path
@@ -203,8 +206,9 @@ def converted_folder(gguf_file: Path) -> Path:
     digest = _sha256(gguf_file)[:16]
     target = cache_root() / f"{gguf_file.stem}-{digest}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    from safetensors.torch import save_file
+        if _intact(target / "model.safetensors"):
+            return target
+        shutil.rmtree(target, ignore_errors=True)
     from transformers import AutoModel, AutoTokenizer
 
     quiet_transformers()
@@ -218,7 +222,7 @@ def converted_folder(gguf_file: Path) -> Path:
         model = AutoModel.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(temp / "model.safetensors"), metadata={"format": "pt"})
+        safetensors_checksum.save(state, temp / "model.safetensors", metadata={"format": "pt"})
         model.config.save_pretrained(temp)
         tokenizer.save_pretrained(temp)
         try:
@@ -229,6 +233,24 @@ def converted_folder(gguf_file: Path) -> Path:
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return target
+
+
+def _intact(weights: Path) -> bool:
+    """Whether a converted model's weights still match the checksum stored when they were written (one
+    without a checksum, from an older ftcli, is taken as it is); a damaged one is converted again."""
+    try:
+        stat = weights.stat()
+        _verified(str(weights), stat.st_size, stat.st_mtime_ns)
+    except WeightsError as err:
+        notices.warn(f"{err.message} Converting it again.")
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _verified(path: str, size: int, mtime_ns: int) -> bool:
+    """:func:`safetensors_checksum.verify`, once per file version and process (0.5 GB takes ~0.5 s)."""
+    return safetensors_checksum.verify(Path(path))
 
 
 def _sha256(path: Path) -> str:

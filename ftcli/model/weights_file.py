@@ -14,13 +14,16 @@ from typing import Any
 import torch
 
 from ftcli.errors import WeightsError
+from ftcli.model import safetensors_checksum
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Load a weights file safely: safetensors, or torch.load(weights_only=True)."""
+    """Load a weights file safely: safetensors (its checksum checked when ftcli wrote it), or
+    torch.load(weights_only=True) after the archive's CRCs."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        safetensors_checksum.verify(path)  # written by ftcli: its tensors' SHA-256; else nothing to check
         try:
             return {"state_dict": load_file(str(path))}
         except Exception as exc:

@@ -18,6 +18,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from rich.text import Text
 
+from ftcli import notices
 from ftcli.device import training_device
 from ftcli.features.datamodules import maybe_cached
 from ftcli.hydra_hooks.sweep_jobs import pin_sweep_job_command_line, requeued_checkpoint
@@ -62,6 +63,7 @@ def run(
     """One training run of a composed config (``strategy=auto`` resolved, its record in ``advice``) in
     ``run_dir``. ``overrides`` and ``choices`` (Hydra's, when there is one) name the run in its summary."""
     quiet_lightning()
+    notices.new_run()
     started = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if console.is_rank_zero():
@@ -146,6 +148,7 @@ def run(
         epoch_seconds=throughput.epoch_seconds,
         first_step_done=throughput.first_step_done,
         skipped_images=list(run_plan.datamodule.bad_samples),
+        leaks=run_plan.datamodule.leaks.to_dict() if run_plan.datamodule.leaks is not None else None,
         early_stopping=stop_summary(trainer),
         pruned=trial_pruning.pruned_summary(trainer),
         advice=advice["decision"] if advice else None,

@@ -124,6 +124,8 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
     )
     datamodule = build_datamodule(cfg.data, spec, int(cfg.seed))
     datamodule.on_gpu = trains_on_gpu(cfg.get("trainer") or {})  # data.augment_on_device=auto reads it
+    # copies across splits, before anything heavy: data.on_leak=error stops here, drop shrinks val/test
+    datamodule.check_leaks()
 
     def check_input(model_input: ModelInput) -> None:
         if isinstance(spec, TransformSpec) and not model_input.accepts_size(spec.crop):

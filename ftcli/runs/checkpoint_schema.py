@@ -16,7 +16,8 @@ and the same keys, and are read as format 0. Imports no torch at module level.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +295,36 @@ def check_finite(tensors: Mapping[str, Any], path: Path) -> None:
             f"{path}: the checkpoint holds NaN/inf weights in {len(bad)} tensor(s), e.g. {bad[0]}.",
             "The run that wrote it diverged or the file was damaged: use an earlier checkpoint "
             "(best.ckpt), or train again with a lower optimizer.lr.",
+        )
+
+
+def check_optimizer_states(loaded: Mapping[str, Any], path: Path) -> None:
+    """Refuse to resume from optimizer and LR-scheduler states holding NaN or inf (a moment estimate or a
+    learning rate gone non-finite): the first step would turn every weight into NaN."""
+    import torch
+
+    def non_finite(value: Any, where: str) -> Iterator[str]:
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                yield where
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield where
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                yield from non_finite(item, f"{where}.{key}")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                yield from non_finite(item, f"{where}[{index}]")
+
+    bad = [
+        where for key in ("optimizer_states", "lr_schedulers") for where in non_finite(loaded.get(key), key)
+    ]
+    if bad:
+        raise WeightsError(
+            f"{path}: the checkpoint's optimizer state holds NaN/inf in {len(bad)} value(s), e.g. {bad[0]}; "
+            "resuming would make every weight NaN.",
+            "Resume from an earlier checkpoint, or start from its weights with a fresh optimizer: "
+            f"model.weights={path} (the weights are checked too).",
         )
 
 

@@ -55,6 +55,7 @@ def resolve(
             "Give a last.ckpt from an ftcli run directory (to start from its weights: model.weights=PATH).",
         )
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_RESUME)
+    checkpoint_schema.check_optimizer_states(loaded, path)
     if (
         list(meta.get(checkpoint_schema.BLOCKS, [])) != list(block_names)
         or int(meta.get(checkpoint_schema.NUM_CLASSES, -1)) != num_classes

@@ -42,6 +42,9 @@ class RunSummary:
     first_step_done: float | None = None
     # unreadable image files left out under data.on_bad_image=skip
     skipped_images: list[str] = field(default_factory=list)
+    # the leak check (data.on_leak): val/test samples that copy a sample of an earlier split, repeats within
+    # a split, examples, what was dropped; null when the source gives nothing to compare
+    leaks: dict[str, Any] | None = None
     # strategy=auto: the advisor's decision and its evidence (advice.json in the run has all of it)
     advice: dict[str, Any] | None = None
     # early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why

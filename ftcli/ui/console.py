@@ -5,22 +5,17 @@ A multi-process (DDP) run shows one of each line. What the tables hold is ``ftcl
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from ftcli.notices import is_rank_zero
+
 console = Console()
 error_console = Console(stderr=True)
-
-
-def is_rank_zero() -> bool:
-    """True in the main process (Lightning's DDP launcher sets these for the extra ranks; SLURM sets
-    SLURM_PROCID for each task of a multi-GPU job, before Lightning sets the others)."""
-    ranks = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
-    return all(os.environ.get(var, "0") == "0" for var in ranks)
+__all__ = ["console", "error_console", "is_rank_zero", "print_error", "show", "show_line"]
 
 
 def show(renderable: Any) -> None:

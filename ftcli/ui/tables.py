@@ -198,9 +198,24 @@ def run_table(summary: Any) -> Table:
         rows.append(
             ("skipped images", f"{len(skipped)} unreadable (data.on_bad_image=skip), first: {skipped[0]}")
         )
+    leaks = getattr(summary, "leaks", None)
+    if leaks and (leaks.get("leaked") or any(leaks.get("within", {}).values())):
+        rows.append(("leaked samples", leak_cell(leaks)))
     for name, value in rows:
         table.add_row(name, Text(value))
     return table
+
+
+def leak_cell(leaks: dict[str, Any]) -> str:
+    """The leak check of a run summary: copies across splits, repeats within, what was dropped."""
+    text = f"{leaks.get('leaked', 0)} val/test copies of an earlier split ({leaks.get('checked_by')})"
+    within = {split: n for split, n in leaks.get("within", {}).items() if n}
+    if within:
+        text += "; repeated within " + ", ".join(f"{split}: {n}" for split, n in within.items())
+    dropped = leaks.get("dropped") or {}
+    if dropped:
+        text += "; dropped " + ", ".join(f"{n} from {split}" for split, n in dropped.items())
+    return text
 
 
 def sweep_table(summaries: Iterable[Any], title: str) -> Table:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import run_cli
+from helpers.leaky_images import copied_into_val
 from helpers.nets import make_net
 
 FAST = [
@@ -92,6 +93,16 @@ def truncated_checkpoint(tmp: Path) -> None:
     torch.save(resnet18_state(tmp), tmp / "whole.ckpt")
     data = (tmp / "whole.ckpt").read_bytes()
     (tmp / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+
+
+def damaged_safetensors(tmp: Path) -> None:
+    """resnet18 weights written by ftcli (with their checksum), then one byte of a tensor changed."""
+    from ftcli.model.safetensors_checksum import save
+
+    path = save(resnet18_state(tmp), tmp / "r18.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
 def text_file_as_weights(tmp: Path) -> None:
@@ -378,6 +389,49 @@ ROWS = [
         ["-m", *DIGITS, "strategy=full,scratch", "hydra.sweep.dir={tmp}/sweep"],
         ["hydra.sweep.dir={tmp}/sweep already holds a sweep", "{tmp}/sweep-1"],
         setup=earlier_sweep,
+    ),
+    Row(
+        "run-dir-path-too-long",
+        [*DIGITS, "hydra.run.dir={tmp}/" + "a" * 5000],
+        [
+            "hydra.run.dir={tmp}/aaaa",
+            "(5",
+            "characters) is not valid: the path is too long for the file system",
+        ],
+    ),
+    Row(
+        "ckpt-path-too-long",
+        ["ckpt={tmp}/" + "a" * 5000],
+        ["ckpt={tmp}/aaaa", "characters) is not valid: the path is too long for the file system"],
+        command="eval",
+        fast_args=False,
+    ),
+    # the strings of a list or sweep
+    Row(
+        "non-ascii-list-item-unquoted",
+        [*DIGITS, "data.classes=[é,b]"],
+        ["data.classes=[é,b] is not valid", "outside ASCII must be quoted", """'data.classes=["é",b]'"""],
+    ),
+    Row(
+        "weights-safetensors-damaged",
+        [*DIGITS, "model.weights={tmp}/r18.safetensors"],
+        ["{tmp}/r18.safetensors is damaged: the SHA-256 of its tensors differs", "Use another copy"],
+        setup=damaged_safetensors,
+    ),
+    # leaked samples
+    Row(
+        "on-leak-unknown",
+        [*DIGITS, "data.on_leak=ignore"],
+        ["data.on_leak='ignore' is not valid", "one of warn, error, drop"],
+    ),
+    Row(
+        "val-images-copied-from-train",
+        ["data=imagefolder", "data.root={tmp}/images", "data.on_leak=error"],
+        [
+            "5 val/test images are exact copies",
+            "{tmp}/images/val/cat/copy0.png = {tmp}/images/train/cat/0.png",
+        ],
+        setup=lambda tmp: copied_into_val(tmp / "images"),
     ),
 ]
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.leaky_images import copied_into_val
 from helpers.shared_runs import DIGITS_SWEEP_CLASSES, TrainedSweep
 
 FAST = [
@@ -317,6 +318,58 @@ def test_skipped_images_are_counted_and_reported_at_the_end(tmp_path: Path) -> N
     assert sorted(summary["skipped_images"]) == sorted(map(str, bad))
     table = result.stdout[result.stdout.index("ftcli run ·") :]
     assert "skipped images" in table and "2 unreadable (data.on_bad_image=skip)" in table
+
+
+# ---------------------------------------------------------------------------- leaked images
+
+
+@pytest.fixture(scope="module")
+def leaky_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """train/ and val/ folders, 5 training images copied into val/ (helpers/leaky_images.py)."""
+    root = tmp_path_factory.mktemp("leaky") / "images"
+    return root, copied_into_val(root)
+
+
+def test_inspect_reports_copied_val_images_with_their_paths(
+    leaky_folder: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    root, copies = leaky_folder
+    result = run_cli_inprocess(*command("inspect", tmp_path, data=imagefolder(root)), cwd=tmp_path)
+    assert_ok(result)
+    text = output(result)
+    assert "data leak: 5 val/test images are exact copies (file bytes): 5 val in train" in text
+    assert f"{copies[0]} = {root / 'train' / 'cat' / '0.png'}" in text and "data.on_leak=drop leaves" in text
+
+
+def test_on_leak_error_stops_before_training(leaky_folder: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    root, copies = leaky_folder
+    result = run_cli_inprocess(
+        *command("train", tmp_path, "data.on_leak=error", data=imagefolder(root)), cwd=tmp_path
+    )
+    assert_user_error(result, "5 val/test images are exact copies", str(copies[0]), "data.on_leak=drop")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_train_drops_copied_val_images_and_records_them(
+    leaky_folder: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    root, copies = leaky_folder
+    cache = f"data.feature_cache_dir={tmp_path / 'cache'}"
+    args = command(
+        "train", tmp_path, "data.on_leak=drop", "strategy=feature_extraction", cache, data=imagefolder(root)
+    )
+    result = run_cli_inprocess(*args, cwd=tmp_path)
+    assert_ok(result)
+    text = output(result)
+    assert "data leak: 5 val/test images are exact copies" in text and str(copies[0]) in text
+    assert "dropped (data.on_leak=drop): 5 from val" in text and "train 12 · val 2" in text
+    leaks = json.loads((tmp_path / "run" / "summary.json").read_text())["leaks"]
+    assert leaks["leaked"] == 5 and leaks["across"] == {"val in train": 5} and leaks["dropped"] == {"val": 5}
+    assert leaks["checked_by"] == "file bytes" and leaks["samples_checked"] == 19
+    assert "leaked samples" in result.stdout and "dropped 5 from val" in result.stdout
+    assert (
+        "data leak" in (tmp_path / "run" / "train.log").read_text()
+    )  # through the logger, into the run's log
 
 
 # One table of bad command lines (names, types, data, weights, outputs): tests/test_bad_inputs.py

@@ -267,3 +267,18 @@ def test_a_damaged_resume_checkpoint_epoch_is_named(net: Any, tmp_path: Path, co
     torch.save(saved, path)
     with pytest.raises(FtcliError, match="epoch is 'three'"):
         resume.resolve(str(path), compose_train(), tmp_path / "run", net.block_names, len(CLASSES))
+
+
+def test_a_resume_checkpoint_with_a_non_finite_optimizer_state_is_refused(
+    net: Any, tmp_path: Path, compose_train: Any
+) -> None:
+    saved = checkpoint(net)
+    moments = {0: {"exp_avg": torch.tensor([0.1, float("nan")]), "step": torch.tensor(4.0)}}
+    saved["optimizer_states"] = [{"state": moments, "param_groups": [{"lr": float("inf"), "params": [0]}]}]
+    path = tmp_path / "last.ckpt"
+    torch.save(saved, path)
+    with pytest.raises(WeightsError, match="optimizer state holds NaN/inf in 2 value") as err:
+        resume.resolve(str(path), compose_train(), tmp_path / "run", net.block_names, len(CLASSES))
+    assert "optimizer_states[0].state.0.exp_avg" in str(err.value) and f"model.weights={path}" in str(
+        err.value
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from ftcli import notices
 from ftcli.data.sources.csv_manifest import read_manifest
 from ftcli.data.sources.imagefolder import class_folders
 from ftcli.errors import DataError
@@ -55,14 +57,22 @@ def manifest(tmp_path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_repeated_manifest_rows_count_once_with_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+def test_repeated_manifest_rows_count_once_with_one_logged_warning_per_run_on_rank_zero_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = images(tmp_path / "img", 4)
     lines = [f"{p.name},{'cat' if i % 2 else 'dog'}" for i, p in enumerate(files)]
-    rows = read_manifest(manifest(tmp_path, lines + lines), tmp_path / "img")
-    assert len(rows) == 4
-    assert "4 repeated row(s) ignored; 4 distinct images" in capsys.readouterr().err
+    path = manifest(tmp_path, lines + lines)
+    with caplog.at_level(logging.WARNING, logger="ftcli"):
+        monkeypatch.setenv("LOCAL_RANK", "1")  # another DDP rank reads the same manifest: it says nothing
+        assert len(read_manifest(path, tmp_path / "img")) == 4
+        monkeypatch.delenv("LOCAL_RANK")
+        for _ in range(2):  # rank zero reads it twice (e.g. train, then the test split): one warning
+            assert len(read_manifest(path, tmp_path / "img")) == 4
+        notices.new_run()  # the next job of a sweep in this process says it again, in its own log
+        read_manifest(path, tmp_path / "img")
+    warned = [r.getMessage() for r in caplog.records if "repeated row" in r.getMessage()]
+    assert warned == [f"warning: {path}: 4 repeated row(s) ignored; 4 distinct images."] * 2
 
 
 def test_one_file_under_two_labels_is_an_error_naming_it(tmp_path: Path) -> None:

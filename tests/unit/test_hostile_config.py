@@ -245,3 +245,34 @@ def test_the_fuzzed_keys_cover_every_group() -> None:
         "compile",
     } <= groups
     assert len(KEYS) >= 40
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(
+    items=st.lists(
+        st.text(
+            st.characters(min_codepoint=0xA0, blacklist_categories=("Cs", "Z", "C")), min_size=1, max_size=6
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    sweep=st.booleans(),
+)
+def test_an_unquoted_non_ascii_item_is_an_error_whose_hint_parses(items: list[str], sweep: bool) -> None:
+    """``data.classes=[é]`` (or a sweep ``a,é``): Hydra's lexer refuses it; ftcli says to quote it, and
+    the override its hint shows gives back exactly the items typed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    sweep = sweep and len(items) > 1
+    override = "data.classes=" + (",".join(items) if sweep else f"[{','.join(items)}]")
+    parser = OverridesParser.create()
+    with pytest.raises(OverrideParseException) as raised:
+        parser.parse_overrides([override])  # as Hydra parses the command line
+    err = usage_error(raised.value)
+    assert err is not None and err.exit_code == 2
+    assert err.message.startswith(f"{override} is not valid: ") and "quoted" in err.message
+    suggested = err.hint.split("'", 1)[1].rsplit("'", 1)[0]
+    parsed = parser.parse_override(suggested)
+    values = [getattr(v, "text", v) for v in parsed.sweep_iterator()] if sweep else parsed.value()
+    assert values == items, (override, suggested)

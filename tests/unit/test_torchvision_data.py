@@ -159,6 +159,27 @@ def test_classes_per_class_and_the_seed(tmp_path: Path) -> None:
     assert make(cfg).parts["val"][1].tolist() == full.parts["val"][1].tolist()
 
 
+def test_test_images_with_the_pixels_of_training_images_are_found_and_dropped(tmp_path: Path) -> None:
+    # digit_images draws image i from its label and i: test images 0 and 1 (label 0) equal train's 0 and 1
+    folder = write_idx_folder(tmp_path / "fashion")
+    dm = make({"name": "FashionMNIST", "root": str(folder), "on_leak": "drop"})
+    before = dm.split_sizes()["test"]
+    report = dm.check_leaks()
+    assert (
+        report.basis == "pixels" and report.across == {"test in train": 2} and report.dropped == {"test": 2}
+    )
+    assert report.examples[0].startswith("FashionMNIST/test #") and dm.split_sizes()["test"] == before - 2
+    assert 0 not in dm.parts["test"][1] and 1 not in dm.parts["test"][1]
+
+
+def test_a_copied_image_file_of_a_dataset_that_reads_files_is_found(tmp_path: Path) -> None:
+    root = write_eurosat(tmp_path)
+    forest = root / "eurosat" / "2750" / "Forest"
+    (forest / "Forest_10.jpg").write_bytes((forest / "Forest_1.jpg").read_bytes())
+    report = make({"name": "EuroSAT", "root": str(root)}).check_leaks()
+    assert report.basis == "file bytes" and report.leaked_count + report.repeated_count == 1
+
+
 @pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="apt install dataset-fashion-mnist")
 def test_the_real_debian_fashion_mnist() -> None:
     dm = make({"name": "FashionMNIST", "root": str(DEBIAN_FASHION_MNIST), "per_class": 2})

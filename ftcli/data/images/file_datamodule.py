@@ -13,6 +13,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ftcli.data import leakage
 from ftcli.data.images.datamodule import ImageDataModule
 from ftcli.data.images.datasets import FileDataset
 from ftcli.data.images.files import find_unreadable
@@ -46,6 +47,20 @@ class FileDataModule(ImageDataModule):
 
     def _planned_sizes(self) -> dict[str, int]:
         return {split: len(items) for split, items in self._ensure_scanned().items()}
+
+    def _contents(self) -> tuple[str, dict[str, leakage.SplitContent]]:
+        """Each file's bytes: a copy of an image file is found whatever its name or folder."""
+        threads = min(8, os.cpu_count() or 1)
+        contents = {}
+        for split, items in self._ensure_scanned().items():
+            paths = [path for path, _ in items]
+            contents[split] = leakage.SplitContent(leakage.file_digests(paths, threads), paths.__getitem__)
+        return "file bytes", contents
+
+    def _drop_leaked(self, leaked: Mapping[str, list[int]]) -> None:
+        samples = self._ensure_scanned()
+        for split, indices in leaked.items():
+            samples[split] = leakage.kept(samples[split], indices)
 
     def _make_datasets(self) -> dict[str, Dataset]:
         samples = self._ensure_scanned()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from ftcli.data import leakage
 from ftcli.data.checks import fractions, per_class_option
 from ftcli.data.images.datamodule import ImageDataModule
 from ftcli.data.images.datasets import ArrayDataset
@@ -57,6 +58,19 @@ class DigitArrayDataModule(ImageDataModule):
 
     def _planned_sizes(self) -> dict[str, int]:
         return {split: len(idx) for split, idx in self.indices.items()}
+
+    def _contents(self) -> tuple[str, dict[str, leakage.SplitContent]]:
+        """Each image's grey pixels, as loaded."""
+        return "pixels", {
+            split: leakage.SplitContent(
+                leakage.array_digests(self.images[idx]), lambda i, idx=idx: f"{self.name} image #{idx[i]}"
+            )
+            for split, idx in self.indices.items()
+        }
+
+    def _drop_leaked(self, leaked: Mapping[str, list[int]]) -> None:
+        for split, indices in leaked.items():
+            self.indices[split] = leakage.kept(self.indices[split], indices)
 
     def _make_datasets(self) -> dict[str, Dataset]:
         transforms = self._transforms()

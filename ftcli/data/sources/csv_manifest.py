@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ftcli import notices
 from ftcli.data.checks import check_file, expand_path, fractions
 from ftcli.data.images.file_datamodule import FileDataModule
 from ftcli.data.images.transforms import TransformSpec
@@ -144,10 +144,8 @@ def _unique_rows(
                 "An image in both train and val/test would be evaluated on what it trained on; keep one row.",
             )
     if len(unique) < len(rows):
-        print(
-            f"warning: {manifest}: {len(rows) - len(unique)} repeated row(s) ignored; "
-            f"{len(unique)} distinct images.",
-            file=sys.stderr,
+        notices.warn(
+            f"{manifest}: {len(rows) - len(unique)} repeated row(s) ignored; {len(unique)} distinct images."
         )
     return unique
 

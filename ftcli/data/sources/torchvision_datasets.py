@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from ftcli.data import leakage
 from ftcli.data.checks import expand_path, fractions, num_workers_option, per_class_option
 from ftcli.data.images import idx_files
 from ftcli.data.images.datamodule import ImageDataModule
@@ -217,6 +218,35 @@ class TorchvisionDataModule(ImageDataModule):
     def _planned_sizes(self) -> dict[str, int]:
         return {split: len(indices) for split, (_, indices, _) in self.parts.items()}
 
+    def _contents(self) -> tuple[str, dict[str, leakage.SplitContent]] | None:
+        """The pixels the dataset holds in memory (IDX files, CIFAR's arrays), else its image files' bytes;
+        None (not checked) for a dataset that keeps neither before decoding."""
+        contents: dict[str, leakage.SplitContent] = {}
+        bases: set[str] = set()
+        for split, (own, indices, _) in self.parts.items():
+            part = self._own[own]
+            pixels = part.images if part.images is not None else getattr(part.base, "data", None)
+            files = image_files(part.base)
+            if isinstance(pixels, np.ndarray) and len(pixels) == len(part.labels):
+                digests = leakage.array_digests(pixels[indices])
+                bases.add("pixels")
+                name = f"{self.dataset_name}/{own}"
+                contents[split] = leakage.SplitContent(digests, lambda i, n=name, x=indices: f"{n} #{x[i]}")
+            elif files is not None and len(files) == len(part.labels):
+                chosen = [files[int(i)] for i in indices]
+                digests = leakage.file_digests(chosen, min(8, os.cpu_count() or 1))
+                bases.add("file bytes")
+                contents[split] = leakage.SplitContent(digests, chosen.__getitem__)
+            else:
+                return None
+        return (bases.pop() if len(bases) == 1 else "pixels or file bytes"), contents
+
+    def _drop_leaked(self, leaked: Mapping[str, list[int]]) -> None:
+        for split, indices in leaked.items():
+            own, chosen, labels = self.parts[split]
+            keep = np.setdiff1d(np.arange(len(chosen)), np.asarray(indices, dtype=np.int64))
+            self.parts[split] = (own, chosen[keep], labels[keep])
+
     def _make_datasets(self) -> dict[str, Dataset]:
         transforms = self._transforms()
         signature = FolderSignature(self._root / self.entry.folder)
@@ -234,6 +264,18 @@ class TorchvisionDataModule(ImageDataModule):
                     part.base, indices, labels, transforms[split], tag, signature
                 )
         return datasets
+
+
+def image_files(base: Any) -> list[str] | None:
+    """The image file of each item of a torchvision dataset that reads files (ImageFolder's ``samples``,
+    ``_image_files``, ...), or None."""
+    for attribute in ("samples", "_samples", "imgs", "_image_files", "_images"):
+        items = getattr(base, attribute, None)
+        if isinstance(items, list) and items:
+            paths = [item[0] if isinstance(item, tuple) else item for item in items]
+            if all(isinstance(p, (str, os.PathLike)) for p in paths):
+                return [os.fspath(p) for p in paths]
+    return None
 
 
 # ---------------------------------------------------------------------------- config values

@@ -9,12 +9,14 @@ length (:class:`~ftcli.data.text.buckets.LengthBuckets`), val and test stay in o
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from ftcli.data import leakage
 from ftcli.data.checks import per_class_option
 from ftcli.data.datamodule import ClassificationDataModule, EpochShuffle
 from ftcli.data.splits import SPLITS, first_per_class
@@ -73,6 +75,21 @@ class TextDataModule(ClassificationDataModule):
 
     def _planned_sizes(self) -> dict[str, int]:
         return {split: len(raw) for split, raw in self.splits.items()}
+
+    def _contents(self) -> tuple[str, dict[str, leakage.SplitContent]]:
+        """Each text with its Unicode form, case and spacing normalised (``leakage.normalised``)."""
+        return "normalised text", {
+            split: leakage.SplitContent(
+                leakage.text_digests(raw.texts),
+                lambda i, raw=raw: repr(textwrap.shorten(raw.texts[i], 60, placeholder="…")),
+            )
+            for split, raw in self.splits.items()
+        }
+
+    def _drop_leaked(self, leaked: Mapping[str, list[int]]) -> None:
+        for split, indices in leaked.items():
+            raw = self.splits[split]
+            self.splits[split] = RawTexts(leakage.kept(raw.texts, indices), leakage.kept(raw.labels, indices))
 
     def _make_datasets(self) -> dict[str, Dataset]:
         return dict(self.splits)
