@@ -153,8 +153,16 @@ def inspect_checkpoint(path: Path) -> None:
     }
     if phase:
         rows["phase"] = (
-            f"{phase['index'] + 1}/{phase['count']} ({phase.get('label', '')}): "
-            f"training {', '.join(phase.get('trainable', []))}"
+            f"{phase['index'] + 1}/{phase['count']} ({phase.get('label', '')}): training {_trains(phase)}"
+        )
+    adapters = meta.get(checkpoint_schema.ADAPTERS)
+    if adapters:
+        options = adapters.get("options", {})
+        layers = sum(len(paths) for paths in adapters.get("targets", {}).values())
+        rows["adapters"] = (
+            f"{adapters.get('method')} r={options.get('r')} alpha={options.get('alpha')} on {layers} layers, "
+            f"{adapters.get('adapter_parameters', 0):,} parameters; the base weights are not stored "
+            f"(rebuilt from {model.get('weights_used')}, fingerprint {adapters['base_fingerprint'][:12]})"
         )
     rows["resumable"] = "yes (resume=PATH)" if "optimizer_states" in loaded else "no (weights only)"
     if meta.get(checkpoint_schema.CHAINED_FROM):
@@ -174,9 +182,16 @@ def inspect_checkpoint(path: Path) -> None:
             start = int(item.get("start_epoch", 0))
             span = f"{start}-end" if epochs is None else f"{start}-{start + int(epochs) - 1}"
             here = "[bold]<- here[/bold]" if phase and index == phase.get("index") else ""
-            trains = ", ".join(item.get("trainable", []))
+            trains = _trains(item)
             table.add_row(str(index + 1), span, escape(str(item.get("label", ""))), escape(trains), here)
         console.show(table)
+
+
+def _trains(phase: dict) -> str:
+    """What a stored phase trains: its blocks, and the blocks whose adapters train."""
+    trains = ", ".join(phase.get("trainable", []))
+    adapted = phase.get("adapted") or []
+    return f"{trains} + adapters in {len(adapted)} blocks" if adapted else trains
 
 
 def checkpoint_main(args: list[str]) -> int:

@@ -258,6 +258,7 @@ class FineTuneModule(L.LightningModule):
             "count": len(self.schedule.phases),
             "label": self.plan.label,
             "trainable": self.plan.trainable_blocks,
+            "adapted": self.plan.adapted_blocks,
             "epoch": self.current_epoch,
             "global_step": self.global_step,
         }
@@ -287,6 +288,7 @@ def schedule_summary(schedule: Schedule) -> list[dict[str, Any]]:
             "start_epoch": phase.start_epoch,
             "epochs": phase.epochs,
             "trainable": phase.trainable_blocks,
+            "adapted": phase.adapted_blocks,
             "lr_mult": {b.name: b.lr_mult for b in phase.blocks},
         }
         for phase in schedule.phases

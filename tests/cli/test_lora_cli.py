@@ -73,6 +73,9 @@ def test_a_lora_checkpoint_holds_adapters_head_and_fingerprint_and_is_10x_smalle
 def test_eval_and_chaining_read_a_lora_checkpoint(
     lite0_lora: Path, tmp_path: Path, compose_train: Callable[..., DictConfig]
 ) -> None:
+    shown = run_cli_inprocess("inspect", f"ckpt={lite0_lora}", cwd=tmp_path)
+    assert_ok(shown)
+    assert "head + adapters in 5 blocks" in shown.stdout and "the base weights are not stored" in shown.stdout
     assert_ok(run_cli_inprocess("eval", f"ckpt={lite0_lora}", f"out={tmp_path / 'eval'}", cwd=tmp_path))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
