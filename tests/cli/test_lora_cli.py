@@ -25,7 +25,7 @@ from ftcli.training.lightning_module import FineTuneModule
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, output, run_cli
 from helpers.nets import make_net
-from helpers.shared_runs import shared_folder
+from helpers.shared_runs import TrainedSweep, shared_folder
 
 pytest.importorskip("peft")
 
@@ -151,3 +151,13 @@ def test_crash_then_resume_last_ends_where_the_uninterrupted_run_ends_and_a_chan
     refused = run_cli_inprocess("eval", f"ckpt={whole_ckpt}", cwd=tmp_path)
     assert refused.returncode == 2 and "fingerprint" in refused.stderr
     assert "Traceback" not in output(refused)
+
+
+def test_merge_false_needs_a_lora_checkpoint_and_a_boolean(
+    digits_sweep: TrainedSweep, tmp_path: Path
+) -> None:
+    plain = digits_sweep.checkpoint(0)  # strategy=last_layers: no adapters
+    refused = run_cli_inprocess("export", f"ckpt={plain}", "merge=false", f"out={tmp_path}", cwd=tmp_path)
+    assert refused.returncode == 2 and "holds none" in refused.stderr and "Traceback" not in output(refused)
+    typo = run_cli_inprocess("export", f"ckpt={plain}", "merge=maybe", f"out={tmp_path}", cwd=tmp_path)
+    assert typo.returncode == 2 and "merge=maybe must be a boolean" in typo.stderr
