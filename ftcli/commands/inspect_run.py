@@ -25,7 +25,8 @@ from ftcli.ui import console, tables
 
 def inspect(cfg: DictConfig) -> float:
     """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head;
-    with ``strategy=auto``, the advisor's pick and why, then the plan of the picked strategy."""
+    with ``strategy=auto``, the advisor's pick and why (``auto.mode=race``: the shortlist it would race,
+    the rungs and the budget), then the plan of the picked strategy."""
     from rich.text import Text
 
     from ftcli.finetune.strategies import is_auto
@@ -37,11 +38,20 @@ def inspect(cfg: DictConfig) -> float:
         from ftcli.advice.advisor import resolve_auto
         from ftcli.command_line.config_groups import load_option
 
+        auto = cfg.get("auto") or {}
+        max_epochs = cfg.trainer.get("max_epochs")
         cfg, resolved = resolve_auto(cfg, load_option)
         console.show(Text(resolved.decision.line()))
         for reason in resolved.decision.reasons[:-1]:
             console.show(Text(f"  {reason}"))
         advice = resolved.to_dict()
+        if auto.get("mode", "race") == "race":
+            from ftcli.advice.race import plan_race
+
+            plan = plan_race(len(resolved.shortlist), max_epochs, auto.get("budget"))
+            console.show(tables.shortlist_table(advice["shortlist"]))
+            console.show(Text(plan.line()))
+            console.show(Text("the plan below is the rule's pick; train runs the race's winner"))
     run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
     show_plan(run_plan)
     surgery = run_plan.surgery

@@ -57,9 +57,11 @@ def run(
     advice: dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
     choices: Mapping[str, Any] | None = None,
+    test: bool = True,
 ) -> RunResult:
     """One training run of a composed config (``strategy=auto`` resolved, its record in ``advice``) in
-    ``run_dir``. ``overrides`` and ``choices`` (Hydra's, when there is one) name the run in its summary."""
+    ``run_dir``. ``overrides`` and ``choices`` (Hydra's, when there is one) name the run in its summary.
+    ``test=False`` never touches the test split (a race candidate of ``strategy=auto``)."""
     quiet_lightning()
     started = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -110,7 +112,7 @@ def run(
         last_path = checkpoint.last_model_path or None
         best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
         test_acc = None
-        if datamodule.has_test:
+        if test and datamodule.has_test:
             results = trainer.test(
                 module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
             )
@@ -143,6 +145,7 @@ def run(
         early_stopping=stop_summary(trainer),
         pruned=trial_pruning.pruned_summary(trainer),
         advice=advice["decision"] if advice else None,
+        race=advice.get("race") if advice else None,
     )
     if trainer.is_global_zero:
         summary.write()
