@@ -9,7 +9,8 @@ used (``pipeline.run(test=False)``). Each rung of each candidate is an ordinary 
 
 Rungs end at epochs ``r, 2r, 4r, ...`` (capped at ``trainer.max_epochs``); ``r`` is the largest
 whole number whose race fits ``auto.budget``: the training epochs of all candidates together
-(default ``trainer.max_epochs``: the race costs at most one run, auto at most about two). A tie goes
+(default ``trainer.max_epochs``: the race costs at most one run, auto at most two). When the budget
+cannot give every candidate one epoch a rung, the race takes fewer of the shortlist. A tie goes
 to the earlier candidate (the rule's pick first). Each candidate's run is stopped at the end of its
 rung by the search's pruning callback (``training/callbacks/trial_pruning.py``), which also records
 its validation accuracy per epoch. Optuna's ``SuccessiveHalvingPruner`` is not used: it is
@@ -52,7 +53,8 @@ class RacePlan:
     milestones: list[int]
     survivors: list[int]
     budget: int
-    budget_from: str  # auto.budget | trainer.max_epochs | the smallest race (the default was too small)
+    budget_from: str  # auto.budget | trainer.max_epochs
+    shortlisted: int  # the shortlist's length: more than ``candidates`` when the budget takes fewer
 
     @property
     def epochs(self) -> int:
@@ -66,8 +68,11 @@ class RacePlan:
 
     def line(self) -> str:
         rungs = ", ".join(f"{n} to epoch {m}" for n, m in zip(self.survivors, self.milestones, strict=True))
+        which = f"{self.candidates} candidates"
+        if self.candidates < self.shortlisted:
+            which += f" (the first of {self.shortlisted} shortlisted: what the budget allows)"
         return (
-            f"race: {self.candidates} candidates, successive halving on the validation split ({rungs}); "
+            f"race: {which}, successive halving on the validation split ({rungs}); "
             f"{self.epochs} epochs of {self.budget} (budget: {self.budget_from}), then the winner trains "
             f"{self.max_epochs} from scratch: about {self.cost_in_runs:.1f}x one run"
         )
@@ -75,6 +80,7 @@ class RacePlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "candidates": self.candidates,
+            "shortlisted": self.shortlisted,
             "max_epochs": self.max_epochs,
             "milestones": self.milestones,
             "survivors": self.survivors,
@@ -90,34 +96,36 @@ def _cost(survivors: list[int], milestones: list[int]) -> int:
     return sum(n * (end - start) for n, start, end in zip(survivors, starts, milestones, strict=True))
 
 
-def plan_race(candidates: int, max_epochs: Any, budget: int | None) -> RacePlan:
-    """The rungs of the largest race that fits ``budget`` (None: ``max_epochs``); a ConfigError when an
-    explicit budget cannot give every candidate one epoch of every rung."""
+def _halving(candidates: int) -> list[int]:
+    """How many race each rung: all, then the better half (rounded up), down to two."""
+    survivors = [candidates]
+    while survivors[-1] > 2:
+        survivors.append(math.ceil(survivors[-1] / 2))
+    return survivors
+
+
+def plan_race(shortlisted: int, max_epochs: Any, budget: int | None) -> RacePlan:
+    """The rungs of the race that fits ``budget`` (None: ``max_epochs``): as many of the ``shortlisted``
+    candidates as get one epoch a rung (the first ones: the rule's pick first), each rung as long as
+    the budget allows. A ConfigError when not even two candidates fit."""
     if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
         raise ConfigError(
             f"auto.mode=race needs a fixed schedule, but trainer.max_epochs={max_epochs}.",
             "Set trainer.max_epochs (e.g. trainer.max_epochs=15), or auto.mode=rule.",
         )
-    survivors = [candidates]
-    while survivors[-1] > 2:
-        survivors.append(math.ceil(survivors[-1] / 2))
-
-    def milestones(first: int) -> list[int]:
-        return [min(max_epochs, first * 2**k) for k in range(len(survivors))]
-
     limit = max_epochs if budget is None else budget
-    fitting = [r for r in range(max_epochs, 0, -1) if _cost(survivors, milestones(r)) <= limit]
-    if fitting:
-        source = "trainer.max_epochs" if budget is None else "auto.budget"
-        return RacePlan(candidates, max_epochs, milestones(fitting[0]), survivors, limit, source)
-    smallest = _cost(survivors, milestones(1))
-    if budget is not None:
-        raise ConfigError(
-            f"auto.budget={budget} epochs cannot race {candidates} candidates: the smallest race "
-            f"(one epoch a rung) takes {smallest}.",
-            f"Set auto.budget={smallest} or more, fewer candidates (auto.candidates=2), or auto.mode=rule.",
-        )
-    return RacePlan(candidates, max_epochs, milestones(1), survivors, smallest, "the smallest race")
+    source = "trainer.max_epochs" if budget is None else "auto.budget"
+    for count in range(shortlisted, 1, -1):
+        survivors = _halving(count)
+        for first in range(max_epochs, 0, -1):
+            milestones = [min(max_epochs, first * 2**k) for k in range(len(survivors))]
+            if _cost(survivors, milestones) <= limit:
+                return RacePlan(count, max_epochs, milestones, survivors, limit, source, shortlisted)
+    shown = f"auto.budget={budget}" if budget is not None else f"trainer.max_epochs={max_epochs}"
+    raise ConfigError(
+        f"{shown} leaves {limit} epoch(s) for the race of strategy=auto: two candidates need at least 2.",
+        "Set auto.budget=2 or more (the race's epochs, all candidates together), or auto.mode=rule.",
+    )
 
 
 class RungEnd:

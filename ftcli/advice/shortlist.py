@@ -55,12 +55,20 @@ class Candidate:
             parts += ["+", self.recipe, *(f"{k}={v}" for k, v in self.recipe_settings.items())]
         return " ".join(parts)
 
+    @property
+    def trains(self) -> tuple[Any, ...]:
+        """What the candidate trains: ``first_layers`` with nothing frozen trains what ``full`` does."""
+        if self.strategy == "first_layers" and self.strategy_settings.get("n") == 0:
+            return ("full", (), self.recipe, tuple(self.recipe_settings.items()))
+        settings = tuple(self.strategy_settings.items())
+        return (self.strategy, settings, self.recipe, tuple(self.recipe_settings.items()))
+
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "overrides": self.overrides, "why": self.why}
 
 
 def shortlist(decision: Decision, size: int = 4) -> list[Candidate]:
-    """The first ``size`` candidates of the module docstring's order, no two alike."""
+    """The first ``size`` candidates of the module docstring's order, no two that train the same."""
     numbers = decision.numbers
     first_n = int(numbers.get("first_layers_n", FIRST_LAYERS_FROZEN))
     settings = {"last_layers": {"n": LAST_LAYERS_TRAINED}, "first_layers": {"n": first_n}}
@@ -87,9 +95,7 @@ def shortlist(decision: Decision, size: int = 4) -> list[Candidate]:
         )
     no_gain = float(numbers.get("transfer_gain", 1.0)) < TRANSFER_GAIN
     allowed = [s for s in LADDER if s != "scratch" or no_gain]
-    if first_n == 0:  # first_layers with nothing frozen is full
-        allowed.remove("first_layers")
-    at = LADDER.index(pick.strategy) if pick.strategy in LADDER else 0
+    at = LADDER.index(pick.trains[0]) if pick.trains[0] in LADDER else 0
     for name in sorted(allowed, key=lambda s: (abs(LADDER.index(s) - at), LADDER.index(s) > at)):
         relation = "less" if LADDER.index(name) < at else "more"
         candidate = Candidate(
@@ -97,6 +103,6 @@ def shortlist(decision: Decision, size: int = 4) -> list[Candidate]:
             f"{WHAT[name]} (trains {relation} of the network than the rule's pick)",
             dict(settings.get(name, {})),
         )
-        if all(c.overrides != candidate.overrides for c in found):
+        if all(c.trains != candidate.trains for c in found):
             found.append(candidate)
     return found[:size]

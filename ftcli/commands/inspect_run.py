@@ -50,7 +50,7 @@ def inspect(cfg: DictConfig) -> float:
 
             plan = plan_race(len(resolved.shortlist), max_epochs, auto.get("budget"))
             console.show(tables.shortlist_table(advice["shortlist"]))
-            console.show(Text(plan.line()))
+            console.show_line(plan.line())
             console.show(Text("the plan below is the rule's pick; train runs the race's winner"))
     run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
     show_plan(run_plan)

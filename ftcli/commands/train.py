@@ -54,17 +54,23 @@ def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str,
     from ftcli.advice.advisor import resolve_auto, with_choice, write_advice
     from ftcli.advice.race import plan_race, run_race
     from ftcli.command_line.config_groups import load_option
+    from ftcli.config.schema import check_config
 
     auto = cfg.get("auto") or {}
+    racing = auto.get("mode", "race") == "race"
+    if racing:  # the auto.* keys, and a budget with no room for a race, fail before the advisor's probes
+        check_config(cfg)
+        plan_race(int(auto.get("candidates", 4)), cfg.trainer.get("max_epochs"), auto.get("budget"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolved, advice = resolve_auto(cfg, load_option)
     console.show(Text(advice.decision.line()))
     record = advice.to_dict()
-    if auto.get("mode", "race") == "race":
+    if racing:
         plan = plan_race(len(advice.shortlist), cfg.trainer.get("max_epochs"), auto.get("budget"))
         console.show(tables.shortlist_table(record["shortlist"]))
-        console.show(Text(plan.line()))
-        race = run_race(plan, advice.shortlist, lambda c: with_choice(cfg, c, load_option), run_dir)
+        console.show_line(plan.line())
+        entrants = advice.shortlist[: plan.candidates]
+        race = run_race(plan, entrants, lambda c: with_choice(cfg, c, load_option), run_dir)
         record["race"] = race.to_dict()
         console.show(tables.race_table(record["race"]))
         console.show(Text(f"auto: the race's winner -> {' '.join(race.champion.overrides)}, trained in full"))
