@@ -96,6 +96,8 @@ def collect(roots: list[Path]) -> list[Row]:
             if (root / SUMMARY_FILE).is_file()
             else sorted((p.parent for p in root.rglob(SUMMARY_FILE)), key=natural_key)
         )
+        # a run's own sub-runs (the race of strategy=auto, in <run>/race/) are its evidence, not rows
+        runs = [run for run in runs if not set(run.parents) & set(runs)]
         for run in runs:
             summary = load(run)
             if summary is not None:

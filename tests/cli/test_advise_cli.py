@@ -39,7 +39,7 @@ def advise_digits(tmp: Path) -> None:
     result = run_cli("advise", *_common(tmp), f"hydra.run.dir={tmp / 'advice'}", cwd=tmp)
     assert_ok(result)
     text = output(result)
-    assert "linear probe per block" in text and "run it" in text
+    assert "linear probe per block" in text and "run it" in text and "shortlist" in text
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,7 @@ def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
     assert measured["probe"]["raw_input_name"] == "raw pixels"
     decision = record["decision"]
     assert decision["size"] == "little" and decision["reasons"]
+    assert record["shortlist"][0]["overrides"] == decision["overrides"] and len(record["shortlist"]) == 4
     assert record["command"] == "ftcli train " + " ".join(
         shlex.quote(part) for part in [*common, *decision["overrides"]]
     )
