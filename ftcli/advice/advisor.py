@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ftcli.advice.measure import Measurements, measure, probe_config
 from ftcli.advice.rule import Decision, decide
-from ftcli.advice.shortlist import Candidate, shortlist
+from ftcli.advice.shortlist import DEFAULT_CANDIDATES, Candidate, shortlist
 from ftcli.atomic_files import atomic_write_text
 from ftcli.config.schema import check_config
 from ftcli.device import training_device
@@ -71,7 +71,6 @@ def advise(cfg: DictConfig) -> Advice:
     return Advice(measured, decision, time.perf_counter() - started, shortlist(decision, size))
 
 
-DEFAULT_CANDIDATES = 4
 LoadOption = Callable[[str, str], DictConfig]
 
 

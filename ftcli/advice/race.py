@@ -35,7 +35,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 from rich.text import Text
 
-from ftcli.advice.shortlist import Candidate
+from ftcli.advice.shortlist import DEFAULT_CANDIDATES, Candidate
 from ftcli.errors import ConfigError
 from ftcli.ui import console
 
@@ -126,6 +126,19 @@ def plan_race(shortlisted: int, max_epochs: Any, budget: int | None) -> RacePlan
         f"{shown} leaves {limit} epoch(s) for the race of strategy=auto: two candidates need at least 2.",
         "Set auto.budget=2 or more (the race's epochs, all candidates together), or auto.mode=rule.",
     )
+
+
+def races(cfg: DictConfig) -> bool:
+    """Whether ``strategy=auto`` races (``auto.mode=race``, the default) rather than train the rule's pick."""
+    return str((cfg.get("auto") or {}).get("mode", "race")) == "race"
+
+
+def plan_for(cfg: DictConfig, shortlisted: int | None = None) -> RacePlan:
+    """The race of ``cfg`` (``auto.budget``, ``trainer.max_epochs``) for ``shortlisted`` candidates
+    (None: ``auto.candidates``, before the advisor has made the shortlist)."""
+    auto = cfg.get("auto") or {}
+    count = shortlisted if shortlisted is not None else int(auto.get("candidates", DEFAULT_CANDIDATES))
+    return plan_race(count, cfg.trainer.get("max_epochs"), auto.get("budget"))
 
 
 class RungEnd:

@@ -22,7 +22,7 @@ from ftcli.advice.rule import FIRST_LAYERS_FROZEN, LAST_LAYERS_TRAINED, TRANSFER
 
 # from "trains least of the pretrained network" to "trains most" (scratch: none of it is kept)
 LADDER = ("feature_extraction", "last_layers", "lp_ft", "first_layers", "full", "scratch")
-MIN_CANDIDATES, MAX_CANDIDATES = 2, 5
+MIN_CANDIDATES, DEFAULT_CANDIDATES, MAX_CANDIDATES = 2, 4, 5  # auto.candidates
 WHAT = {
     "feature_extraction": "only the head trains: it cannot overfit the backbone to few labels",
     "last_layers": "the top block and the head train, the generic blocks stay",

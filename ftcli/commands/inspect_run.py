@@ -36,19 +36,16 @@ def inspect(cfg: DictConfig) -> float:
     advice = None
     if is_auto(cfg):
         from ftcli.advice.advisor import resolve_auto
+        from ftcli.advice.race import plan_for, races
         from ftcli.command_line.config_groups import load_option
 
-        auto = cfg.get("auto") or {}
-        max_epochs = cfg.trainer.get("max_epochs")
         cfg, resolved = resolve_auto(cfg, load_option)
         console.show(Text(resolved.decision.line()))
         for reason in resolved.decision.reasons[:-1]:
             console.show(Text(f"  {reason}"))
         advice = resolved.to_dict()
-        if auto.get("mode", "race") == "race":
-            from ftcli.advice.race import plan_race
-
-            plan = plan_race(len(resolved.shortlist), max_epochs, auto.get("budget"))
+        if races(cfg):  # the resolved config keeps the auto.* keys and the trainer's
+            plan = plan_for(cfg, len(resolved.shortlist))
             console.show(tables.shortlist_table(advice["shortlist"]))
             console.show_line(plan.line())
             console.show(Text("the plan below is the rule's pick; train runs the race's winner"))

@@ -52,21 +52,20 @@ def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str,
     from rich.text import Text
 
     from ftcli.advice.advisor import resolve_auto, with_choice, write_advice
-    from ftcli.advice.race import plan_race, run_race
+    from ftcli.advice.race import plan_for, races, run_race
     from ftcli.command_line.config_groups import load_option
     from ftcli.config.schema import check_config
 
-    auto = cfg.get("auto") or {}
-    racing = auto.get("mode", "race") == "race"
+    racing = races(cfg)
     if racing:  # the auto.* keys, and a budget with no room for a race, fail before the advisor's probes
         check_config(cfg)
-        plan_race(int(auto.get("candidates", 4)), cfg.trainer.get("max_epochs"), auto.get("budget"))
+        plan_for(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolved, advice = resolve_auto(cfg, load_option)
     console.show(Text(advice.decision.line()))
     record = advice.to_dict()
     if racing:
-        plan = plan_race(len(advice.shortlist), cfg.trainer.get("max_epochs"), auto.get("budget"))
+        plan = plan_for(cfg, len(advice.shortlist))
         console.show(tables.shortlist_table(record["shortlist"]))
         console.show_line(plan.line())
         entrants = advice.shortlist[: plan.candidates]
