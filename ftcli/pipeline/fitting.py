@@ -123,7 +123,8 @@ def run(
         run_dir=str(run_dir),
         model=str(cfg.model.name),
         strategy=str(cfg.strategy.name) if advice else choices.get("strategy") or str(cfg.strategy.name),
-        recipe=choices.get("recipe") or str(cfg.recipe.name),
+        # strategy=auto may change the recipe too (the race's truncation): the run's own, not Hydra's choice
+        recipe=str(cfg.recipe.name) if advice else choices.get("recipe") or str(cfg.recipe.name),
         data=str(cfg.data.name),
         weights=run_plan.weights_label,
         best_val_acc=best_val,

@@ -71,6 +71,7 @@ def test_the_race_trains_each_candidate_halves_and_trains_the_winner(raced) -> N
     assert summary["epochs"] == 2 and summary["strategy"] == winner["overrides"][0].removeprefix("strategy=")
     checkpoint = torch.load(tmp / "auto" / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["ftcli"]["advice"]["race"]["winner_overrides"] == winner["overrides"]
+    assert summary["recipe"] == checkpoint["ftcli"]["recipe"]["name"]  # the run's recipe, not Hydra's choice
 
 
 def test_the_race_never_touches_the_test_split(raced) -> None:
