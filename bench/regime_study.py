@@ -12,14 +12,17 @@ Target task: MNIST digits 5-9 (``data=mnist``, 64 px), on EfficientNet-Lite0. Th
 
 Two more cells start from the shipped ImageNet Lite0 itself (source ``imagenet``, no fine-tuning on a
 source task). Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW
-1e-3, one for feature_extraction at lr 1e-2, the demo's probe rate, and one of ``strategy=auto``, the
-advisor's pick, with the same seeds), then the script
+1e-3, one for feature_extraction at lr 1e-2, the demo's probe rate, one of ``strategy=auto
+auto.mode=rule``, the advisor's rule, and one of ``strategy=auto auto.mode=race``, the race of its
+shortlist on the validation split, with the same seeds), then the script
 prints and writes (``study.md``, ``study.json``) mean test accuracy and spread (min-max over seeds)
-per cell and strategy, which strategy the four-regime rule recommends there, and what auto picked,
-its accuracy and its gap to the best strategy of the cell. Not run by CI; about 60-90 minutes on 2
-CPU cores.
+per cell and strategy, which strategy the four-regime rule recommends there, and what auto picked
+(rule and race), its accuracy, its gap to the best strategy of the cell and, for the race, its cost
+in runs (wall time of advice + race + final run over the final run's). Not run by CI; about 60-90
+minutes on 2 CPU cores (the race adds up to one run per auto run).
 
 Usage: python -m bench.regime_study [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
+       [--cells imagenet_little,...] [--no-bnrecal]
 """
 
 from __future__ import annotations
@@ -95,11 +98,18 @@ def train_source(out: Path, similarity: str) -> tuple[str, str]:
 
 
 def run_cell(
-    out: Path, similarity: str, source: str, size: str, seeds: list[int], much_epochs: int
+    out: Path,
+    similarity: str,
+    source: str,
+    size: str,
+    seeds: list[int],
+    much_epochs: int,
+    bnrecal: bool = True,
 ) -> list[Path]:
-    """Four Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
-    probe at its own lr, ``strategy=auto`` (the advisor's pick) and, in little-data cells, the
-    strategies that train BatchNorm layers with ``strategy.bn_recalibrate=true``; returns their folders."""
+    """Five Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
+    probe at its own lr, ``strategy=auto`` with the rule's pick, the race's winner and, in little-data
+    cells, the strategies that train BatchNorm layers with ``strategy.bn_recalibrate=true``; returns
+    their folders (in that order)."""
     cell = out / f"{similarity}_{size}"
     if size == "little":
         data = ["data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
@@ -109,9 +119,10 @@ def run_cell(
     sweeps = [
         (cell, [f"strategy={others}"]),
         (cell.with_name(cell.name + "_probe"), [f"strategy={PROBE}", f"optimizer.lr={PROBE_LR}"]),
-        (cell.with_name(cell.name + "_auto"), ["strategy=auto"]),
+        (cell.with_name(cell.name + "_auto"), ["strategy=auto", "auto.mode=rule"]),
+        (cell.with_name(cell.name + "_race"), ["strategy=auto", "auto.mode=race"]),
     ]
-    if size == "little":
+    if size == "little" and bnrecal:
         recalibrated = [f"strategy={','.join(RECALIBRATED)}", "strategy.bn_recalibrate=true"]
         sweeps.append((cell.with_name(cell.name + "_bnrecal"), recalibrated))
     for sweep, chosen in sweeps:
@@ -137,37 +148,65 @@ def collect(sweeps: list[Path]) -> dict[str, list[float]]:
 
 
 def collect_auto(sweep: Path) -> list[dict[str, object]]:
-    """What ``strategy=auto`` picked in each run of its sweep, and the test accuracy it reached."""
+    """What ``strategy=auto`` picked in each run of its sweep (the race's winner when it raced), the test
+    accuracy it reached and, for a race, its cost: epochs and wall time in multiples of the final run."""
     picks = []
     for path in sorted(sweep.glob("*/summary.json")):
         summary = json.loads(path.read_text())
-        decision = json.loads((path.parent / "advice.json").read_text())["decision"]
-        picks.append(
-            {
-                "pick": " ".join(o.removeprefix("strategy.") for o in decision.get("overrides", [])),
-                "regime": f"{decision.get('similarity')} / {decision.get('size')}",
-                "test_acc": float(summary["test_acc"]),
-                "numbers": decision.get("numbers", {}),
+        record = json.loads((path.parent / "advice.json").read_text())
+        decision, race = record["decision"], record.get("race")
+        overrides = race["winner_overrides"] if race else decision.get("overrides", [])
+        pick = {
+            "pick": " ".join(o.removeprefix("strategy.") for o in overrides),
+            "regime": f"{decision.get('similarity')} / {decision.get('size')}",
+            "test_acc": float(summary["test_acc"]),
+            "seed": _seed(path.parent),
+            "numbers": decision.get("numbers", {}),
+        }
+        if race:
+            final = float(summary["wall_seconds"])
+            pick["race"] = {
+                "rule_pick": " ".join(decision.get("overrides", [])),
+                "scores": {e["label"]: e["scores"] for e in race["entrants"]},
+                "cost_epochs": race["cost_in_runs"],
+                "cost_wall": (float(record["seconds"]) + float(race["seconds"]) + final) / final,
             }
-        )
+        picks.append(pick)
     return picks
 
 
+def _seed(run: Path) -> int | None:
+    """The seed a sweep job ran with (its config.yaml)."""
+    config = run / "config.yaml"
+    for line in config.read_text().splitlines() if config.is_file() else []:
+        if line.startswith("seed:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
 def auto_table(results: dict[str, dict[str, list[float]]], autos: dict[str, list[dict]]) -> str:
-    """Per cell: what auto picked (per seed), its mean test accuracy, the sweep's best, the gap."""
+    """Per cell and auto mode: what auto picked (per seed), its mean test accuracy, the sweep's best, the
+    gap and (race) its cost in runs, by epochs and by wall time."""
     lines = [
-        "| cell | auto picked (per seed) | auto | best of the sweep | gap (points) |",
-        "|---|---|---:|---|---:|",
+        "| cell | auto picked (per seed) | auto | best of the sweep | gap (points) | cost (epochs / wall) |",
+        "|---|---|---:|---|---:|---:|",
     ]
     for cell, picks in autos.items():
-        accs = results[cell]
+        if not picks:
+            continue
+        accs = results[cell.split(" ")[0]]  # "imagenet_little (race)": that cell's sweep
         best = max(accs, key=lambda s: statistics.mean(accs[s]))
         best_mean = statistics.mean(accs[best])
         auto_mean = statistics.mean(float(p["test_acc"]) for p in picks)
         chosen = "; ".join(str(p["pick"]).replace("strategy=", "") for p in picks)
+        raced = [p["race"] for p in picks if "race" in p]
+        cost = "1.0x (no race)"
+        if raced:
+            epochs = statistics.mean(r["cost_epochs"] for r in raced)
+            cost = f"{epochs:.1f}x / {statistics.mean(r['cost_wall'] for r in raced):.1f}x"
         lines.append(
             f"| {cell} | {chosen} | {100 * auto_mean:.1f} | {best} {100 * best_mean:.1f} | "
-            f"{100 * (best_mean - auto_mean):.1f} |"
+            f"{100 * (best_mean - auto_mean):.1f} | {cost} |"
         )
     return "\n".join(lines)
 
@@ -234,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/study")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the little-data cells")
     parser.add_argument("--much-epochs", type=int, default=3)
+    parser.add_argument("--cells", default=None, help="only these cells, e.g. imagenet_little")
+    parser.add_argument("--no-bnrecal", action="store_true", help="skip the BN recalibration sweeps")
     args = parser.parse_args(argv)
+    cells = None if args.cells is None else set(args.cells.split(","))
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()
@@ -244,14 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     autos: dict[str, list[dict]] = {}
     recalibrated: dict[str, dict[str, list[float]]] = {}
     for similarity in ("similar", "dissimilar", "imagenet"):
+        sizes = [s for s in ("little", "much") if cells is None or f"{similarity}_{s}" in cells]
+        if not sizes:
+            continue
         weights, sources[similarity] = train_source(out, similarity)
-        for size in ("little", "much"):
+        for size in sizes:
             cell_seeds = seeds if size == "little" else seeds[:1]
-            sweeps = run_cell(out, similarity, weights, size, cell_seeds, args.much_epochs)
+            sweeps = run_cell(
+                out, similarity, weights, size, cell_seeds, args.much_epochs, bnrecal=not args.no_bnrecal
+            )
             results[f"{similarity}_{size}"] = collect(sweeps)
-            autos[f"{similarity}_{size}"] = collect_auto(sweeps[2])
-            if len(sweeps) > 3:
-                recalibrated[f"{similarity}_{size}"] = collect_recalibrated(sweeps[3])
+            autos[f"{similarity}_{size} (rule)"] = collect_auto(sweeps[2])
+            autos[f"{similarity}_{size} (race)"] = collect_auto(sweeps[3])
+            if len(sweeps) > 4:
+                recalibrated[f"{similarity}_{size}"] = collect_recalibrated(sweeps[4])
 
     text = "\n\n".join(
         [table(results, sources), auto_table(results, autos), recalibration_table(results, recalibrated)]

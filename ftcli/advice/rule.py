@@ -69,12 +69,7 @@ class Decision:
     @property
     def overrides(self) -> list[str]:
         """The decision as ``ftcli train`` overrides."""
-        items = [f"strategy={self.strategy}"]
-        items += [f"strategy.{key}={value}" for key, value in self.strategy_settings.items()]
-        if self.recipe is not None:
-            items.append(f"recipe={self.recipe}")
-            items += [f"recipe.{key}={value}" for key, value in self.recipe_settings.items()]
-        return items
+        return overrides_of(self.strategy, self.strategy_settings, self.recipe, self.recipe_settings)
 
     @property
     def regime(self) -> str:
@@ -87,6 +82,22 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": self.overrides, "thresholds": THRESHOLDS}
+
+
+def overrides_of(
+    strategy: str,
+    settings: dict[str, Any],
+    recipe: str | None = None,
+    recipe_settings: dict[str, Any] | None = None,
+) -> list[str]:
+    """A strategy (and recipe) with its settings as ``ftcli train`` overrides: a decision, a shortlisted
+    candidate."""
+    items = [f"strategy={strategy}"]
+    items += [f"strategy.{key}={value}" for key, value in settings.items()]
+    if recipe is not None:
+        items.append(f"recipe={recipe}")
+        items += [f"recipe.{key}={value}" for key, value in (recipe_settings or {}).items()]
+    return items
 
 
 def _pct(value: float) -> str:
@@ -151,6 +162,7 @@ def decide(m: Measurements) -> Decision:
         "top_drop": drop,
     }
     frozen = min(FIRST_LAYERS_FROZEN, blocks.index(peak))
+    numbers["first_layers_n"] = frozen  # never past the best block (the shortlist's first_layers too)
     if similarity == "similar" and size == "much":
         decision = Decision(similarity, size, "full")
         reasons.append("similar task, much data: fine-tune every block")
@@ -182,6 +194,7 @@ def decide(m: Measurements) -> Decision:
     decision.numbers = numbers
     if peak != top and drop >= TRUNCATE_DROP and drop > 2 * stderr:
         cut = len(blocks) - 1 - blocks.index(peak)
+        numbers["truncate_n"] = cut  # the shortlist races it (shortlist.py)
         decision.alternatives.append(
             f"recipe=truncate recipe.n={cut}: block {peak} probes {100 * drop:.1f} points above {top}"
         )

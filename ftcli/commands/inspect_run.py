@@ -27,7 +27,8 @@ NO_LEAK_CHECK = "this source gives neither file bytes, pixels nor texts before d
 
 def inspect(cfg: DictConfig) -> float:
     """Print the data, the block plan (trainable/frozen, lr, BN, autograd) and the new head;
-    with ``strategy=auto``, the advisor's pick and why, then the plan of the picked strategy."""
+    with ``strategy=auto``, the advisor's pick and why (``auto.mode=race``: the shortlist it would race,
+    the rungs and the budget), then the plan of the picked strategy."""
     from rich.text import Text
 
     from ftcli.finetune.strategies import is_auto
@@ -37,6 +38,7 @@ def inspect(cfg: DictConfig) -> float:
     advice = None
     if is_auto(cfg):
         from ftcli.advice.advisor import resolve_auto
+        from ftcli.advice.race import plan_for, races
         from ftcli.command_line.config_groups import load_option
 
         cfg, resolved = resolve_auto(cfg, load_option)
@@ -44,6 +46,11 @@ def inspect(cfg: DictConfig) -> float:
         for reason in resolved.decision.reasons[:-1]:
             console.show(Text(f"  {reason}"))
         advice = resolved.to_dict()
+        if races(cfg):  # the resolved config keeps the auto.* keys and the trainer's
+            plan = plan_for(cfg, len(resolved.shortlist))
+            console.show(tables.shortlist_table(advice["shortlist"]))
+            console.show_line(plan.line())
+            console.show(Text("the plan below is the rule's pick; train runs the race's winner"))
     run_plan = plan_run(cfg, advice)  # checks every key as train does: the dry run fails where train would
     show_plan(run_plan)
     leaks = run_plan.datamodule.check_leaks()  # data.on_leak=error stopped plan_run, as it stops train

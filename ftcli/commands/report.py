@@ -96,6 +96,8 @@ def collect(roots: list[Path]) -> list[Row]:
             if (root / SUMMARY_FILE).is_file()
             else sorted((p.parent for p in root.rglob(SUMMARY_FILE)), key=natural_key)
         )
+        # a run's own sub-runs (the race of strategy=auto, in <run>/race/) are its evidence, not rows
+        runs = [run for run in runs if not set(run.parents) & set(runs)]
         for run in runs:
             summary = load(run)
             if summary is not None:
@@ -124,9 +126,14 @@ def collect(roots: list[Path]) -> list[Row]:
 
 
 def _with_pick(override: str, summary: RunSummary) -> str:
-    """``strategy=auto`` shown with what the advisor picked for that run (from its summary)."""
+    """``strategy=auto`` shown with what the advisor picked for that run (from its summary): the race's
+    winner (``auto.mode=race``), else the rule's pick."""
     if override != "strategy=auto" or not summary.advice:
         return override
+    if summary.race:
+        picked = " ".join(o.removeprefix("strategy=") for o in summary.race.get("winner_overrides", []))
+        entrants, cost = len(summary.race.get("entrants", [])), summary.race.get("cost_in_runs", 0.0)
+        return f"strategy=auto ({picked}; won a race of {entrants}, {cost:.1f}x)"
     picked = " ".join(o.removeprefix("strategy=") for o in summary.advice.get("overrides", []))
     return f"strategy=auto ({picked})"
 

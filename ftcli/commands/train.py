@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from ftcli.command_line.config_groups import config_dir
 from ftcli.hydra_hooks.optuna_sweeper import register as register_sweeper
 from ftcli.hydra_hooks.sweep_jobs import run_guarded
-from ftcli.ui import console
+from ftcli.ui import console, tables
 
 
 def train(cfg: DictConfig) -> float:
@@ -41,8 +41,9 @@ def train(cfg: DictConfig) -> float:
 
 def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str, Any] | None]:
     """``strategy=auto``: run the advisor, print its decision in one line, keep its evidence in
-    ``advice.json``; the returned config names the chosen strategy. Other configs pass unchanged
-    (and never import the advisor, or scikit-learn behind it)."""
+    ``advice.json``; with ``auto.mode=race`` (the default) race its shortlist and print the race's
+    table. The returned config names the chosen strategy. Other configs pass unchanged (and never
+    import the advisor, or scikit-learn behind it)."""
     from ftcli.finetune.strategies import is_auto
 
     if not is_auto(cfg):
@@ -50,13 +51,29 @@ def _resolve_auto(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str,
     import lightning as L
     from rich.text import Text
 
-    from ftcli.advice.advisor import resolve_auto, write_advice
+    from ftcli.advice.advisor import resolve_auto, with_choice, write_advice
+    from ftcli.advice.race import plan_for, races, run_race
     from ftcli.command_line.config_groups import load_option
+    from ftcli.config.schema import check_config
 
+    racing = races(cfg)
+    if racing:  # the auto.* keys, and a budget with no room for a race, fail before the advisor's probes
+        check_config(cfg)
+        plan_for(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolved, advice = resolve_auto(cfg, load_option)
     console.show(Text(advice.decision.line()))
     record = advice.to_dict()
+    if racing:
+        plan = plan_for(cfg, len(advice.shortlist))
+        console.show(tables.shortlist_table(record["shortlist"]))
+        console.show_line(plan.line())
+        entrants = advice.shortlist[: plan.candidates]
+        race = run_race(plan, entrants, lambda c: with_choice(cfg, c, load_option), run_dir)
+        record["race"] = race.to_dict()
+        console.show(tables.race_table(record["race"]))
+        console.show(Text(f"auto: the race's winner -> {' '.join(race.champion.overrides)}, trained in full"))
+        resolved = with_choice(cfg, race.champion, load_option)
     if console.is_rank_zero():
         write_advice(run_dir / "advice.json", record)
     return resolved, record

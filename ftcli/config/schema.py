@@ -165,6 +165,10 @@ RULES: dict[str, Rule] = {
     "compile": BOOLEAN,
     "gradient_checkpointing": BOOLEAN,
     "resume": PATH.or_null(),
+    # strategy=auto (ftcli.advice.race: the budget is checked against the race there)
+    "auto.mode": choice("race", "rule"),
+    "auto.budget": whole(1, example="15").or_null(),
+    "auto.candidates": whole(2, 5, "4"),
     # model
     "model.name": TEXT,
     "model.weights": Rule(

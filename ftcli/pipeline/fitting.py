@@ -59,9 +59,11 @@ def run(
     advice: dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
     choices: Mapping[str, Any] | None = None,
+    test: bool = True,
 ) -> RunResult:
     """One training run of a composed config (``strategy=auto`` resolved, its record in ``advice``) in
-    ``run_dir``. ``overrides`` and ``choices`` (Hydra's, when there is one) name the run in its summary."""
+    ``run_dir``. ``overrides`` and ``choices`` (Hydra's, when there is one) name the run in its summary.
+    ``test=False`` never touches the test split (a race candidate of ``strategy=auto``)."""
     quiet_lightning()
     notices.new_run()
     started = time.perf_counter()
@@ -117,7 +119,7 @@ def run(
         last_path = checkpoint.last_model_path or None
         best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
         test_acc = None
-        if datamodule.has_test:
+        if test and datamodule.has_test:
             with stops_on_sigterm(trainer, checkpoint, run_dir, overrides):
                 results = trainer.test(
                     module, datamodule=datamodule, ckpt_path=best_path or last_path, verbose=False
@@ -129,7 +131,8 @@ def run(
         run_dir=str(run_dir),
         model=str(cfg.model.name),
         strategy=str(cfg.strategy.name) if advice else choices.get("strategy") or str(cfg.strategy.name),
-        recipe=choices.get("recipe") or str(cfg.recipe.name),
+        # strategy=auto may change the recipe too (the race's truncation): the run's own, not Hydra's choice
+        recipe=str(cfg.recipe.name) if advice else choices.get("recipe") or str(cfg.recipe.name),
         data=str(cfg.data.name),
         weights=run_plan.weights_label,
         best_val_acc=best_val,
@@ -152,6 +155,7 @@ def run(
         early_stopping=stop_summary(trainer),
         pruned=trial_pruning.pruned_summary(trainer),
         advice=advice["decision"] if advice else None,
+        race=advice.get("race") if advice else None,
     )
     if trainer.is_global_zero:
         summary.write()

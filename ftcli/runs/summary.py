@@ -47,6 +47,8 @@ class RunSummary:
     leaks: dict[str, Any] | None = None
     # strategy=auto: the advisor's decision and its evidence (advice.json in the run has all of it)
     advice: dict[str, Any] | None = None
+    # strategy=auto, auto.mode=race: the race (candidates, validation accuracy per rung, the winner, its cost)
+    race: dict[str, Any] | None = None
     # early_stopping: null when off, else whether and after which (0-based) epoch it stopped, and why
     early_stopping: dict[str, Any] | None = None
     # a search trial its pruner stopped: the 0-based epoch (the Optuna step), the metric and its value there

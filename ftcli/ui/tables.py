@@ -312,7 +312,50 @@ def advice_tables(record: dict[str, Any]) -> list[Any]:
         verdict.add_row("run it", Text(record["command"]))
     timing = f"advice in {record['seconds']:.1f} s"
     timing += " (block features from the cache)" if measured.get("features_loaded") else ""
-    return [data, table, verdict, Text(timing)]
+    shown = [data, table, verdict]
+    if record.get("shortlist"):
+        shown.append(shortlist_table(record["shortlist"]))
+    return [*shown, Text(timing)]
+
+
+def shortlist_table(shortlist: list[dict[str, Any]]) -> Table:
+    """The candidates ``strategy=auto`` races (``auto.mode=race``), the rule's pick first, each with why."""
+    table = Table(
+        title="shortlist (strategy=auto races these on the validation split)",
+        title_justify="left",
+    )
+    for column in ("#", "candidate", "why"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    for number, candidate in enumerate(shortlist, 1):
+        table.add_row(str(number), Text(" ".join(candidate["overrides"])), Text(candidate["why"]))
+    return table
+
+
+def race_table(race: dict[str, Any]) -> Table:
+    """After a race: validation accuracy of each candidate (rows) at the end of each rung (columns)."""
+    milestones = race["plan"]["milestones"]
+    table = Table(
+        title=f"race: best {race['metric']} so far, at the end of each rung",
+        title_justify="left",
+        caption=escape(
+            f"{race['epochs']} epochs raced in {race['seconds']:.0f} s; with the winner's full run "
+            f"about {race['cost_in_runs']:.1f}x one run"
+        ),
+        caption_justify="left",
+    )
+    table.add_column("candidate")
+    for rung, epoch in enumerate(milestones, 1):
+        table.add_column(f"rung {rung} (epoch {epoch})", justify="right")
+    table.add_column("")
+    for index, entrant in enumerate(race["entrants"]):
+        scores = [_pct(score) for score in entrant["scores"]]
+        scores += ["-"] * (len(milestones) - len(scores))
+        if index == race["winner"]:
+            result = "[bold]winner[/bold]"
+        else:
+            result = f"out after rung {entrant['out_after_rung']}"
+        table.add_row(Text(entrant["label"]), *scores, result)
+    return table
 
 
 def _score(score: dict[str, float] | None) -> str:

@@ -39,7 +39,7 @@ def advise_digits(tmp: Path) -> None:
     result = run_cli("advise", *_common(tmp), f"hydra.run.dir={tmp / 'advice'}", cwd=tmp)
     assert_ok(result)
     text = output(result)
-    assert "linear probe per block" in text and "run it" in text
+    assert "linear probe per block" in text and "run it" in text and "shortlist" in text
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,7 @@ def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
     assert measured["probe"]["raw_input_name"] == "raw pixels"
     decision = record["decision"]
     assert decision["size"] == "little" and decision["reasons"]
+    assert record["shortlist"][0]["overrides"] == decision["overrides"] and len(record["shortlist"]) == 4
     assert record["command"] == "ftcli train " + " ".join(
         shlex.quote(part) for part in [*common, *decision["overrides"]]
     )
@@ -68,7 +69,9 @@ def test_advise_writes_its_measurements_and_a_train_command(advised) -> None:
 
 def test_auto_trains_with_what_advise_printed(advised) -> None:
     tmp, common, record = advised
-    auto = run_cli_inprocess("train", *common, "strategy=auto", f"hydra.run.dir={tmp / 'auto'}", cwd=tmp)
+    auto = run_cli_inprocess(
+        "train", *common, "strategy=auto", "auto.mode=rule", f"hydra.run.dir={tmp / 'auto'}", cwd=tmp
+    )
     assert_ok(auto)
     overrides = record["decision"]["overrides"]
     assert f"-> {' '.join(overrides)}" in output(auto)
@@ -97,7 +100,7 @@ def test_auto_trains_with_what_advise_printed(advised) -> None:
 
 def test_inspect_shows_what_auto_would_pick(advised) -> None:
     tmp, common, record = advised
-    result = run_cli_inprocess("inspect", *common, "strategy=auto", cwd=tmp)
+    result = run_cli_inprocess("inspect", *common, "strategy=auto", "auto.mode=rule", cwd=tmp)
     assert_ok(result)
     text = output(result)
     assert "auto: " in text and " ".join(record["decision"]["overrides"]) in text

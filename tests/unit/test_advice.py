@@ -12,10 +12,12 @@ from torch import nn
 
 from ftcli.advice import block_features, probes, rule
 from ftcli.advice.advisor import advise, train_command
-from ftcli.advice.measure import Measurements, probe_indices
+from ftcli.advice.measure import probe_indices
 from ftcli.advice.probes import ProbeScore
 from ftcli.errors import DataError
 from ftcli.model.blocks import BlockNet
+
+from helpers.measurements import NO_KNOWLEDGE, PEAKED, RISING, measured_numbers
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -136,31 +138,6 @@ def test_a_block_that_cannot_be_pooled_is_named() -> None:
 # ---------------------------------------------------------------------------- the rule
 
 
-def _measured(
-    per_class: int, pretrained: list[float], random_init: list[float], pixels: float
-) -> Measurements:
-    blocks = [f"b{i}" for i in range(len(pretrained))]
-    score = lambda a: ProbeScore(a, 0.005, 5)  # noqa: E731
-    return Measurements(
-        model="m",
-        weights="w",
-        data="d",
-        classes=["x", "y"],
-        per_class={"x": per_class, "y": per_class},
-        input_size="32x32 px",
-        samples_probed=2 * per_class,
-        blocks=blocks,
-        pretrained={b: score(a) for b, a in zip(blocks, pretrained, strict=True)},
-        random_init={b: score(a) for b, a in zip(blocks, random_init, strict=True)},
-        raw_input=score(pixels),
-    )
-
-
-RISING = [0.5, 0.7, 0.85, 0.95]  # the top block is the best: its features fit
-PEAKED = [0.5, 0.7, 0.95, 0.85]  # a lower block beats the top by 10 points
-NO_KNOWLEDGE = [0.5, 0.6, 0.6, 0.6]
-
-
 @pytest.mark.parametrize(
     ("per_class", "pretrained", "random_init", "regime", "overrides"),
     [
@@ -172,14 +149,14 @@ NO_KNOWLEDGE = [0.5, 0.6, 0.6, 0.6]
     ],
 )
 def test_the_rule_maps_the_four_regimes(per_class, pretrained, random_init, regime, overrides) -> None:
-    decision = rule.decide(_measured(per_class, pretrained, random_init, pixels=0.4))
+    decision = rule.decide(measured_numbers(per_class, pretrained, random_init, pixels=0.4))
     assert decision.regime == regime
     assert decision.overrides == overrides
     assert not decision.fallback
 
 
 def test_the_rule_states_its_thresholds_and_numbers() -> None:
-    decision = rule.decide(_measured(10, PEAKED, NO_KNOWLEDGE, pixels=0.4))
+    decision = rule.decide(measured_numbers(10, PEAKED, NO_KNOWLEDGE, pixels=0.4))
     numbers = decision.numbers
     assert numbers["peak_block"] == "b2" and numbers["top_block"] == "b3"
     assert numbers["top_drop"] == pytest.approx(0.10)
@@ -191,12 +168,12 @@ def test_the_rule_states_its_thresholds_and_numbers() -> None:
 
 
 def test_first_layers_never_freezes_past_the_best_block() -> None:
-    decision = rule.decide(_measured(10, [0.5, 0.95, 0.7, 0.6], NO_KNOWLEDGE, pixels=0.4))
+    decision = rule.decide(measured_numbers(10, [0.5, 0.95, 0.7, 0.6], NO_KNOWLEDGE, pixels=0.4))
     assert decision.overrides == ["strategy=first_layers", "strategy.n=1"]
 
 
 def test_the_train_command_replaces_the_strategy_only() -> None:
-    decision = rule.decide(_measured(10, PEAKED, NO_KNOWLEDGE, pixels=0.4))
+    decision = rule.decide(measured_numbers(10, PEAKED, NO_KNOWLEDGE, pixels=0.4))
     line = train_command(
         ["data=imagefolder", "data.root=/my photos", "strategy=auto", "strategy.bn=train"], decision
     )
@@ -205,17 +182,18 @@ def test_the_train_command_replaces_the_strategy_only() -> None:
 
 def test_the_transfer_gain_is_relative_to_the_baseline_error() -> None:
     # raw pixels already reach 93% (MNIST-like data); 97% removes 57% of their errors: a real gain
-    decision = rule.decide(_measured(500, [0.7, 0.9, 0.95, 0.97], NO_KNOWLEDGE, pixels=0.93))
+    decision = rule.decide(measured_numbers(500, [0.7, 0.9, 0.95, 0.97], NO_KNOWLEDGE, pixels=0.93))
     assert decision.numbers["transfer_gain"] == pytest.approx(1 - 0.03 / 0.07)
     assert decision.overrides == ["strategy=full"]
 
 
 def test_a_similarity_call_within_the_noise_is_said_to_be_uncertain() -> None:
-    noisy = _measured(5, PEAKED, NO_KNOWLEDGE, pixels=0.4)
+    noisy = measured_numbers(5, PEAKED, NO_KNOWLEDGE, pixels=0.4)
     for name in noisy.pretrained:
         noisy.pretrained[name] = ProbeScore(noisy.pretrained[name].accuracy, 0.08, 5)
     decision = rule.decide(noisy)
     assert decision.numbers["similarity_uncertain"]
     assert any(reason.startswith("uncertain:") for reason in decision.reasons)
     assert decision.overrides == ["strategy=first_layers", "strategy.n=2"]  # said, the pick is the rule's
-    assert not rule.decide(_measured(5, PEAKED, NO_KNOWLEDGE, pixels=0.4)).numbers["similarity_uncertain"]
+    firm = rule.decide(measured_numbers(5, PEAKED, NO_KNOWLEDGE, pixels=0.4))
+    assert not firm.numbers["similarity_uncertain"]

@@ -148,7 +148,8 @@ def test_auto_on_text_trains_with_the_advisors_pick(tiny_llama: str, reviews: Pa
     result = run_cli_inprocess(
         "train", f"model.name={tiny_llama}", "model.weights=null", "data=text_csv", f"data.root={reviews}",
         "data.batch_size=8", "trainer=cpu", "trainer.max_epochs=1", "seed=3", "strategy=auto",
-        f"data.feature_cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}", cwd=tmp_path,
+        "auto.mode=rule", f"data.feature_cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}",
+        cwd=tmp_path,
     )  # fmt: skip
     assert_ok(result)
     advice = json.loads((run / "advice.json").read_text())

@@ -12,6 +12,10 @@ first phase) reports nothing and is never pruned there: its accuracy would be ju
 already fine-tuning at that epoch (the same rule as early stopping, ``early_stopping.py``). Its first
 fine-tuning epoch is the first one compared.
 
+A race of ``strategy=auto`` (``ftcli.advice.race``) uses the same callback with ``every_phase``: its
+rungs compare candidates after the same number of epochs whatever phase each is in, and its trial
+stops the run at the end of the rung (with the race's line, not the search's).
+
 Under DDP rank 0 holds the trial; the other ranks (processes Lightning starts with the environment of
 rank 0, :data:`FOLLOW_ENV`) take rank 0's decision through ``strategy.broadcast``, so all stop together.
 The run then ends as any stopped run does: checkpoints, ``summary.json`` (``pruned``), resumable.
@@ -36,6 +40,11 @@ from ftcli.training.callbacks.early_stopping import head_only_before_backbone, m
 FOLLOW_ENV = "FTCLI_SEARCH_TRIAL"
 
 
+SEARCH_STOP_LINE = (
+    "search: trial pruned at epoch {epoch}: {metric} {value:.4f} loses to the earlier trials at that epoch"
+)
+
+
 class Trial(Protocol):
     """What the callback needs of an Optuna trial."""
 
@@ -52,6 +61,9 @@ class TrialOutcome:
     maximize: bool
     values: dict[int, float] = field(default_factory=dict)
     pruned_epoch: int | None = None
+    # report in a head-only phase too (a race's rung), and the line printed when the trial stops the run
+    every_phase: bool = False
+    stop_line: str = SEARCH_STOP_LINE
 
     @property
     def best(self) -> float | None:
@@ -66,9 +78,17 @@ _active: dict[Path, tuple[Trial, TrialOutcome]] = {}
 
 
 @contextlib.contextmanager
-def trial_scope(trial: Trial, run_dir: Path, metric: str, maximize: bool) -> Iterator[TrialOutcome]:
+def trial_scope(
+    trial: Trial,
+    run_dir: Path,
+    metric: str,
+    maximize: bool,
+    *,
+    every_phase: bool = False,
+    stop_line: str = SEARCH_STOP_LINE,
+) -> Iterator[TrialOutcome]:
     """While the block runs, the run in ``run_dir`` reports ``metric`` to ``trial`` (the sweeper's side)."""
-    outcome = TrialOutcome(metric, maximize)
+    outcome = TrialOutcome(metric, maximize, every_phase=every_phase, stop_line=stop_line)
     key = Path(run_dir).absolute()
     _active[key] = (trial, outcome)
     try:
@@ -107,7 +127,11 @@ class TrialPruning(L.Callback):
             value = self._value(trainer)
             self.outcome.values[epoch] = value
             schedule = module_schedule(pl_module)
-            held = schedule is not None and head_only_before_backbone(schedule, schedule.phase_index(epoch))
+            held = (
+                not self.outcome.every_phase
+                and schedule is not None
+                and head_only_before_backbone(schedule, schedule.phase_index(epoch))
+            )
             if not held and not math.isnan(value):
                 self.trial.report(value, epoch)
                 prune = bool(self.trial.should_prune())
@@ -116,10 +140,8 @@ class TrialPruning(L.Callback):
             self.outcome.pruned_epoch = epoch
             trainer.should_stop = True
             value = self.outcome.values.get(epoch, float("nan"))
-            pl_module.print(
-                f"search: trial pruned at epoch {epoch}: {self.outcome.metric} {value:.4f} "
-                "loses to the earlier trials at that epoch"
-            )
+            line = self.outcome.stop_line.format(epoch=epoch, metric=self.outcome.metric, value=value)
+            pl_module.print(line)
 
     def _value(self, trainer: L.Trainer) -> float:
         metrics = trainer.callback_metrics
