@@ -93,11 +93,13 @@ def test_eval_and_chaining_read_a_lora_checkpoint(
 def test_export_merges_the_adapters_checks_them_and_writes_the_peft_folder(
     lite0_lora: Path, tmp_path: Path
 ) -> None:
+    pytest.importorskip("onnxruntime", reason="pip install 'ftcli[export]'")
     merged = run_cli("export", f"ckpt={lite0_lora}", f"out={tmp_path / 'onnx'}", cwd=tmp_path)
     assert_ok(merged)
     meta = json.loads((tmp_path / "onnx" / "best.onnx.json").read_text())
     assert meta["adapters"]["merged"] and meta["adapters"]["max_abs_diff_merged_vs_adapted"] <= 1e-4
     assert meta["check"]["max_abs_diff"] <= 1e-4  # the ONNX file against the merged network
+    assert meta["transform"]["interpolation"] == "bicubic"  # timm's preprocessing of the Lite0 weights
     folder = run_cli_inprocess(
         "export", f"ckpt={lite0_lora}", "merge=false", f"out={tmp_path / 'peft'}", cwd=tmp_path
     )

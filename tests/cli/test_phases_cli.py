@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from ftcli.training.lightning_module import FineTuneModule
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import TINY_TRAIN, assert_ok, output
@@ -89,38 +92,68 @@ def uninterrupted_last(tmp_path_factory: pytest.TempPathFactory, single_thread: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
-def test_a_stopped_run_resumed_with_resume_last_ends_where_the_uninterrupted_run_ends(
-    tmp_path: Path, uninterrupted_last: Path, stop: signal.Signals
+def test_a_killed_run_resumed_with_resume_last_ends_where_the_uninterrupted_run_ends(
+    tmp_path: Path, uninterrupted_last: Path
 ) -> None:
-    """kill -9, or SIGTERM as SLURM and Kubernetes send it (mid-epoch: the run stops after the step
-    it is in, says how to continue and exits 143); the resumed run trains in this process."""
+    """kill -9 between two checkpoints (a process of its own); the resumed run trains in this process."""
     stopped_dir = tmp_path / "stopped"
     stopped_dir.mkdir()
     env = {**os.environ, "FTCLI_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
-    with open(tmp_path / "stderr.txt", "w") as stderr:  # only the stopped run needs a process
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ftcli.cli", "train", *INTERRUPTED],
-            cwd=stopped_dir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            reached = wait_for_last_checkpoint(stopped_dir, min_epoch=1, process=process)
-            assert process.poll() is None, "the run finished before it could be stopped"
-            process.send_signal(stop)
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftcli.cli", "train", *INTERRUPTED],
+        cwd=stopped_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        reached = wait_for_last_checkpoint(stopped_dir, min_epoch=1, process=process)
+        assert process.poll() is None, "the run finished before it could be stopped"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert reached < 4
-    if stop == signal.SIGTERM:
-        said = (tmp_path / "stderr.txt").read_text()
-        assert process.returncode == 143, said[-3000:]
-        assert "Stopped by SIGTERM in epoch" in said and "Traceback" not in said, said[-3000:]
-        assert "last.ckpt holds the run after epoch" in said and "resume=last" in said, said[-3000:]
+    assert_resumed_run_ends_as_the_uninterrupted_one(stopped_dir, uninterrupted_last)
 
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_says_how_to_continue_and_resume_last_ends_where_the_uninterrupted_run_ends(
+    tmp_path: Path, uninterrupted_last: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM as SLURM and Kubernetes send it, delivered to this process in the middle of epoch 2 (the
+    handler is Lightning's, installed while the Trainer runs): the run stops after the step it is in,
+    says how to continue and exits 143."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed in the main thread only")
+    stopped_dir = tmp_path / "stopped"
+    stopped_dir.mkdir()
+    sent = []
+
+    def sigterm_in_epoch_2(module: FineTuneModule, batch: object, batch_idx: int) -> None:
+        if module.current_epoch == 2 and batch_idx == 1 and not sent:
+            handler = signal.getsignal(signal.SIGTERM)
+            assert handler not in (signal.SIG_DFL, signal.SIG_IGN, None), "no SIGTERM handler installed"
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Lightning adds to a handler it finds
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(FineTuneModule, "on_train_batch_start", sigterm_in_epoch_2, raising=False)
+            stopped = run_cli_inprocess("train", *INTERRUPTED, cwd=stopped_dir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    said = output(stopped)
+    assert sent and stopped.returncode == 143, said[-3000:]
+    assert "Stopped by SIGTERM in epoch 2" in said and "Traceback" not in said, said[-3000:]
+    assert "last.ckpt holds the run after epoch 1" in said and "resume=last" in said, said[-3000:]
+    assert_resumed_run_ends_as_the_uninterrupted_one(stopped_dir, uninterrupted_last)
+
+
+def assert_resumed_run_ends_as_the_uninterrupted_one(stopped_dir: Path, uninterrupted_last: Path) -> None:
+    """``resume=last`` in ``stopped_dir`` (in this process) ends with the uninterrupted run's weights."""
     resumed = run_cli_inprocess("train", *INTERRUPTED, "resume=last", cwd=stopped_dir)
     assert_ok(resumed)
     assert "resuming from" in output(resumed)

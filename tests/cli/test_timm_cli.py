@@ -89,18 +89,17 @@ def test_a_timm_vit_at_another_size_names_the_timm_keyword(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_fine_tuned_lite0_exports_with_parity(default_run: Path, tmp_path: Path) -> None:
-    """ONNX and TorchScript: each export reproduces PyTorch's logits (max |diff| <= 1e-4)."""
-    pytest.importorskip("onnxruntime", reason="pip install 'ftcli[export]'")
+    """TorchScript reproduces PyTorch's logits (max |diff| <= 1e-4), with timm's preprocessing. (The ONNX
+    export of a fine-tuned Lite0, through the entry point, is tested on a LoRA run's merged network:
+    tests/cli/test_lora_cli.py; ONNX of a torchvision network in tests/cli/test_after_training.py.)"""
     checkpoint = default_run / "checkpoints" / "best.ckpt"
-    # ONNX through the entry point (a subprocess, torch.onnx's exporter in a process of its own),
-    # TorchScript in the test process
-    for fmt, suffix, run in (("onnx", "onnx", run_cli), ("torchscript", "torchscript.pt", run_cli_inprocess)):
-        out = tmp_path / fmt
-        result = run("export", f"ckpt={checkpoint}", f"format={fmt}", f"out={out}", cwd=tmp_path)
-        assert_ok(result)
-        meta = json.loads((tmp_path / fmt / f"best.{suffix}.json").read_text())
-        assert meta["check"]["max_abs_diff"] <= 1e-4
-        assert meta["transform"]["interpolation"] == "bicubic"
+    result = run_cli_inprocess(
+        "export", f"ckpt={checkpoint}", "format=torchscript", f"out={tmp_path}", cwd=tmp_path
+    )
+    assert_ok(result)
+    meta = json.loads((tmp_path / "best.torchscript.pt.json").read_text())
+    assert meta["check"]["max_abs_diff"] <= 1e-4
+    assert meta["transform"]["interpolation"] == "bicubic"
 
 
 @pytest.mark.parametrize(
