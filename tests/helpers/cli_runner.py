@@ -13,7 +13,8 @@ from typing import Protocol
 QUIET_ENV = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
 SCRUBBED_ENV = ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")
-# the smallest real training a command-line test runs: ResNet-18 from random init on 16 px digits, CPU
+# the smallest real training a command-line test runs: ResNet-18 from random init on 16 px digits, CPU,
+# validated and tested on one batch (64 images) of their splits
 TINY_TRAIN = (
     "model=resnet18",
     "trainer=cpu",
@@ -22,6 +23,8 @@ TINY_TRAIN = (
     "data=digits",
     "data.image_size=16",
     "model.weights=null",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
 )
 
 
