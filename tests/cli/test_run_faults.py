@@ -35,6 +35,9 @@ from ftcli.runs.run_claim import CLAIM_FILE
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import QUIET_ENV, TINY_TRAIN, assert_ok, assert_user_error, output, run_cli
 
+# end-to-end: real training runs with faults injected (make test-fast leaves them out)
+pytestmark = pytest.mark.slow
+
 # head-only on digits: the run writes an image store (image_cache_mb=0: on disk) and a feature cache
 ARGS = [*TINY_TRAIN, "data.per_class=2", "data.image_cache_mb=0", "strategy=feature_extraction"]
 REASONS = {errno.ENOSPC: "the disk is full (ENOSPC)", errno.EROFS: "the file system is read-only (EROFS)"}
@@ -250,7 +253,6 @@ def test_a_refused_eval_output_leaves_no_half_results(
     read_file(ckpt)
 
 
-@pytest.mark.slow
 def test_two_trains_started_at_once_on_one_folder(tmp_path: Path) -> None:
     """Two real processes, the same hydra.run.dir, started together: exactly one trains."""
     run_dir = tmp_path / "run"

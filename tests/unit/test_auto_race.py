@@ -101,6 +101,7 @@ def test_bad_auto_keys_name_the_valid_values(key, value, expected) -> None:
         check_config({"auto": {"mode": "race", "budget": None, "candidates": 4, key: value}})
 
 
+@pytest.mark.slow
 def test_a_race_is_reproducible_with_a_seed_and_never_tests(compose_train, single_thread, tmp_path) -> None:
     from ftcli.advice.advisor import with_choice
     from ftcli.advice.race import run_race

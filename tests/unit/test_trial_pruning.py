@@ -27,6 +27,7 @@ def study_with_a_perfect_trial() -> optuna.Study:
     return study
 
 
+@pytest.mark.slow  # trains two short lp_ft runs
 def test_a_head_only_probe_epoch_is_not_judged_and_a_losing_trial_stops_at_its_first_fine_tuning_epoch(
     compose_train: Callable[..., DictConfig], tmp_path: Path, single_thread: None
 ) -> None:
