@@ -13,10 +13,8 @@ key missing from the config is skipped: the schema never rejects a key it does n
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -29,6 +27,24 @@ from ftcli.config.lightning_values import (
     PRECISION_INTS,
     TIMEDELTA_KEYS,
 )
+from ftcli.config.rules import (
+    AUTO_SWITCH,
+    BOOLEAN,
+    FRACTION_OR_COUNT,
+    MAPPING,
+    PATH,
+    TEXT,
+    Rule,
+    choice,
+    is_fraction,
+    is_number,
+    is_path,
+    is_whole,
+    number,
+    numbers,
+    positive,
+    whole,
+)
 from ftcli.errors import ConfigError
 
 MAX_IMAGE_SIZE = 2048  # pixels a side: larger inputs do not fit a GPU batch of any ImageNet network
@@ -38,91 +54,8 @@ FEATURES_ESTIMATE = 2048  # features entering the head, for the estimate (resnet
 MAX_LR_MULT = 1000.0
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
-MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255  # Linux's PATH_MAX and NAME_MAX
 
-
-@dataclass(frozen=True)
-class Rule:
-    """What a key's value must be: a test, the words for it, and an example."""
-
-    test: Callable[[Any], bool]
-    expected: str
-    example: str
-    nullable: bool = False
-
-    def or_null(self) -> Rule:
-        return Rule(self.test, f"{self.expected}, or null", self.example, nullable=True)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _fraction(value: Any) -> bool:
-    return isinstance(value, float) and 0.0 <= value <= 1.0
-
-
-def whole(low: int, high: int | None = None, example: str = "1") -> Rule:
-    words = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
-    return Rule(lambda v: _whole(v) and v >= low and (high is None or v <= high), words, example)
-
-
-def number(low: float, high: float | None = None, *, open_high: bool = False, example: str = "1.0") -> Rule:
-    if high is None:
-        words = f"a finite number >= {low:g}"
-    else:
-        words = f"a finite number from {low:g} to {'below ' if open_high else ''}{high:g}"
-
-    def test(v: Any) -> bool:
-        return _number(v) and v >= low and (high is None or (v < high if open_high else v <= high))
-
-    return Rule(test, words, example)
-
-
-def positive(high: float, example: str) -> Rule:
-    return Rule(lambda v: _number(v) and 0 < v <= high, f"a finite number above 0, up to {high:g}", example)
-
-
-def numbers(count: int, low: float, high: float, *, open_high: bool, example: str) -> Rule:
-    item = number(low, high, open_high=open_high)
-    return Rule(
-        lambda v: isinstance(v, list) and len(v) == count and all(item.test(x) for x in v),
-        f"a list of {count} {item.expected.replace('a finite number', 'finite numbers')}",
-        example,
-    )
-
-
-BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false", "false")
-AUTO_SWITCH = Rule(lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto")
-TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string", "name")
-FRACTION_OR_COUNT = Rule(
-    lambda v: (_whole(v) and v >= 0) or _fraction(v),
-    "a fraction from 0.0 to 1.0 or a whole number of batches",
-    "0.25 or 10",
-)
 BATCH_LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "overfit_batches")
-MAPPING = Rule(lambda v: isinstance(v, Mapping), "a mapping of key: value", "{}")
-
-
-def _path_ok(value: Any) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    encoded = value.encode("utf-8", "surrogateescape")
-    return len(encoded) <= MAX_PATH_BYTES and all(len(part) <= MAX_NAME_BYTES for part in encoded.split(b"/"))
-
-
-PATH = Rule(_path_ok, "a path of at most 4,096 bytes, 255 per folder or file name", "~/data/cats")
-
-
-def choice(*values: Any) -> Rule:
-    shown = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
-    return Rule(
-        lambda v: any(v == x and type(v) is type(x) for x in values), f"one of {shown}", str(values[0])
-    )
 
 
 def _devices_ok(value: Any) -> bool:
@@ -137,8 +70,8 @@ def _devices_ok(value: Any) -> bool:
             return False
         value = [int(part) for part in parts] if "," in text else int(parts[0])
     if isinstance(value, list):
-        return bool(value) and all(_whole(v) and v >= 0 for v in value) and len(set(value)) == len(value)
-    return _whole(value) and (value == -1 or value >= 1)
+        return bool(value) and all(is_whole(v) and v >= 0 for v in value) and len(set(value)) == len(value)
+    return is_whole(value) and (value == -1 or value >= 1)
 
 
 def _max_time_ok(value: Any) -> bool:
@@ -146,12 +79,12 @@ def _max_time_ok(value: Any) -> bool:
     if isinstance(value, str):
         return re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip()) is not None
     return isinstance(value, Mapping) and all(
-        k in TIMEDELTA_KEYS and _number(v) and v >= 0 for k, v in value.items()
+        k in TIMEDELTA_KEYS and is_number(v) and v >= 0 for k, v in value.items()
     )
 
 
 def _hidden_ok(value: Any) -> bool:
-    return isinstance(value, list) and all(_whole(h) and 1 <= h <= 65536 for h in value)
+    return isinstance(value, list) and all(is_whole(h) and 1 <= h <= 65536 for h in value)
 
 
 def _non_empty_phases(value: Any) -> bool:
@@ -172,7 +105,7 @@ RULES: dict[str, Rule] = {
     # model
     "model.name": TEXT,
     "model.weights": Rule(
-        _path_ok, "a weights name or file (a path of at most 4,096 bytes)", "DEFAULT"
+        is_path, "a weights name or file (a path of at most 4,096 bytes)", "DEFAULT"
     ).or_null(),
     "model.kwargs": MAPPING.or_null(),
     # recipe (the head)
@@ -192,8 +125,8 @@ RULES: dict[str, Rule] = {
     "strategy.ft_lr_mult": number(0, MAX_LR_MULT, example="0.1"),
     # strategy.n and recipe.n: checked against the network's blocks (ftcli.finetune.strategies,
     # model/surgery), which name the blocks in their message
-    "strategy.every": Rule(lambda v: _whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
-    "strategy.probe_epochs": Rule(lambda v: _whole(v) and v >= 0, "a whole number of epochs >= 0", "3"),
+    "strategy.every": Rule(lambda v: is_whole(v) and v >= 1, "a whole number of epochs >= 1", "1"),
+    "strategy.probe_epochs": Rule(lambda v: is_whole(v) and v >= 0, "a whole number of epochs >= 0", "3"),
     # adapters (strategy=lora; ftcli.finetune.adapters checks strategy.targets and strategy.blocks against
     # the network)
     "strategy.r": whole(1, 1024, example="8"),
@@ -201,7 +134,7 @@ RULES: dict[str, Rule] = {
     "strategy.dropout": number(0, 1, open_high=True, example="0.05"),
     "strategy.use_dora": BOOLEAN,
     "strategy.blocks": Rule(
-        lambda v: v == "all" or (_whole(v) and v >= 1), "all or a whole number of blocks >= 1", "all (or 2)"
+        lambda v: v == "all" or (is_whole(v) and v >= 1), "all or a whole number of blocks >= 1", "all (or 2)"
     ),
     "strategy.phases": Rule(
         _non_empty_phases, "a non-empty list of phases", "[{epochs: 2, train: [head]}, {train: all}]"
@@ -232,7 +165,7 @@ RULES: dict[str, Rule] = {
         lambda v: v in LIGHTNING_STRATEGIES, f"one of {', '.join(LIGHTNING_STRATEGIES)}", "ddp"
     ),
     "trainer.precision": Rule(
-        lambda v: (isinstance(v, str) and v in LIGHTNING_PRECISIONS) or (_whole(v) and v in PRECISION_INTS),
+        lambda v: (isinstance(v, str) and v in LIGHTNING_PRECISIONS) or (is_whole(v) and v in PRECISION_INTS),
         f"one of {', '.join(LIGHTNING_PRECISIONS)}",
         "bf16-mixed",
     ).or_null(),
@@ -257,10 +190,10 @@ RULES: dict[str, Rule] = {
     "trainer.num_nodes": whole(1, example="1"),
     **{f"trainer.{key}": FRACTION_OR_COUNT for key in BATCH_LIMITS},
     "trainer.gradient_clip_val": Rule(
-        lambda v: _number(v) and v >= 0, "a number >= 0, or null for no clipping", "1.0", nullable=True
+        lambda v: is_number(v) and v >= 0, "a number >= 0, or null for no clipping", "1.0", nullable=True
     ),
     "trainer.val_check_interval": Rule(
-        lambda v: (_whole(v) and v >= 1) or _fraction(v),
+        lambda v: (is_whole(v) and v >= 1) or is_fraction(v),
         "a fraction of an epoch or a whole number of batches",
         "0.5",
         nullable=True,
@@ -272,14 +205,16 @@ RULES: dict[str, Rule] = {
     ).or_null(),
     "trainer.benchmark": BOOLEAN.or_null(),
     "trainer.fast_dev_run": Rule(
-        lambda v: isinstance(v, bool) or (_whole(v) and v >= 0), "true, false or a number of batches", "false"
+        lambda v: isinstance(v, bool) or (is_whole(v) and v >= 0),
+        "true, false or a number of batches",
+        "false",
     ),
     # data (the keys every source shares; each source checks its own)
     "data.name": TEXT,
     "data.image_size": whole(1, MAX_IMAGE_SIZE, "224").or_null(),
     "data.mean": numbers(3, 0, 1, open_high=False, example="[0.485,0.456,0.406]").or_null(),
     "data.std": Rule(
-        lambda v: isinstance(v, list) and len(v) == 3 and all(_number(x) and 0 < x <= 10 for x in v),
+        lambda v: isinstance(v, list) and len(v) == 3 and all(is_number(x) and 0 < x <= 10 for x in v),
         "a list of 3 finite numbers above 0",
         "[0.229,0.224,0.225]",
     ).or_null(),
@@ -307,7 +242,10 @@ RULES: dict[str, Rule] = {
     "data.augment.color_jitter": number(0, 1, example="0.2"),
     "data.augment.scale": Rule(
         lambda v: (
-            isinstance(v, list) and len(v) == 2 and all(_number(x) and 0 < x <= 1 for x in v) and v[0] <= v[1]
+            isinstance(v, list)
+            and len(v) == 2
+            and all(is_number(x) and 0 < x <= 1 for x in v)
+            and v[0] <= v[1]
         ),
         "[low, high] with 0 < low <= high <= 1",
         "[0.35,1.0]",
@@ -376,7 +314,7 @@ def lookup(config: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
 def _cross_field(plain: Mapping[str, Any]) -> None:
     found_size, size = lookup(plain, "data.image_size")
     found_batch, batch = lookup(plain, "data.batch_size")
-    if found_size and found_batch and _whole(size) and _whole(batch):
+    if found_size and found_batch and is_whole(size) and is_whole(batch):
         needed = batch * 3 * size * size * 4
         if needed > MAX_INPUT_BATCH_BYTES:
             raise ConfigError(
