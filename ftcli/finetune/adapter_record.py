@@ -23,9 +23,9 @@ from ftcli.model.adapters import (
     adapter_parameters,
     adapters_of,
     base_fingerprint,
-    is_adapter_tensor,
+    kept_names,
 )
-from ftcli.model.blocks import HEAD, BlockNet
+from ftcli.model.blocks import BlockNet
 
 
 def wanted(strategy: Mapping[str, Any]) -> bool:
@@ -64,13 +64,7 @@ def saved_names(net: BlockNet, schedule: Schedule) -> set[str]:
     (BatchNorm statistics), and every tensor of the head and of the blocks a phase trains whole (or
     whose BatchNorm affine parameters train)."""
     changing = {b.name for phase in schedule.phases for b in phase.blocks if b.trainable or b.bn == "affine"}
-    prefixes = tuple(f"blocks.{block}." for block in {HEAD, *changing})
-    buffers = {name for name, _ in net.named_buffers()}
-    return {
-        name
-        for name in net.state_dict()
-        if is_adapter_tensor(name) or name in buffers or name.startswith(prefixes)
-    }
+    return kept_names(net, changing)
 
 
 @dataclass

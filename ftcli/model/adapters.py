@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,18 @@ def write_peft_folder(net: BlockNet, folder: Path, base_model: str) -> list[Path
     return [folder / "adapter_config.json", folder / "adapter_model.safetensors"]
 
 
+def kept_names(net: BlockNet, whole_blocks: Iterable[str] = ()) -> set[str]:
+    """The state_dict names a checkpoint of an adapted network keeps: every adapter tensor, every buffer
+    (BatchNorm statistics), and every tensor of the head and of ``whole_blocks`` (blocks a phase trains)."""
+    prefixes = tuple(f"blocks.{block}." for block in {HEAD, *whole_blocks})
+    buffers = {name for name, _ in net.named_buffers()}
+    return {
+        name
+        for name in net.state_dict()
+        if is_adapter_tensor(name) or name in buffers or name.startswith(prefixes)
+    }
+
+
 def describe(net: BlockNet) -> list[str]:
     """Lines for ``inspect``: the method and rank, the trainable share, the checkpoint size to expect, and
     where the adapters sit, block by block."""
@@ -245,11 +257,8 @@ def describe(net: BlockNet) -> list[str]:
     own = sum(t.numel() for n, t in state.items() if n not in buffers and not is_adapter_tensor(n))
     backbone = own - sum(p.numel() for p in net.blocks[HEAD].parameters())
     added = adapter_parameters(net)
-    kept = sum(
-        t.numel() * t.element_size()
-        for n, t in state.items()
-        if is_adapter_tensor(n) or n in buffers or n.startswith(f"blocks.{HEAD}.")
-    )
+    kept_tensors = kept_names(net)
+    kept = sum(t.numel() * t.element_size() for n, t in state.items() if n in kept_tensors)
     whole = sum(t.numel() * t.element_size() for n, t in state.items() if not is_adapter_tensor(n))
     lines = [
         f"{options.method} r={options.r} alpha={options.alpha:g} dropout={options.dropout:g} on "

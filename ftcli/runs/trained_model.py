@@ -85,9 +85,8 @@ def load(path: Path) -> TrainedModel:
     checkpoint holds its adapters and head only: its base is rebuilt from the weights the run started
     from and must have the fingerprint the checkpoint stored."""
     from ftcli.model import hf_models
-    from ftcli.model.weights import WeightsSource
     from ftcli.model.weights_file import read_file
-    from ftcli.runs.weights_source import StartingWeights, build_network, starting_weights
+    from ftcli.runs.weights_source import build_network, starting_weights
 
     loaded = read_file(path)
     meta = checkpoint_schema.read(loaded, path, needs=checkpoint_schema.FOR_MODEL)
@@ -99,11 +98,8 @@ def load(path: Path) -> TrainedModel:
         recipe = dict(meta[checkpoint_schema.RECIPE])
         kwargs = dict(model_meta.get("kwargs") or {})
         kwargs.pop(hf_models.REMOTE_CODE, None)  # a checkpoint never turns a model folder's own code on
-        if adapters:  # the base the adapters were trained on, from its source
-            start = starting_weights(model_name, model_meta.get("weights"))
-        else:  # every tensor is in the checkpoint: the network is built without weights
-            hf_folder = hf_models.model_folder(model_name, None) if hf_models.is_hf(model_name) else None
-            start = StartingWeights(WeightsSource("none"), None, {}, hf_folder)
+        # a LoRA checkpoint's base from its source; otherwise every tensor is in the checkpoint: no weights
+        start = starting_weights(model_name, model_meta.get("weights") if adapters else None)
         net, _ = build_network(model_name, kwargs, start, recipe, len(class_names))
         transform = input_spec(meta[checkpoint_schema.TRANSFORM], start.hf_folder)
     except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:

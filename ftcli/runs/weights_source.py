@@ -40,9 +40,7 @@ def starting_weights(model_name: str, weights: str | None) -> StartingWeights:
     """Resolve and read ``model.weights`` (``None``: random init) for ``model.name``."""
     source = weights_lib.resolve(model_name, weights)
     loaded = read_file(source.value) if source.kind in ("file", "package") else None
-    meta = (
-        checkpoint_schema.find(loaded, source.value) if loaded is not None and source.kind == "file" else {}
-    )
+    meta = checkpoint_schema.find(loaded, source.value) if source.kind == "file" else {}
     hf_folder = None
     if hf_models.is_hf(model_name):
         hf_folder = hf_models.model_folder(model_name, source.value if source.kind == "hf" else None)
