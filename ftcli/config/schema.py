@@ -129,8 +129,15 @@ RULES: dict[str, Rule] = {
     "strategy.probe_epochs": Rule(lambda v: is_whole(v) and v >= 0, "a whole number of epochs >= 0", "3"),
     # adapters (strategy=lora; ftcli.finetune.adapters checks strategy.targets and strategy.blocks against
     # the network)
-    "strategy.r": whole(1, 1024, example="8"),
-    "strategy.alpha": positive(100_000.0, "16"),
+    "strategy.r": Rule(
+        lambda v: v == "auto" or (is_whole(v) and 1 <= v <= 1024),
+        "auto or a whole number from 1 to 1024",
+        "8",
+    ),
+    "strategy.alpha": Rule(
+        lambda v: v == "auto" or (is_number(v) and 0 < v <= 100_000), "auto or a finite number above 0", "16"
+    ),
+    "strategy.max_share": positive(1.0, "0.02"),
     "strategy.dropout": number(0, 1, open_high=True, example="0.05"),
     "strategy.use_dora": BOOLEAN,
     "strategy.blocks": Rule(

@@ -18,6 +18,7 @@ from ftcli.config.schema import checked
 from ftcli.errors import ConfigError
 from ftcli.finetune.freeze_plan import Schedule
 from ftcli.model.adapters import (
+    AUTO,
     AUTO_TARGETS,
     AdapterOptions,
     adapter_parameters,
@@ -35,7 +36,8 @@ def wanted(strategy: Mapping[str, Any]) -> bool:
 
 def adapter_options(strategy: Mapping[str, Any]) -> AdapterOptions:
     """The adapter keys of a strategy (``strategy.r``, ``alpha``, ``dropout``, ``targets``, ``blocks``,
-    ``use_dora``), checked; ``strategy.targets`` and ``strategy.blocks`` are checked against the network
+    ``use_dora``, ``max_share``), checked (``r`` and ``alpha`` may stay ``auto`` until the adapters are
+    inserted); ``strategy.targets`` and ``strategy.blocks`` are checked against the network
     when the adapters are inserted."""
     targets = strategy.get("targets", AUTO_TARGETS)
     if isinstance(targets, str):
@@ -49,13 +51,16 @@ def adapter_options(strategy: Mapping[str, Any]) -> AdapterOptions:
             "For example strategy.targets=auto, strategy.targets=[q_proj,v_proj] or "
             "strategy.targets='attn'; `ftcli inspect strategy=lora` lists what auto picks.",
         )
+    r = checked(strategy, "strategy.r", AUTO)
+    alpha = checked(strategy, "strategy.alpha", AUTO)
     return AdapterOptions(
-        r=int(checked(strategy, "strategy.r", 8)),
-        alpha=float(checked(strategy, "strategy.alpha", 16.0)),
+        r=r if r == AUTO else int(r),
+        alpha=alpha if alpha == AUTO else float(alpha),
         dropout=float(checked(strategy, "strategy.dropout", 0.05)),
         targets=targets,
         blocks=checked(strategy, "strategy.blocks", "all"),
         use_dora=bool(checked(strategy, "strategy.use_dora", False)),
+        max_share=float(checked(strategy, "strategy.max_share", 0.02)),
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ ADAPTER_NAME = "default"  # PEFT's adapter name inside each wrapped layer
 ADAPTER_MARK = "lora_"  # every adapter tensor's name holds it (lora_A, lora_B, lora_magnitude_vector)
 BASE_LAYER = ".base_layer"  # PEFT keeps a wrapped layer's own weights under this name
 AUTO_TARGETS = "auto"
+AUTO = "auto"  # strategy.r / strategy.alpha chosen from the network (resolved_options)
+AUTO_RANKS = (8, 4, 2, 1)  # what strategy.r=auto picks from, largest first
 ALL_BLOCKS = "all"
 INSTALL_HINT = "Install the adapters extra: pip install 'ftcli[adapters]' (make install does)."
 
@@ -47,12 +49,13 @@ INSTALL_HINT = "Install the adapters extra: pip install 'ftcli[adapters]' (make 
 class AdapterOptions:
     """The adapter keys of a strategy (``strategy.r``, ``alpha``, ...), checked."""
 
-    r: int = 8
-    alpha: float = 16.0
+    r: int | str = AUTO  # auto until inserted: the largest of AUTO_RANKS within max_share
+    alpha: float | str = AUTO  # auto: 2 r
     dropout: float = 0.05
     targets: str | tuple[str, ...] = AUTO_TARGETS
     blocks: str | int = ALL_BLOCKS
     use_dora: bool = False
+    max_share: float = 0.02
 
     @property
     def method(self) -> str:
@@ -62,7 +65,9 @@ class AdapterOptions:
     def from_dict(cls, stored: Mapping[str, Any]) -> AdapterOptions:
         """The options a checkpoint stored (``to_dict``)."""
         values = {
-            key: stored[key] for key in ("r", "alpha", "dropout", "blocks", "use_dora") if key in stored
+            key: stored[key]
+            for key in ("r", "alpha", "dropout", "blocks", "use_dora", "max_share")
+            if key in stored
         }
         targets = stored.get("targets", AUTO_TARGETS)
         return cls(**values, targets=targets if isinstance(targets, str) else tuple(targets))
@@ -80,9 +85,10 @@ class Adapters:
     A plain object, not a module, so the tuner (which holds the network) is not registered inside it.
     """
 
-    options: AdapterOptions
+    options: AdapterOptions  # resolved: r and alpha are numbers
     targets: dict[str, list[str]]  # block -> module paths inside the network, in forward order
     tuner: Any  # peft LoraModel
+    rank_note: str = ""  # how strategy.r=auto chose the rank ("" when r was given)
 
     @property
     def blocks(self) -> frozenset[str]:
@@ -143,18 +149,62 @@ def insert(net: BlockNet, options: AdapterOptions) -> Adapters:
         raise ConfigError(f"strategy.r is set, but PEFT is not installed ({err}).", INSTALL_HINT) from err
     targets = target_modules(net, options)
     paths = [path for block in net.backbone_names for path in targets[block]]
+    options, rank_note = resolved_options(net, paths, options)
     config = LoraConfig(
-        r=options.r,
-        lora_alpha=options.alpha,
+        r=int(options.r),
+        lora_alpha=float(options.alpha),
         lora_dropout=options.dropout,
         target_modules=paths,
         use_dora=options.use_dora,
         bias="none",
     )
     tuner = LoraModel(net, config, ADAPTER_NAME)
-    adapters = Adapters(options, targets, tuner)
+    adapters = Adapters(options, targets, tuner, rank_note)
     net.adapters = adapters  # a plain attribute: nn.Module registers only modules and parameters
     return adapters
+
+
+def resolved_options(net: BlockNet, paths: list[str], options: AdapterOptions) -> tuple[AdapterOptions, str]:
+    """``options`` with numbers for ``r`` and ``alpha``, and how ``r=auto`` chose (or "").
+
+    ``r=auto`` takes the largest rank of 8, 4, 2, 1 whose adapters stay within ``max_share`` of the
+    backbone's parameters: rank 8 suits a large transformer (under 2% of SmolLM2) but is 5% of a small
+    CNN like EfficientNet-Lite0, whose pointwise layers are a large part of its few parameters.
+    ``alpha=auto`` is 2 r, the scale LoRA's usual r=8, alpha=16 has."""
+    note = ""
+    r = options.r
+    if r == AUTO:
+        backbone = sum(p.numel() for block in net.backbone_names for p in net.blocks[block].parameters())
+        modules = dict(net.named_modules())
+        per_rank = sum(_rank_cost(modules[path]) for path in paths)
+        magnitudes = sum(_out_features(modules[path]) for path in paths) if options.use_dora else 0
+
+        def share(rank: int) -> float:
+            return (rank * per_rank + magnitudes) / max(backbone, 1)
+
+        r = next((rank for rank in AUTO_RANKS if share(rank) <= options.max_share), AUTO_RANKS[-1])
+        tried = ", ".join(f"r={rank}: {100 * share(rank):.1f}%" for rank in AUTO_RANKS if rank >= r)
+        within = "within" if share(r) <= options.max_share else "the smallest, still above"
+        note = (
+            f"r=auto chose {r}, {within} strategy.max_share={options.max_share:g} of the backbone's "
+            f"parameters ({tried}); strategy.r=<rank> sets it yourself"
+        )
+    alpha = 2.0 * float(r) if options.alpha == AUTO else float(options.alpha)
+    return replace(options, r=int(r), alpha=alpha), note
+
+
+def _rank_cost(module: nn.Module) -> int:
+    """Adapter parameters per unit of rank on a layer: A (in -> r) and B (r -> out), as PEFT builds them."""
+    if isinstance(module, nn.Conv2d):
+        height, width = module.kernel_size
+        return module.in_channels * height * width // module.groups + module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features + module.out_features
+    return 0
+
+
+def _out_features(module: nn.Module) -> int:
+    return module.out_channels if isinstance(module, nn.Conv2d) else getattr(module, "out_features", 0)
 
 
 def is_adapter_tensor(name: str) -> bool:
@@ -267,6 +317,8 @@ def describe(net: BlockNet) -> list[str]:
         f"checkpoints store the adapters, the head and the buffers: {_megabytes(kept)} of weights "
         f"(the whole network: {_megabytes(whole)}); the base is rebuilt from its weights when one is read",
     ]
+    if adapters.rank_note:
+        lines.insert(1, adapters.rank_note)
     groups: dict[str, list[str]] = {}  # blocks with the same adapted layers share one line
     for block, paths in adapters.targets.items():
         if paths:

@@ -65,6 +65,30 @@ def test_lite0_gets_adapters_on_its_pointwise_convolutions_and_never_on_the_head
     assert trainable == {n for n, _ in net.named_parameters() if "lora_" in n or n.startswith("blocks.head.")}
     assert [block.name for block in run_plan.plan.blocks if block.adapted] == net.backbone_names[1:]
     assert run_plan.plan.no_grad_prefix == 1
+    # r=auto: rank 8 would be 5.4% of this small backbone; 2 is the largest within max_share (2%)
+    assert (record.options.r, record.options.alpha) == (2, 4.0)
+    backbone = sum(p.numel() for n, p in net.named_parameters() if "lora_" not in n and ".head." not in n)
+    assert adapters.adapter_parameters(net) <= 0.02 * backbone
+    assert "r=auto chose 2" in record.rank_note and "r=8: 5.4%" in record.rank_note
+
+
+def test_rank_auto_picks_the_largest_rank_within_the_share_and_alpha_auto_is_twice_it(
+    compose_train: Callable[..., DictConfig],
+) -> None:
+    net = plan_run(compose_train(*LITE0, "strategy=full")).net  # the Lite0 without adapters
+    cases = [
+        (adapters.AdapterOptions(), 2, 4.0),  # the preset: 2% of the backbone
+        (adapters.AdapterOptions(max_share=0.06), 8, 16.0),  # a larger share admits LoRA's usual rank
+        (adapters.AdapterOptions(max_share=1e-6), 1, 2.0),  # none fits: the smallest, said so
+        (adapters.AdapterOptions(r=4), 4, 8.0),  # a rank given is kept, alpha follows it
+        (adapters.AdapterOptions(r=4, alpha=32), 4, 32.0),
+    ]
+    for options, rank, alpha in cases:
+        paths = [p for block in net.backbone_names for p in adapters.target_modules(net, options)[block]]
+        chosen, note = adapters.resolved_options(net, paths, options)
+        assert (chosen.r, chosen.alpha) == (rank, alpha), options
+        assert ("r=auto chose" in note) == (options.r == adapters.AUTO)
+        assert ("still above" in note) == (options.max_share == 1e-6)
 
 
 def test_lora_training_leaves_every_base_weight_bit_identical(
@@ -162,6 +186,8 @@ def test_merging_keeps_the_logits_and_the_fingerprint_names_the_base(
     ("overrides", "message"),
     [
         (["strategy.r=0"], "strategy.r=0 is not valid"),
+        (["strategy.r=big"], "strategy.r='big' is not valid: it must be auto or"),
+        (["strategy.max_share=0"], "strategy.max_share=0 is not valid"),
         (["strategy.blocks=99"], "strategy.blocks=99 is not valid: this network has"),
         (["strategy.targets=[no_such_layer]"], "selects no layer that takes adapters"),
         (["strategy.targets='('"], "is not a valid regular expression"),
