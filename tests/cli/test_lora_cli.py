@@ -20,10 +20,9 @@ from omegaconf import DictConfig
 from ftcli.model import adapters
 from ftcli.pipeline import plan_run
 from ftcli.runs import trained_model
-from ftcli.training.lightning_module import FineTuneModule
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, output, run_cli
+from helpers.cli_runner import assert_ok, kill_9_after_checkpoint, output, run_cli
 from helpers.nets import make_net
 from helpers.shared_runs import TrainedSweep, shared_folder
 
@@ -115,30 +114,23 @@ def test_export_merges_the_adapters_checks_them_and_writes_the_peft_folder(
     }
 
 
-def test_crash_then_resume_last_ends_where_the_uninterrupted_run_ends_and_a_changed_base_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_thread: None
+def test_kill_9_mid_lora_then_resume_last_ends_where_the_uninterrupted_run_ends_and_a_changed_base_is_refused(
+    tmp_path: Path, single_thread: None
 ) -> None:
+    """A linear-probe epoch, then LoRA; the run is killed with SIGKILL (a process of its own) after the
+    first LoRA epoch's checkpoint and resumed in this process, on one thread like the uninterrupted run."""
     base = tmp_path / "base.pt"
-    torch.save(make_net("resnet18", num_classes=3, seed=0).state_dict(), base)  # the "pretrained" base
+    torch.save(make_net("resnet18", num_classes=10, seed=0).state_dict(), base)  # the "pretrained" base
+    # 20 images per class: an epoch lasts long enough to stop the run between two checkpoints
     args = [
-        *QUIET, "model=resnet18", f"model.weights={base}", "data.image_size=16", "data.per_class=4",
-        "data.classes=[0,1,2]", "strategy=lora", "strategy.probe_epochs=1", "trainer.max_epochs=3",
+        *QUIET, "model=resnet18", f"model.weights={base}", "data.image_size=16", "data.per_class=20",
+        "data.num_workers=0", "strategy=lora", "strategy.probe_epochs=1", "trainer.max_epochs=4",
     ]  # fmt: skip
     whole_dir, crashed_dir = tmp_path / "whole", tmp_path / "crashed"
     whole_dir.mkdir()
     crashed_dir.mkdir()
     assert_ok(run_cli_inprocess("train", *args, cwd=whole_dir))
-
-    start_epoch = FineTuneModule.on_train_epoch_start
-
-    def crash_at_epoch_2(module: FineTuneModule) -> None:
-        if module.current_epoch == 2:
-            raise RuntimeError("the machine went away")
-        start_epoch(module)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(FineTuneModule, "on_train_epoch_start", crash_at_epoch_2)
-        assert run_cli_inprocess("train", *args, cwd=crashed_dir).returncode != 0
+    assert kill_9_after_checkpoint(args, crashed_dir, min_epoch=1) < 3
     resumed = run_cli_inprocess("train", *args, "resume=last", cwd=crashed_dir)
     assert_ok(resumed)
     assert "resuming from" in output(resumed)
@@ -146,11 +138,11 @@ def test_crash_then_resume_last_ends_where_the_uninterrupted_run_ends_and_a_chan
     resumed_ckpt = sorted((crashed_dir / "outputs").glob("*/*/checkpoints/last.ckpt"))[-1]
     whole = torch.load(whole_ckpt, map_location="cpu", weights_only=True)
     again = torch.load(resumed_ckpt, map_location="cpu", weights_only=True)
-    assert whole["epoch"] == again["epoch"] == 2 and whole["state_dict"].keys() == again["state_dict"].keys()
+    assert whole["epoch"] == again["epoch"] == 3 and whole["state_dict"].keys() == again["state_dict"].keys()
     for key, value in whole["state_dict"].items():
         assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
 
-    torch.save(make_net("resnet18", num_classes=3, seed=1).state_dict(), base)  # other base weights
+    torch.save(make_net("resnet18", num_classes=10, seed=1).state_dict(), base)  # other base weights
     refused = run_cli_inprocess("eval", f"ckpt={whole_ckpt}", cwd=tmp_path)
     assert refused.returncode == 2 and "fingerprint" in refused.stderr
     assert "Traceback" not in output(refused)

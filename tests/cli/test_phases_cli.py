@@ -9,10 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ import torch
 from ftcli.training.lightning_module import FineTuneModule
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import TINY_TRAIN, assert_ok, output
+from helpers.cli_runner import TINY_TRAIN, assert_ok, kill_9_after_checkpoint, output
 from helpers.shared_runs import shared_folder
 
 FAST = list(TINY_TRAIN)
@@ -98,22 +95,7 @@ def test_a_killed_run_resumed_with_resume_last_ends_where_the_uninterrupted_run_
     """kill -9 between two checkpoints (a process of its own); the resumed run trains in this process."""
     stopped_dir = tmp_path / "stopped"
     stopped_dir.mkdir()
-    env = {**os.environ, "FTCLI_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ftcli.cli", "train", *INTERRUPTED],
-        cwd=stopped_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        reached = wait_for_last_checkpoint(stopped_dir, min_epoch=1, process=process)
-        assert process.poll() is None, "the run finished before it could be stopped"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    reached = kill_9_after_checkpoint(INTERRUPTED, stopped_dir, min_epoch=1)
     assert reached < 4
     assert_resumed_run_ends_as_the_uninterrupted_one(stopped_dir, uninterrupted_last)
 
@@ -164,21 +146,6 @@ def assert_resumed_run_ends_as_the_uninterrupted_one(stopped_dir: Path, uninterr
     assert load(resumed_ckpt)["epoch"] == load(uninterrupted_last)["epoch"] == 4
     for key, value in whole_state.items():
         assert torch.allclose(value.float(), resumed_state[key].float(), atol=1e-6), key
-
-
-def wait_for_last_checkpoint(run_root: Path, min_epoch: int, process: subprocess.Popen) -> int:
-    """Poll until a complete last.ckpt of at least ``min_epoch`` exists; return its epoch."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        for path in (run_root / "outputs").glob("*/*/checkpoints/last.ckpt"):
-            try:
-                epoch = int(load(path)["epoch"])
-            except Exception:  # being written: try again
-                continue
-            if epoch >= min_epoch:
-                return epoch
-        time.sleep(0.1)
-    raise AssertionError("no last.ckpt appeared in time")
 
 
 @pytest.mark.slow

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -67,6 +69,44 @@ def assert_user_error(result: CliOutput, *fragments: str) -> None:
     assert "Traceback" not in text, text[-3000:]
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text[-3000:]}"
+
+
+def kill_9_after_checkpoint(args: list[str], cwd: Path, min_epoch: int) -> int:
+    """``ftcli train <args>`` in a process of its own, killed with SIGKILL as soon as a complete
+    ``last.ckpt`` of epoch ``min_epoch`` or later exists under ``cwd``; returns that epoch."""
+    env = {**{k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}, **QUIET_ENV}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftcli.cli", "train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        reached = _wait_for_last_checkpoint(cwd, min_epoch, process)
+        assert process.poll() is None, "the run finished before it could be stopped"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return reached
+
+
+def _wait_for_last_checkpoint(run_root: Path, min_epoch: int, process: subprocess.Popen) -> int:
+    import torch
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        for path in (run_root / "outputs").glob("*/*/checkpoints/last.ckpt"):
+            try:
+                epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+            except Exception:  # being written: try again
+                continue
+            if epoch >= min_epoch:
+                return epoch
+        time.sleep(0.1)
+    raise AssertionError("no last.ckpt appeared in time")
 
 
 HEAVY = ("torch", "torchvision", "lightning", "matplotlib")
