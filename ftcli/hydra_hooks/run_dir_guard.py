@@ -39,7 +39,7 @@ from ftcli.ui.console import is_rank_zero
 # input before training) may be reused.
 RESULTS = ("checkpoints", "summary.json", "metrics.csv")
 SWEEP_RECORD = "multirun.yaml"
-# what ftcli's Optuna sweeper leaves in its sweep folder (optuna_sweeper.STUDY_RECORD)
+# what ftcli's Optuna sweeper leaves in its sweep folder (study_storage.STUDY_RECORD)
 STUDY_RECORD = "study.yaml"
 
 
@@ -54,7 +54,7 @@ class RunDirGuard(Callback):
         _exit_on_error(lambda: self._claim(run_dir, "hydra.run.dir", check_run_dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from ftcli.hydra_hooks.optuna_sweeper import continues_study
+        from ftcli.hydra_hooks.study_storage import continues_study
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if continues_study(config, sweep_dir):  # the same search again: new trials, new folders

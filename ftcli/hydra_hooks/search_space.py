@@ -11,7 +11,7 @@ names them, and :func:`sample_conditional` samples them only in the trials that 
 
 :class:`SearchSpaceCheck` (a Hydra callback, ``hydra.callbacks`` in train.yaml) refuses, before any
 trial runs and before the sweep folder is made, bad sweeper keys (``n_trials`` below 1, an unknown
-sampler or pruner: ``optuna_sweeper.search_options``) and a parameter that names an option or a key
+sampler or pruner: ``search_options.search_options``) and a parameter that names an option or a key
 the config does not have. Imports no torch (and Optuna only inside the functions that need it).
 """
 
@@ -171,7 +171,7 @@ class SearchSpaceCheck(Callback):
 
 def check_search_space(config: DictConfig) -> None:
     """ConfigError for a bad sweeper key, an unknown option of a group, or a key the config lacks."""
-    from ftcli.hydra_hooks.optuna_sweeper import search_options
+    from ftcli.hydra_hooks.search_options import search_options
 
     sweeper = config.hydra.sweeper
     search_options(config)  # n_trials, direction, sampler, pruner, storage ...

@@ -17,8 +17,9 @@ from ftcli.config.schema import check_config
 from ftcli.errors import ConfigError
 from ftcli.finetune.adapter_record import adapter_options
 from ftcli.hydra_hooks import sweep_plugins
-from ftcli.hydra_hooks.optuna_sweeper import grid_of, make_sampler, search_options, tell
+from ftcli.hydra_hooks.search_options import grid_of, make_sampler, search_options
 from ftcli.hydra_hooks.search_space import check_search_space, sample, search_space
+from ftcli.hydra_hooks.study_storage import tell
 from ftcli.hydra_hooks.sweep_jobs import FailedJob
 
 
@@ -99,7 +100,7 @@ def test_a_search_space_or_sweeper_key_that_does_not_exist_is_refused(
 
 
 def test_a_pruner_takes_its_own_arguments_and_leaves_out_other_pruners() -> None:
-    from ftcli.hydra_hooks.optuna_sweeper import make_pruner, pruner_arguments
+    from ftcli.hydra_hooks.search_options import make_pruner, pruner_arguments
 
     cfg = compose_with_hydra("hparams_search=finetune", "hydra.sweeper.pruner=hyperband")
     options = search_options(cfg)
