@@ -15,6 +15,7 @@ import pytest
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("transformers")
 
+from ftcli.data.sources import _hf_datasets_loading as hf_loading  # noqa: E402
 from ftcli.data.sources import build_datamodule  # noqa: E402
 from ftcli.data.sources import hf_datasets as hf  # noqa: E402
 from ftcli.data.text.spec import TextSpec  # noqa: E402
@@ -196,7 +197,7 @@ def test_unlabelled_rows_of_a_class_label_split_name_the_fix(tmp_path: Path, cac
 def test_a_missing_library_is_a_config_error_naming_the_extra(monkeypatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "datasets", None)  # import datasets -> ImportError
     with pytest.raises(ConfigError, match="needs the datasets library") as caught:
-        hf.datasets_library()
+        hf_loading.datasets_library()
     assert "pip install 'ftcli[text]'" in caught.value.hint
 
 

@@ -14,30 +14,35 @@ train by ``data.val_fraction`` / ``data.test_fraction``, stratified and seeded, 
 The classes are a ``ClassLabel`` feature's names in its order (those with training texts), else the
 training split's distinct labels sorted as ``text_csv`` sorts them (whole numbers numerically).
 
-``datasets`` is imported inside the functions (the ``text`` extra): image runs never import it.
+``datasets`` is imported inside the functions (the ``text`` extra): image runs never import it. The keys
+are checked in ``_hf_datasets_options.py``, the library is called in ``_hf_datasets_loading.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ftcli.data.checks import expand_path, fractions
 from ftcli.data.sources import data_source
+from ftcli.data.sources._hf_datasets_loading import load
+from ftcli.data.sources._hf_datasets_options import (
+    DEFAULT_SPLITS,
+    LOCAL_BUILDERS,
+    dataset_option,
+    files_option,
+    local_folder,
+    optional_text,
+    splits_option,
+)
 from ftcli.data.splits import SPLITS, Sample, as_columns, carve_missing
 from ftcli.data.text.datamodule import TextDataModule
 from ftcli.data.text.spec import TextSpec
 from ftcli.data.text.table_files import class_order, column_option
-from ftcli.errors import ConfigError, DataError
+from ftcli.errors import DataError
 
-LOCAL_BUILDERS = ("csv", "json", "parquet", "text", "arrow")  # load_dataset's builders for local files
-DEFAULT_SPLITS = {"train": "train", "val": "validation", "test": "test"}
-INSTALL_HINT = "pip install 'ftcli[text]' (it installs the datasets library)"
-LOCAL_HINT = "or use local files: data.dataset=csv data.files=PATH.csv (json, parquet, text too)"
 TEXT_TYPES = ("string", "large_string")
 WHOLE_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
@@ -48,17 +53,17 @@ class HfDatasetsDataModule(TextDataModule):
 
     def __init__(self, cfg: Mapping[str, Any], spec: TextSpec, seed: int) -> None:
         super().__init__(cfg, spec, seed)
-        self.dataset_name = _dataset_option(cfg.get("dataset"))
-        self.config_name = _optional_text(cfg, "config")
+        self.dataset_name = dataset_option(cfg.get("dataset"))
+        self.config_name = optional_text(cfg, "config")
         self.text_column = column_option(cfg, "text_column", "text")
         self.label_column = column_option(cfg, "label_column", "label")
         self.val_fraction, self.test_fraction = fractions(cfg, 0.2, 0.0)
-        self.split_names = _splits_option(cfg.get("splits"))
-        cache_dir = _optional_text(cfg, "cache_dir")
+        self.split_names = splits_option(cfg.get("splits"))
+        cache_dir = optional_text(cfg, "cache_dir")
         self.cache_dir = expand_path(cache_dir) if cache_dir else None
-        self.folder = _local_folder(self.dataset_name)
+        self.folder = local_folder(self.dataset_name)
         self.local = self.dataset_name in LOCAL_BUILDERS or self.folder is not None
-        self.files = _files_option(cfg.get("files"), self.dataset_name, self.split_names)
+        self.files = files_option(cfg.get("files"), self.dataset_name, self.split_names)
         source = str(self.folder) if self.folder is not None else self.dataset_name
         loaded = load(source, self.config_name, self.files, self.cache_dir, self.local)
         self.chosen = _choose_splits(loaded, self.split_names, self.dataset_name)
@@ -127,267 +132,6 @@ class HfDatasetsDataModule(TextDataModule):
                 "Set data.val_fraction=0.1 (carved from train), or data.splits.val=NAME (one of its splits).",
             )
         return samples
-
-
-# ---------------------------------------------------------------------------- options
-
-
-def _dataset_option(value: Any) -> str:
-    if isinstance(value, str):
-        value = value.strip()
-    if value in (None, "", "???"):
-        raise ConfigError(
-            "data.dataset is required for data.name=hf_datasets.",
-            "e.g. data.dataset=rotten_tomatoes (a Hub name), or data.dataset=csv data.files=PATH.csv",
-        )
-    if not isinstance(value, str):
-        raise ConfigError(
-            f"data.dataset must be a dataset name or builder, got {value!r}.", "e.g. data.dataset=csv"
-        )
-    return value
-
-
-def _local_folder(dataset: str) -> Path | None:
-    """The folder ``data.dataset`` names, if it is one (``load_dataset`` reads its files by split name);
-    None for a Hub name or a builder. A path that does not exist, or a file, is an error."""
-    path = expand_path(dataset)
-    if dataset in LOCAL_BUILDERS:
-        return None
-    if path.is_dir():
-        return path
-    if path.is_file():
-        builder = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
-        raise ConfigError(
-            f"data.dataset={dataset} is a file; data.dataset takes a dataset name, a folder or a builder.",
-            f"Use data.dataset={builder.get(path.suffix.lower(), 'csv')} data.files={path}",
-        )
-    if "://" not in dataset and (dataset.startswith(("/", ".", "~", "$")) or dataset.count("/") > 1):
-        raise DataError(
-            f"data.dataset={path} does not exist (it is a path, not a Hub name).",
-            "Point it at a folder of data files, or use data.dataset=csv data.files=PATH.csv",
-        )
-    return None
-
-
-def _optional_text(cfg: Mapping[str, Any], key: str) -> str | None:
-    value = cfg.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"data.{key} must be a string or null, got {value!r}.")
-    return value
-
-
-def _splits_option(value: Any) -> dict[str, str | None]:
-    """``data.splits``: ftcli's split -> the dataset's split name (null: carved from train)."""
-    if value is None:
-        return dict(DEFAULT_SPLITS)
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"data.splits must map train/val/test to the dataset's split names, got {value!r}.",
-            "e.g. data.splits.val=validation (null: carve val from train)",
-        )
-    unknown = sorted(set(value) - set(SPLITS))
-    if unknown:
-        raise ConfigError(
-            f"data.splits has the key(s) {', '.join(unknown)}; ftcli's splits are {', '.join(SPLITS)}.",
-            "e.g. data.splits.val=validation data.splits.test=test",
-        )
-    splits = {**DEFAULT_SPLITS, **value}
-    for split, name in splits.items():
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ConfigError(
-                f"data.splits.{split} must be a split name of the dataset or null, got {name!r}.",
-                f"e.g. data.splits.{split}={DEFAULT_SPLITS[split]}",
-            )
-    if splits["train"] is None:
-        raise ConfigError(
-            "data.splits.train is null; the training texts need a split.", "e.g. data.splits.train=train"
-        )
-    used = [name for name in splits.values() if name is not None]
-    if len(set(used)) < len(used):
-        raise ConfigError(
-            f"data.splits maps two of ftcli's splits to one dataset split ({splits}).",
-            "Give each its own split, or null to carve val/test from train.",
-        )
-    return splits
-
-
-def _files_option(value: Any, dataset: str, splits: Mapping[str, str | None]) -> Any:
-    """``data.files`` as ``load_dataset``'s ``data_files`` (paths expanded); local files must exist."""
-    if value in (None, ""):
-        if dataset in LOCAL_BUILDERS:
-            raise ConfigError(
-                f"data.files is required for data.dataset={dataset} (the files it reads).",
-                f"e.g. data.files=~/reviews.{_suffix(dataset)}, or data.files={{train: a.{_suffix(dataset)}, "
-                f"test: b.{_suffix(dataset)}}}",
-            )
-        return None
-    local = dataset in LOCAL_BUILDERS
-    if isinstance(value, str):
-        return _file(value, "data.files", local)
-    if isinstance(value, Sequence):
-        return [_file(v, "data.files", local) for v in value]
-    if isinstance(value, Mapping):
-        names = [name for name in splits.values() if name is not None]
-        unused = sorted(str(key) for key in value if key not in names)
-        if unused:
-            raise ConfigError(
-                f"data.files names the split(s) {', '.join(unused)}, which data.splits does not use "
-                f"(it reads {', '.join(names)}).",
-                "Name the files' splits as data.splits does (train, validation, test), or set "
-                f"data.splits.val={unused[0]}",
-            )
-        return {
-            str(key): (
-                [_file(v, f"data.files.{key}", local) for v in item]
-                if isinstance(item, Sequence) and not isinstance(item, str)
-                else _file(item, f"data.files.{key}", local)
-            )
-            for key, item in value.items()
-        }
-    raise ConfigError(
-        f"data.files must be a path, a glob, a list or a mapping of split -> path, got {value!r}."
-    )
-
-
-def _file(value: Any, key: str, local: bool) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key} must be a path or a glob, got {value!r}.", f"e.g. {key}=~/reviews.csv")
-    if not local:
-        return value  # relative to the dataset (a Hub repo's or a folder's files)
-    path = str(expand_path(value))
-    if glob.has_magic(path):
-        if not glob.glob(path):
-            raise DataError(
-                f"{key}={value} matches no file.", "Check the pattern, e.g. data.files='~/texts/*.csv'"
-            )
-    elif not Path(path).is_file():
-        raise DataError(
-            f"{key}={path} does not exist.", "Point it at a file, a glob or a split -> file mapping."
-        )
-    return path
-
-
-def _suffix(builder: str) -> str:
-    return {"json": "jsonl", "text": "txt"}.get(builder, builder)
-
-
-# ---------------------------------------------------------------------------- loading
-
-
-def datasets_library() -> Any:
-    """The ``datasets`` module, quiet (ftcli prints its own lines); a ConfigError when not installed."""
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ConfigError(
-            f"data=hf_datasets needs the datasets library, which is not installed ({exc}).", INSTALL_HINT
-        ) from exc
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    return datasets
-
-
-def cache_folder(cache_dir: Path | None) -> str:
-    """Where ``load_dataset`` keeps what it read: ``data.cache_dir``, else the library's cache."""
-    return str(cache_dir) if cache_dir else str(datasets_library().config.HF_DATASETS_CACHE)
-
-
-def offline() -> bool:
-    """``FTCLI_OFFLINE`` (as for weights), ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``: read now, so a
-    variable set after ``datasets`` was imported counts too."""
-    if os.environ.get("FTCLI_OFFLINE", "") not in ("", "0"):
-        return True
-    for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
-        if os.environ.get(variable, "").upper() in ("1", "ON", "YES", "TRUE"):
-            return True
-    return bool(datasets_library().config.HF_HUB_OFFLINE)
-
-
-@contextlib.contextmanager
-def _cache_only() -> Iterator[None]:
-    """The datasets library in offline mode for a while: a Hub name is read from the cache, or fails now."""
-    config = datasets_library().config
-    before = config.HF_HUB_OFFLINE
-    config.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        config.HF_HUB_OFFLINE = before
-
-
-def load(dataset: str, config: str | None, files: Any, cache_dir: Path | None, local: bool) -> Any:
-    """The ``DatasetDict`` of ``dataset``: local files as given; a Hub name from the cache first, then
-    downloaded unless offline; every failure a DataError or ConfigError naming the key."""
-    datasets = datasets_library()
-    kwargs = {"data_files": files, "cache_dir": str(cache_dir) if cache_dir else None}
-    if local:
-        return _read(datasets, dataset, config, kwargs, cache_dir)
-    cached_other: ValueError | None = None  # in the cache, but not that config
-    try:
-        with _cache_only():
-            return _as_splits(datasets.load_dataset(dataset, config, **kwargs))
-    except (ConnectionError, FileNotFoundError):  # not cached (DatasetNotFoundError is a FileNotFoundError)
-        pass
-    except ValueError as exc:
-        cached_other = exc
-    if offline():
-        if cached_other is not None:
-            raise _read_error(cached_other, dataset, config, cache_dir) from cached_other
-        reason = "offline mode is set: FTCLI_OFFLINE, HF_DATASETS_OFFLINE or HF_HUB_OFFLINE"
-    else:
-        try:
-            from huggingface_hub import HfApi
-
-            HfApi().dataset_info(dataset, timeout=10)  # fails in a moment without a network
-        except Exception as exc:  # no network, an unknown or a gated dataset
-            reason = f"{type(exc).__name__}: {_first_line(exc)}"
-        else:
-            return _read(datasets, dataset, config, kwargs, cache_dir)
-    raise _not_cached(dataset, reason, cache_dir)
-
-
-def _read(datasets: Any, dataset: str, config: str | None, kwargs: Mapping[str, Any], cache_dir: Any) -> Any:
-    try:
-        return _as_splits(datasets.load_dataset(dataset, config, **kwargs))
-    except (
-        ValueError,
-        OSError,
-        RuntimeError,
-    ) as exc:  # OSError: ConnectionError, FileNotFoundError, pyarrow's
-        raise _read_error(exc, dataset, config, cache_dir) from exc
-
-
-def _as_splits(loaded: Any) -> Mapping[str, Any]:
-    return loaded if isinstance(loaded, Mapping) else {"train": loaded}  # a DatasetDict is a dict
-
-
-def _read_error(exc: Exception, dataset: str, config: str | None, cache_dir: Any) -> DataError | ConfigError:
-    """The error of a ``load_dataset`` call that failed, naming the key to change."""
-    text = _first_line(exc)
-    if isinstance(exc, ConnectionError):
-        return _not_cached(dataset, f"{type(exc).__name__}: {text}", cache_dir)
-    if isinstance(exc, ValueError) and "config" in str(exc).lower():  # the config names follow
-        shown = " ".join(str(exc).split())
-        return ConfigError(f"data.config={config}: {shown}", "Set data.config to one of the names listed.")
-    return DataError(f"data.dataset={dataset} cannot be read ({type(exc).__name__}: {text}).", LOCAL_HINT)
-
-
-def _not_cached(dataset: str, reason: str, cache_dir: Any) -> DataError:
-    return DataError(
-        f"data.dataset={dataset} is not in the datasets cache and could not be downloaded ({reason}).",
-        f"Cache folder: {cache_folder(cache_dir)}. Load it once where there is internet "
-        f"(datasets.load_dataset('{dataset}')) and copy that folder here (or point data.cache_dir at it), "
-        f"{LOCAL_HINT}.",
-    )
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-# ---------------------------------------------------------------------------- splits, columns, labels
 
 
 def _choose_splits(
