@@ -120,11 +120,12 @@ def test_kill_9_mid_lora_then_resume_last_ends_where_the_uninterrupted_run_ends_
     """A linear-probe epoch, then LoRA; the run is killed with SIGKILL (a process of its own) after the
     first LoRA epoch's checkpoint and resumed in this process, on one thread like the uninterrupted run."""
     base = tmp_path / "base.pt"
-    torch.save(make_net("resnet18", num_classes=10, seed=0).state_dict(), base)  # the "pretrained" base
+    torch.save(make_net("resnet18", num_classes=5, seed=0).state_dict(), base)  # the "pretrained" base
     # 20 images per class: an epoch lasts long enough to stop the run between two checkpoints
     args = [
         *QUIET, "model=resnet18", f"model.weights={base}", "data.image_size=16", "data.per_class=20",
-        "data.num_workers=0", "strategy=lora", "strategy.probe_epochs=1", "trainer.max_epochs=4",
+        "data.classes=[0,1,2,3,4]", "data.num_workers=0", "strategy=lora", "strategy.probe_epochs=1",
+        "trainer.max_epochs=4",
     ]  # fmt: skip
     whole_dir, crashed_dir = tmp_path / "whole", tmp_path / "crashed"
     whole_dir.mkdir()
@@ -142,7 +143,7 @@ def test_kill_9_mid_lora_then_resume_last_ends_where_the_uninterrupted_run_ends_
     for key, value in whole["state_dict"].items():
         assert torch.allclose(value.float(), again["state_dict"][key].float(), atol=1e-6), key
 
-    torch.save(make_net("resnet18", num_classes=10, seed=1).state_dict(), base)  # other base weights
+    torch.save(make_net("resnet18", num_classes=5, seed=1).state_dict(), base)  # other base weights
     refused = run_cli_inprocess("eval", f"ckpt={whole_ckpt}", cwd=tmp_path)
     assert refused.returncode == 2 and "fingerprint" in refused.stderr
     assert "Traceback" not in output(refused)
