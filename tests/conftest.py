@@ -14,11 +14,19 @@ from omegaconf import DictConfig
 from ftcli.command_line.config_groups import config_dir
 from ftcli.model.blocks import BlockNet
 
+from helpers.cli_runner import SMALL_SPLITS
 from helpers.nets import make_net
 from helpers.shared_runs import TrainedSweep, trained_digits_sweep
 
 # What every composed test config needs: small offline data, random init, the CPU trainer.
-FAST_OVERRIDES = ["model=resnet18", "data=digits", "data.image_size=32", "model.weights=null", "trainer=cpu"]
+FAST_OVERRIDES = [
+    "model=resnet18",
+    "data=digits",
+    "data.image_size=32",
+    "model.weights=null",
+    "trainer=cpu",
+    *SMALL_SPLITS,
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

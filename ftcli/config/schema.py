@@ -108,6 +108,11 @@ RULES: dict[str, Rule] = {
         is_path, "a weights name or file (a path of at most 4,096 bytes)", "DEFAULT"
     ).or_null(),
     "model.kwargs": MAPPING.or_null(),
+    "model.layers_per_block": Rule(
+        lambda v: v == "auto" or (is_whole(v) and 1 <= v <= 4096),
+        "auto or a whole number from 1: at most that many transformer layers per block (text models)",
+        "1",
+    ),
     # recipe (the head)
     "recipe.name": TEXT,
     "recipe.hidden": Rule(_hidden_ok, "a list of layer widths, each from 1 to 65536", "[256]"),

@@ -101,11 +101,14 @@ def build_model(
     return build_torchvision(name, enum_member, **kwargs)
 
 
-def to_blocks(model: nn.Module, name: str, pool: str = "auto") -> BlockMap:
-    """Cut a model into its block map, reusing (not copying) its submodules; ``pool``: a text model's
-    pooling (``recipe.pool``, ``ftcli.model.text_blocks``), ``auto`` for images."""
+def to_blocks(
+    model: nn.Module, name: str, pool: str = "auto", layers_per_block: int | str = "auto"
+) -> BlockMap:
+    """Cut a model into its block map, reusing (not copying) its submodules; ``pool`` and
+    ``layers_per_block``: a text model's pooling (``recipe.pool``) and grouping of transformer layers
+    into blocks (``model.layers_per_block``, ``ftcli.model.text_blocks``), ``auto`` for images."""
     if hf_models.is_hf(name):
-        block_map = text_blocks.to_blocks(model, text_blocks.check_pool(pool))
+        block_map = text_blocks.to_blocks(model, text_blocks.check_pool(pool), layers_per_block)
         text_blocks.check_blocks_reproduce(model, block_map)
         return block_map
     if pool != "auto":
@@ -113,13 +116,20 @@ def to_blocks(model: nn.Module, name: str, pool: str = "auto") -> BlockMap:
             f"recipe.pool={pool} applies to text models only.",
             "An image model pools with its own pooling layer: remove recipe.pool (or set it to auto).",
         )
+    if layers_per_block != "auto":
+        raise ConfigError(
+            f"model.layers_per_block={layers_per_block} applies to text models only.",
+            "An image model's blocks are its own stages: remove model.layers_per_block (or set it to auto).",
+        )
     if timm_models.is_timm(name):
         return timm_blocks.to_blocks(model, timm_models.check_name(name))
     return BACKBONE_FAMILIES.get(family_of(name)).mapper(model)
 
 
-def to_blocknet(model: nn.Module, name: str, pool: str = "auto") -> tuple[BlockNet, BlockMap]:
+def to_blocknet(
+    model: nn.Module, name: str, pool: str = "auto", layers_per_block: int | str = "auto"
+) -> tuple[BlockNet, BlockMap]:
     """The model as a BlockNet (stem, stages..., head = pool + classifier) and its block map."""
-    bm = to_blocks(model, name, pool)
+    bm = to_blocks(model, name, pool, layers_per_block)
     head = nn.Sequential(OrderedDict(pool=bm.pool, classifier=bm.classifier))
     return BlockNet(bm.blocks, head=head, family=bm.family, input=bm.input, notes=bm.notes), bm

@@ -11,13 +11,16 @@ real token for a causal LM, the mean or ``[CLS]`` for an encoder) and classifies
 Two layouts are mapped: decoders laid out like Llama (``embed_tokens``, ``layers``, ``norm``,
 ``rotary_emb``: Llama, SmolLM2, Mistral, Qwen2) and encoders laid out like BERT (``embeddings``,
 ``encoder.layer``: BERT, MiniLM, RoBERTa). Consecutive layers are grouped into at most
-:data:`MAX_STAGES` stages; the final norm joins the last stage. When a model is built, running the
+:data:`MAX_STAGES` stages (``model.layers_per_block`` sets the group size); the final norm joins the
+last stage. When a model is built, running the
 blocks in order is checked against the model's own hidden states (:func:`check_blocks_reproduce`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -171,12 +174,16 @@ def default_pool(model: nn.Module) -> str:
     return "last" if is_decoder(model) else "mean"
 
 
-def group_size(layers: int) -> int:
-    """Layers per stage: one each up to :data:`MAX_STAGES` layers, else as few as keep it under."""
-    return max(1, math.ceil(layers / MAX_STAGES))
+def group_size(layers: int, layers_per_block: int | str = "auto") -> int:
+    """Layers per stage (``model.layers_per_block``): auto is one each up to :data:`MAX_STAGES` layers,
+    else as few as keep it under; a number is the most per stage (``to_blocks`` then splits the layers
+    into that many near-equal stages)."""
+    if layers_per_block == "auto":
+        return max(1, math.ceil(layers / MAX_STAGES))
+    return max(1, min(int(layers_per_block), layers))
 
 
-def to_blocks(model: nn.Module, pool: str = "auto") -> BlockMap:
+def to_blocks(model: nn.Module, pool: str = "auto", layers_per_block: int | str = "auto") -> BlockMap:
     """``model`` (a transformers base model) as stem, stages and a pooling head, reusing its modules."""
     decoder = is_decoder(model)
     config = model.config
@@ -186,7 +193,7 @@ def to_blocks(model: nn.Module, pool: str = "auto") -> BlockMap:
     else:
         stem = EncoderStem(model.embeddings, config)
         layers, norm = list(model.encoder.layer), None
-    size = group_size(len(layers))
+    size = group_size(len(layers), layers_per_block)
     chunks = near_equal_chunks(layers, math.ceil(len(layers) / size))
     stages, first = [], 0
     for index, chunk in enumerate(chunks):
@@ -213,8 +220,8 @@ def structure_notes(block_map: BlockMap) -> list[str]:
     sizes = sorted({len(stage.layers) for stage in stages})
     per = "/".join(str(size) for size in sizes)
     return [
-        f"{total} transformer layers in {len(stages)} blocks ({per} per block: stage1 = "
-        f"{stages[0].extra_repr()}, stage{len(stages)} = {stages[-1].extra_repr()}); "
+        f"{total} transformer layers in {len(stages)} blocks ({per} per block, model.layers_per_block: "
+        f"stage1 = {stages[0].extra_repr()}, stage{len(stages)} = {stages[-1].extra_repr()}); "
         "the embeddings are the stem",
         f"the head pools the {_pool_words(block_map.pool)} hidden state of each text (recipe.pool)",
         "strategy.bn does not apply: this network has no BatchNorm (it normalizes with LayerNorm/RMSNorm)",
@@ -262,3 +269,43 @@ def check_pool(pool: object) -> str:
             "the mean for an encoder).",
         )
     return str(pool)
+
+
+_LAYER_KEY = re.compile(r"^blocks\.stage(\d+)\.layers\.(\d+)\.(.+)$")
+_NORM_KEY = re.compile(r"^blocks\.stage(\d+)\.norm\.(.+)$")
+
+
+def _layers_per_stage(keys: Iterable[str]) -> dict[int, int]:
+    """{stage number: its layer count} read off BlockNet tensor names (``blocks.stage3.layers.1.x``)."""
+    counts: dict[int, int] = {}
+    for key in keys:
+        if match := _LAYER_KEY.match(key):
+            stage, layer = int(match[1]), int(match[2])
+            counts[stage] = max(counts.get(stage, 0), layer + 1)
+    return counts
+
+
+def regrouped(state: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A text checkpoint's tensors renamed to ``target``'s grouping of layers into stages.
+
+    Chaining reads a checkpoint in BlockNet names; a run with another ``model.layers_per_block`` names
+    the same layer differently (``stage2.layers.0`` or ``stage1.layers.1``). The n-th layer of the model
+    is the same layer in both, and the final norm sits in the last stage of each. Returned unchanged when
+    the groupings agree, or the layer counts differ (the load then reports the mismatch)."""
+    source, wanted = _layers_per_stage(state), _layers_per_stage(target)
+    if not source or not wanted or source == wanted or sum(source.values()) != sum(wanted.values()):
+        return state
+    first, total = {}, 0
+    for stage in sorted(source):
+        first[stage], total = total, total + source[stage]
+    place = [(stage, layer) for stage in sorted(wanted) for layer in range(wanted[stage])]
+    last = max(wanted)
+    renamed: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if match := _LAYER_KEY.match(key):
+            stage, layer = place[first[int(match[1])] + int(match[2])]
+            key = f"blocks.stage{stage}.layers.{layer}.{match[3]}"
+        elif match := _NORM_KEY.match(key):
+            key = f"blocks.stage{last}.norm.{match[2]}"
+        renamed[key] = tensor
+    return renamed

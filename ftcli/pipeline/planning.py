@@ -142,7 +142,15 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
 
     kwargs = _plain(cfg.model.get("kwargs") or {})
     recipe = _plain(cfg.recipe)
-    net, surgery = build_network(model_name, kwargs, start, recipe, datamodule.num_classes, check_input)
+    net, surgery = build_network(
+        model_name,
+        kwargs,
+        start,
+        recipe,
+        datamodule.num_classes,
+        check_input,
+        layers_per_block=cfg.model.get("layers_per_block", "auto"),
+    )
     if with_adapters:
         insert_adapters(net, adapter_record.adapter_options(cfg.strategy))
     schedule = make_schedule(cfg.strategy, net)

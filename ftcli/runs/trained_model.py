@@ -100,7 +100,8 @@ def load(path: Path) -> TrainedModel:
         kwargs.pop(hf_models.REMOTE_CODE, None)  # a checkpoint never turns a model folder's own code on
         # a LoRA checkpoint's base from its source; otherwise every tensor is in the checkpoint: no weights
         start = starting_weights(model_name, model_meta.get("weights") if adapters else None)
-        net, _ = build_network(model_name, kwargs, start, recipe, len(class_names))
+        grouping = model_meta.get("layers_per_block", "auto")  # absent in checkpoints before the key
+        net, _ = build_network(model_name, kwargs, start, recipe, len(class_names), layers_per_block=grouping)
         transform = input_spec(meta[checkpoint_schema.TRANSFORM], start.hf_folder)
     except (FtcliError, TypeError, ValueError, KeyError, RuntimeError) as err:
         message = err.message if isinstance(err, FtcliError) else f"{type(err).__name__}: {err}"

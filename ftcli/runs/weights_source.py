@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from ftcli.data.images.transforms import TransformSpec
-from ftcli.model import hf_models, timm_models
+from ftcli.model import hf_models, text_blocks, timm_models
 from ftcli.model import weights as weights_lib
 from ftcli.model.adapters import merged
 from ftcli.model.backbones import build_model, to_blocknet
@@ -54,9 +54,11 @@ def build_network(
     recipe: Mapping[str, Any],
     num_classes: int,
     check_input: Callable[[ModelInput], None] | None = None,
+    layers_per_block: int | str = "auto",
 ) -> tuple[BlockNet, SurgeryReport]:
-    """The backbone built on its starting weights, cut into blocks, with the recipe's head (head surgery).
-    ``check_input`` sees what the network takes before any weights are copied (an image size check)."""
+    """The backbone built on its starting weights, cut into blocks (a text model's transformer layers
+    ``layers_per_block`` to a block), with the recipe's head (head surgery). ``check_input`` sees what
+    the network takes before any weights are copied (an image size check)."""
     source = start.source
     enum_member = source.value if source.kind == "enum" else None
     if enum_member is not None:
@@ -67,7 +69,7 @@ def build_network(
     model = build_model(
         model_name, dict(kwargs), enum_member, timm_file, start.hf_folder, source.kind == "hf"
     )
-    net, block_map = to_blocknet(model, model_name, str(recipe.get("pool", "auto")))
+    net, block_map = to_blocknet(model, model_name, str(recipe.get("pool", "auto")), layers_per_block)
     if check_input is not None:
         check_input(block_map.input)
     name_map = weights_lib.source_name_map(model, net)
@@ -93,7 +95,8 @@ def load_weights_file(
 
         state = merged(trained_model.load(path).net).state_dict()
     elif meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
-        state = checkpoint_schema.model_state(loaded)
+        # a text model's layers renamed to this network's blocks (model.layers_per_block may differ)
+        state = text_blocks.regrouped(checkpoint_schema.model_state(loaded), net.state_dict())
     else:
         tensors = weights_lib.file_tensors(loaded)
         if model is not None:

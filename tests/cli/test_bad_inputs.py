@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import run_cli
+from helpers.cli_runner import SMALL_SPLITS, run_cli
 from helpers.leaky_images import copied_into_val
 from helpers.nets import make_net
 
@@ -34,7 +34,7 @@ FAST = [
     "data.image_size=32",
     "model.weights=null",
 ]
-DIGITS = ["data=digits", "data.per_class=5"]
+DIGITS = ["data=digits", "data.per_class=5", *SMALL_SPLITS]
 EARLIER = Path("outputs") / "2020-01-01" / "00-00-00-000000"  # an earlier run in the cwd
 MAX_MESSAGE_LINES = 5
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import SMALL_SPLITS, assert_ok, assert_user_error, output, run_cli
 from helpers.leaky_images import copied_into_val
 from helpers.shared_runs import DIGITS_SWEEP_CLASSES, TrainedSweep
 
@@ -31,7 +31,7 @@ FAST = [
     "print_config=false",
     "data.image_size=32",
 ]
-DIGITS = ["data=digits", "data.per_class=5"]
+DIGITS = ["data=digits", "data.per_class=5", *SMALL_SPLITS]
 SOURCE_CLASSES = DIGITS_SWEEP_CLASSES  # job 0 of the session's digits sweep (strategy last_layers)
 TARGET_CLASSES = [7, 8, 9, 0, 1]  # new classes and some of the source's, fewer than the source's
 

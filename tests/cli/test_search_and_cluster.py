@@ -25,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok, assert_user_error, output, run_cli
+from helpers.cli_runner import SMALL_SPLITS, assert_ok, assert_user_error, output, run_cli
 
 FAST = [
     "model=resnet18",
@@ -37,6 +37,7 @@ FAST = [
     "data=digits",
     "data.image_size=32",
     "data.per_class=5",
+    *SMALL_SPLITS,
 ]
 
 

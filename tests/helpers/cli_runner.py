@@ -15,6 +15,9 @@ from typing import Protocol
 QUIET_ENV = {"FTCLI_OFFLINE": "1", "COLUMNS": "120", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # FTCLI_DEBUG from the caller's shell would turn every error into a traceback; a test may set it.
 SCRUBBED_ENV = ("FTCLI_DEBUG", "HYDRA_FULL_ERROR")
+# digits' validation and test splits at 90 images each (defaults 20% and 30% of 1,797): a tiny run
+# evaluates them every epoch
+SMALL_SPLITS = ("data.val_fraction=0.05", "data.test_fraction=0.05")
 # the smallest real training a command-line test runs: ResNet-18 from random init on 16 px digits, CPU,
 # validated and tested on one batch (64 images) of their splits
 TINY_TRAIN = (

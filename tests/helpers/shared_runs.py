@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli_inprocess import run_cli_inprocess
-from helpers.cli_runner import assert_ok
+from helpers.cli_runner import SMALL_SPLITS, assert_ok
 
 # ---------------------------------------------------------------------------- the digits sweep
 
@@ -40,6 +40,7 @@ DIGITS_SWEEP = [
     "data=digits",
     "data.image_size=32",
     "data.per_class=5",
+    *SMALL_SPLITS,
     f"data.classes=[{','.join(map(str, DIGITS_SWEEP_CLASSES))}]",
     "model.weights=null",
     "strategy=last_layers,full",

