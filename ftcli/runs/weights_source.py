@@ -95,8 +95,9 @@ def load_weights_file(
 
         state = merged(trained_model.load(path).net).state_dict()
     elif meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
-        # a text model's layers renamed to this network's blocks (model.layers_per_block may differ)
-        state = text_blocks.regrouped(checkpoint_schema.model_state(loaded), net.state_dict())
+        state = checkpoint_schema.model_state(loaded)
+        if net.family == "hf":  # its layers renamed to this network's blocks (model.layers_per_block)
+            state = text_blocks.regrouped(state, net.state_dict())
     else:
         tensors = weights_lib.file_tensors(loaded)
         if model is not None:

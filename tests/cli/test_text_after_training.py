@@ -260,11 +260,12 @@ def test_a_text_checkpoint_is_the_start_of_the_next_text_task(
     reviews.write_text(
         "text,label\n" + "".join(f"fine film {i},a\nbad film {i},b\nodd film {i},c\n" for i in range(6))
     )
+    overrides = [
+        f"model.name=hf/{text_run.model_folder}", f"model.weights={text_run.checkpoint}",
+        "data=text_csv", f"data.root={reviews}", "strategy=last_layers", "trainer=cpu",
+    ]  # fmt: skip
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"model.name=hf/{text_run.model_folder}", f"model.weights={text_run.checkpoint}",
-            "data=text_csv", f"data.root={reviews}", "strategy=last_layers", "trainer=cpu",
-        ])  # fmt: skip
+        cfg = compose("train", overrides=overrides)
     plan = plan_run(cfg)
     source = trained_model.load(text_run.checkpoint).net.state_dict()
     chained = plan.net.state_dict()
@@ -272,3 +273,14 @@ def test_a_text_checkpoint_is_the_start_of_the_next_text_task(
     assert backbone and all(torch.equal(chained[name], source[name]) for name in backbone)
     assert plan.net.blocks["head"].classifier[-1].out_features == 3  # a new head for the new classes
     assert plan.checkpoint_meta()["chained_from"] == str(text_run.checkpoint)
+
+    # the same checkpoint into a run that groups the 2 layers into one block: each layer found again
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        grouped = compose("train", overrides=[*overrides, "model.layers_per_block=2"])
+    regrouped = plan_run(grouped).net
+    assert regrouped.backbone_names == ["stem", "stage1"]
+    state = regrouped.state_dict()
+    for name in ("self_attn.q_proj.weight", "mlp.down_proj.weight"):
+        assert torch.equal(state[f"blocks.stage1.layers.0.{name}"], source[f"blocks.stage1.layers.0.{name}"])
+        assert torch.equal(state[f"blocks.stage1.layers.1.{name}"], source[f"blocks.stage2.layers.0.{name}"])
+    assert torch.equal(state["blocks.stage1.norm.weight"], source["blocks.stage2.norm.weight"])

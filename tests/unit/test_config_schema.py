@@ -33,6 +33,8 @@ HOSTILE = [
     ("optimizer.betas=0.9", "optimizer.betas", "list of 2"),
     ("optimizer.betas=[2,3]", "optimizer.betas", "below 1"),
     ("model.kwargs=5", "model.kwargs", "mapping"),
+    ("model.layers_per_block=0", "model.layers_per_block", "auto or a whole number from 1"),
+    ("model.layers_per_block=two", "model.layers_per_block", "transformer layers per block"),
     ("optimizer.weight_decay=-1", "optimizer.weight_decay", "from 0"),
     ("optimizer=sgd optimizer.momentum=-1", "optimizer.momentum", "from 0"),
     ("scheduler.warmup_epochs=-1", "scheduler.warmup_epochs", ">= 0"),

@@ -180,6 +180,7 @@ def test_a_copied_image_file_of_a_dataset_that_reads_files_is_found(tmp_path: Pa
     assert report.basis == "file bytes" and report.leaked_count + report.repeated_count == 1
 
 
+@pytest.mark.slow  # reads and checks the 70,000 real images (~9 s on 2 cores)
 @pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="apt install dataset-fashion-mnist")
 def test_the_real_debian_fashion_mnist() -> None:
     dm = make({"name": "FashionMNIST", "root": str(DEBIAN_FASHION_MNIST), "per_class": 2})
