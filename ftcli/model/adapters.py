@@ -174,7 +174,7 @@ def resolved_options(net: BlockNet, paths: list[str], options: AdapterOptions) -
     note = ""
     r = options.r
     if r == AUTO:
-        backbone = sum(p.numel() for block in net.backbone_names for p in net.blocks[block].parameters())
+        backbone = backbone_parameters(net)
         modules = dict(net.named_modules())
         per_rank = sum(_rank_cost(modules[path]) for path in paths)
         magnitudes = sum(_out_features(modules[path]) for path in paths) if options.use_dora else 0
@@ -209,6 +209,16 @@ def _out_features(module: nn.Module) -> int:
 
 def is_adapter_tensor(name: str) -> bool:
     return ADAPTER_MARK in name
+
+
+def backbone_parameters(net: BlockNet) -> int:
+    """The backbone's own parameters, adapters left out: what ``r=auto``'s share and ``inspect``'s are of."""
+    return sum(
+        p.numel()
+        for block in net.backbone_names
+        for name, p in net.blocks[block].named_parameters()
+        if not is_adapter_tensor(name)
+    )
 
 
 def set_adapters_trainable(module: nn.Module, trainable: bool) -> None:
@@ -303,9 +313,7 @@ def describe(net: BlockNet) -> list[str]:
         return []
     options = adapters.options
     state = net.state_dict()
-    buffers = {name for name, _ in net.named_buffers()}
-    own = sum(t.numel() for n, t in state.items() if n not in buffers and not is_adapter_tensor(n))
-    backbone = own - sum(p.numel() for p in net.blocks[HEAD].parameters())
+    backbone = backbone_parameters(net)
     added = adapter_parameters(net)
     kept_tensors = kept_names(net)
     kept = sum(t.numel() * t.element_size() for n, t in state.items() if n in kept_tensors)
