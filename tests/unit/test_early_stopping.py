@@ -78,6 +78,7 @@ STRATEGIES = {
 }
 
 
+@pytest.mark.slow  # fits a network through every phase (1-3 s each on 2 cores)
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_no_stop_inside_the_head_only_phase_of_a_phased_strategy(tiny_net, tmp_path, name: str) -> None:
     # min_delta 1.0: accuracy can never improve by that much, so every check after the first is a miss.

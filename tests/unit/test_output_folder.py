@@ -81,6 +81,7 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # two evals of a trained checkpoint
 def test_two_evals_with_other_data_overrides_keep_both_results(tmp_path: Path) -> None:
     from ftcli.commands.evaluate import evaluate
 

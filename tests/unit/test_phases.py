@@ -208,7 +208,8 @@ SCHEDULE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(SCHEDULE_CASES))
-@pytest.mark.parametrize("scheduler", ["cosine", "none"])
+# the constant rate (none) is the cosine case's simpler twin: make test runs it, make test-fast does not
+@pytest.mark.parametrize("scheduler", ["cosine", pytest.param("none", marks=pytest.mark.slow)])
 def test_each_step_trains_what_its_phase_says_at_the_formula_rate(
     tiny_net, case: str, scheduler: str
 ) -> None:

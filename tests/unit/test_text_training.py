@@ -199,6 +199,7 @@ def test_last_layers_on_text_trains_on_the_cached_hidden_states_of_the_fixed_blo
         assert torch.allclose(cached[name], tensor, atol=2e-4), name
 
 
+@pytest.mark.slow  # a sweep of training runs
 def test_a_sweep_over_text_strategies_runs_one_job_each(
     tiny_llama: str, reviews: Path, tmp_path: Path
 ) -> None:
