@@ -173,7 +173,6 @@ def collect_auto(sweep: Path) -> list[dict[str, object]]:
                 "rule_pick": " ".join(decision.get("overrides", [])),
                 "scores": {e["label"]: e["scores"] for e in race["entrants"]},
                 "cost_epochs": race["cost_in_runs"],
-                "cost_wall": (advice + raced + final) / final,
             }
         picks.append(pick)
     return picks

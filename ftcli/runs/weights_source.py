@@ -96,13 +96,13 @@ def load_weights_file(
         state = merged(trained_model.load(path).net).state_dict()
     elif meta:  # an ftcli checkpoint: its tensors are in BlockNet names already
         state = checkpoint_schema.model_state(loaded)
-        if net.family == "hf":  # its layers renamed to this network's blocks (model.layers_per_block)
-            state = text_blocks.regrouped(state, net.state_dict())
     else:
         tensors = weights_lib.file_tensors(loaded)
         if model is not None:
             tensors = weights_lib.in_model_names(tensors, model)
         state = weights_lib.in_block_names(tensors, name_map)
+    if meta and net.family == "hf":  # an ftcli text checkpoint's layers renamed to this run's blocks
+        state = text_blocks.regrouped(state, net.state_dict())  # (its model.layers_per_block may differ)
     described = meta.get(checkpoint_schema.MODEL)
     holds = described.get("name") if isinstance(described, dict) else None
     weights_lib.load_backbone(net, state, path, holds=holds)

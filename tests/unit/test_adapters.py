@@ -202,3 +202,41 @@ def test_bad_adapter_settings_are_clear_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         plan_run(compose_train(*LITE0, *overrides))
+
+
+@pytest.mark.slow  # trains a LoRA run through the command line (a few seconds)
+def test_a_text_lora_checkpoint_chains_into_a_run_that_groups_its_layers_otherwise(
+    tiny_llama_weights: str, tmp_path: Path
+) -> None:
+    """The LoRA checkpoint's base is rebuilt and its adapters merged in its own grouping (3 blocks of
+    one layer); a run with model.layers_per_block=3 (one block) finds each merged layer in its place."""
+    from ftcli.runs import trained_model
+
+    from helpers.cli_inprocess import run_cli_inprocess
+    from helpers.cli_runner import assert_ok
+    from helpers.text_runs import write_reviews
+
+    reviews = write_reviews(tmp_path / "reviews.csv")
+    text = [f"model.name={tiny_llama_weights}", "data=text_csv", f"data.root={reviews}", "trainer=cpu"]
+    quiet = ["trainer.enable_progress_bar=false", "print_config=false", "data.batch_size=8"]
+    run = tmp_path / "run"
+    trained = run_cli_inprocess(
+        "train", *text, *quiet, "model.weights=DEFAULT", "strategy=lora", "trainer.max_epochs=1",
+        f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(trained)
+    checkpoint = run / "checkpoints" / "best.ckpt"
+    source = adapters.merged(trained_model.load(checkpoint).net).state_dict()
+    assert {"blocks.stage3.layers.0.self_attn.q_proj.weight", "blocks.stage3.norm.weight"} <= set(source)
+
+    chained = plan_run(
+        compose_text_train(
+            tiny_llama_weights, reviews, f"model.weights={checkpoint}", "model.layers_per_block=3"
+        )
+    ).net
+    assert chained.backbone_names == ["stem", "stage1"]
+    state = chained.state_dict()
+    for layer in range(3):  # merged weights (base + the trained adapters), layer for layer
+        ours = state[f"blocks.stage1.layers.{layer}.self_attn.q_proj.weight"]
+        assert torch.equal(ours, source[f"blocks.stage{layer + 1}.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(state["blocks.stage1.norm.weight"], source["blocks.stage3.norm.weight"])

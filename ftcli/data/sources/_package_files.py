@@ -35,7 +35,8 @@ def file_in_package(package: str, relative: str, used_by: str, pip_name: str) ->
 
 
 def gzip_csv_table(path: Path, columns: int, what: str) -> np.ndarray:
-    """The integer table of a gzip CSV, checked to have ``columns`` columns (``what`` names them)."""
+    """The table of a gzip CSV of numbers (as float64), checked to have ``columns`` columns (``what``
+    names them)."""
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.float64)
     if table.ndim != 2 or table.shape[1] != columns:
