@@ -11,18 +11,23 @@ Target task: MNIST digits 5-9 (``data=mnist``, 64 px), on EfficientNet-Lite0. Th
   another validation/test split); **much data**: every training image (about 1,650), seed 0.
 
 Two more cells start from the shipped ImageNet Lite0 itself (source ``imagenet``, no fine-tuning on a
-source task). Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW
-1e-3, one for feature_extraction at lr 1e-2, the demo's probe rate, one of ``strategy=auto
+source task). The text column (cells ``text_little``, ``text_much``) is the article's text example on a
+network that fits the time: all-MiniLM-L6-v2 as shipped (a sentence encoder pretrained on general
+English) fine-tuned for movie-review sentiment (``data=movie_reviews``), 16 labelled sentences per class
+(seeds 0, 1, 2) or 1,000 per class (seed 0), every strategy at the transformer rate 1e-4 but the probe.
+
+Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW
+1e-3 (the text cells 1e-4), one for feature_extraction at lr 1e-2, the demo's probe rate, one of ``strategy=auto
 auto.mode=rule``, the advisor's rule, and one of ``strategy=auto auto.mode=race``, the race of its
 shortlist on the validation split, with the same seeds), then the script
 prints and writes (``study.md``, ``study.json``) mean test accuracy and spread (min-max over seeds)
 per cell and strategy, which strategy the four-regime rule recommends there, and what auto picked
 (rule and race), its accuracy, its gap to the best strategy of the cell and, for the race, its cost
-in runs (wall time of advice + race + final run over the final run's). Not run by CI; about 60-90
-minutes on 2 CPU cores (the race adds up to one run per auto run).
+in runs (wall time of advice + race + final run over the final run's). Not run by CI; about 2-2.5
+hours on 2 CPU cores for every cell (the race adds up to one run per auto run; the text cells ~1 hour).
 
 Usage: python -m bench.regime_study [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
-       [--cells imagenet_little,...] [--no-bnrecal]
+       [--cells imagenet_little,text_little,...] [--no-bnrecal]
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ PROBE_LR = "0.01"
 RECALIBRATED = ("last_layers", "first_layers", "full", "lp_ft", "gradual")
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 # what the seed's four-regime rule says for each cell
+SOURCES = ("similar", "dissimilar", "imagenet", "text")
 RULE = {
     ("similar", "little"): "last_layers / feature_extraction",
     ("similar", "much"): "full",
@@ -52,6 +58,8 @@ RULE = {
     ("dissimilar", "much"): "scratch",
     ("imagenet", "little"): "(not a seed regime: ImageNet photos -> digits)",
     ("imagenet", "much"): "(not a seed regime: ImageNet photos -> digits)",
+    ("text", "little"): "last_layers / feature_extraction (general English -> reviews taken as similar)",
+    ("text", "much"): "full (general English -> reviews taken as similar)",
 }
 QUIET = ["print_config=false", "trainer.enable_progress_bar=false", "trainer=cpu"]
 # optimizer.decay_norm_and_bias=true: the study was measured before the no-decay convention became
@@ -64,6 +72,19 @@ COMMON = [
     "data.val_fraction=0.02",
     "data.test_fraction=0.3",
 ]
+IMAGE_TARGET = [*COMMON, "data.classes=[5,6,7,8,9]"]
+# The text cells: MiniLM (22.7M parameters) rather than SmolLM2-135M, whose live steps (~3 s on 2 cores)
+# would make its full-network strategies take hours; 5% validation (528 sentences), 20% test (2,114).
+# lr 1e-4, a usual transformer fine-tuning rate (ftcli's 1e-3 sends full fine-tuning of MiniLM to chance).
+TEXT_LR = "1e-4"
+TEXT_TARGET = [
+    "model=minilm_l6",
+    "data=movie_reviews",
+    "data.val_fraction=0.05",
+    "data.test_fraction=0.2",
+    f"optimizer.lr={TEXT_LR}",
+]
+TEXT_SOURCE = "all-MiniLM-L6-v2 as shipped, a sentence encoder pretrained on general English"
 
 
 def ftcli(*args: str) -> None:
@@ -78,6 +99,8 @@ def train_source(out: Path, similarity: str) -> tuple[str, str]:
     (its best checkpoint); returns its ``model.weights`` value and a description."""
     if similarity == "imagenet":
         return "imagenet", "ImageNet Lite0 as shipped, no fine-tuning"
+    if similarity == "text":
+        return "package", TEXT_SOURCE
     similar = similarity == "similar"
     run = out / ("source_similar" if similar else "source_dissimilar")
     if similar:
@@ -97,6 +120,36 @@ def train_source(out: Path, similarity: str) -> tuple[str, str]:
     return str(run / "checkpoints" / "best.ckpt"), what
 
 
+def cell_overrides(similarity: str, size: str, much_epochs: int) -> list[str]:
+    """The target task of a cell, and its data size and schedule: every run of the cell shares these."""
+    if similarity == "text":
+        if size == "little":
+            return [*TEXT_TARGET, "data.per_class=16", "data.batch_size=16", "trainer.max_epochs=10"]
+        much = ["data.per_class=1000", "data.batch_size=32", f"trainer.max_epochs={much_epochs}"]
+        return [*TEXT_TARGET, *much]
+    if size == "little":
+        return [*IMAGE_TARGET, "data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
+    return [*IMAGE_TARGET, "data.batch_size=32", f"trainer.max_epochs={much_epochs}"]
+
+
+def cell_sweeps(cell: Path, similarity: str, size: str, bnrecal: bool) -> list[tuple[Path, list[str]]]:
+    """The sweeps of a cell, each a folder and what it varies: every strategy but the probe, the probe at
+    its own lr, ``strategy=auto`` with the rule's pick, the race's winner and, in little-data image cells,
+    the strategies that train BatchNorm layers with ``strategy.bn_recalibrate=true`` (a text network has
+    no BatchNorm)."""
+    others = ",".join(s for s in STRATEGIES if s != PROBE)
+    sweeps = [
+        (cell, [f"strategy={others}"]),
+        (cell.with_name(cell.name + "_probe"), [f"strategy={PROBE}", f"optimizer.lr={PROBE_LR}"]),
+        (cell.with_name(cell.name + "_auto"), ["strategy=auto", "auto.mode=rule"]),
+        (cell.with_name(cell.name + "_race"), ["strategy=auto", "auto.mode=race"]),
+    ]
+    if size == "little" and bnrecal and similarity != "text":
+        recalibrated = [f"strategy={','.join(RECALIBRATED)}", "strategy.bn_recalibrate=true"]
+        sweeps.append((cell.with_name(cell.name + "_bnrecal"), recalibrated))
+    return sweeps
+
+
 def run_cell(
     out: Path,
     similarity: str,
@@ -106,30 +159,15 @@ def run_cell(
     much_epochs: int,
     bnrecal: bool = True,
 ) -> list[Path]:
-    """Five Hydra sweeps on the target from ``source``: every strategy but the probe (x seeds), the
-    probe at its own lr, ``strategy=auto`` with the rule's pick, the race's winner and, in little-data
-    cells, the strategies that train BatchNorm layers with ``strategy.bn_recalibrate=true``; returns
-    their folders (in that order)."""
-    cell = out / f"{similarity}_{size}"
-    if size == "little":
-        data = ["data.per_class=5", "data.batch_size=16", "trainer.max_epochs=20"]
-    else:
-        data = ["data.batch_size=32", f"trainer.max_epochs={much_epochs}"]
-    others = ",".join(s for s in STRATEGIES if s != PROBE)
-    sweeps = [
-        (cell, [f"strategy={others}"]),
-        (cell.with_name(cell.name + "_probe"), [f"strategy={PROBE}", f"optimizer.lr={PROBE_LR}"]),
-        (cell.with_name(cell.name + "_auto"), ["strategy=auto", "auto.mode=rule"]),
-        (cell.with_name(cell.name + "_race"), ["strategy=auto", "auto.mode=race"]),
-    ]
-    if size == "little" and bnrecal:
-        recalibrated = [f"strategy={','.join(RECALIBRATED)}", "strategy.bn_recalibrate=true"]
-        sweeps.append((cell.with_name(cell.name + "_bnrecal"), recalibrated))
+    """Run the sweeps of one cell from ``source`` (a sweep already run is skipped); returns their folders
+    in :func:`cell_sweeps`' order."""
+    sweeps = cell_sweeps(out / f"{similarity}_{size}", similarity, size, bnrecal)
+    target = cell_overrides(similarity, size, much_epochs)
     for sweep, chosen in sweeps:
         if list(sweep.glob("*/summary.json")):
             continue
         ftcli(
-            "train", "-m", *COMMON, "data.classes=[5,6,7,8,9]", f"model.weights={source}", *data, *chosen,
+            "train", "-m", *target, f"model.weights={source}", *chosen,
             f"seed={','.join(map(str, seeds))}", f"hydra.sweep.dir={sweep}", *QUIET,
         )  # fmt: skip
     return [sweep for sweep, _ in sweeps]
@@ -290,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[float]]] = {}
     autos: dict[str, list[dict]] = {}
     recalibrated: dict[str, dict[str, list[float]]] = {}
-    for similarity in ("similar", "dissimilar", "imagenet"):
+    for similarity in SOURCES:
         sizes = [s for s in ("little", "much") if cells is None or f"{similarity}_{s}" in cells]
         if not sizes:
             continue
