@@ -21,6 +21,7 @@ from rich.text import Text
 from ftcli import notices
 from ftcli.device import training_device
 from ftcli.features.datamodules import maybe_cached
+from ftcli.finetune.transformer_rate import high_rate_note
 from ftcli.hydra_hooks.sweep_jobs import pin_sweep_job_command_line, requeued_checkpoint
 from ftcli.model.blocks import count_parameters
 from ftcli.pipeline.planning import RunPlan, plan_run
@@ -171,7 +172,10 @@ def show_plan(run_plan: RunPlan) -> None:
     cfg = run_plan.cfg
     console.show(tables.data_line(run_plan.datamodule.describe()))
     console.show(tables.plan_table(run_plan, float(cfg.optimizer.lr)))
-    for note in run_plan.net.notes:
+    rate_note = high_rate_note(
+        run_plan.net, run_plan.schedule, float(cfg.optimizer.lr), run_plan.starts_pretrained
+    )
+    for note in [*run_plan.net.notes, *([rate_note] if rate_note else [])]:
         console.show(f"[yellow]note[/yellow]: {note}")
     for note in tables.schedule_notes(run_plan.schedule, cfg.trainer.get("max_epochs")):
         console.show(f"[yellow]note[/yellow]: {note}")

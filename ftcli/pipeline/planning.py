@@ -53,6 +53,8 @@ class RunPlan:
     source_meta: dict[str, Any] = field(default_factory=dict)
     # strategy=auto: what the advisor measured and decided (``Advice.to_dict``), stored in checkpoints
     advice: dict[str, Any] | None = None
+    # whether the network starts from trained weights (false: scratch, or model.weights=null)
+    starts_pretrained: bool = True
 
     def module(self, module_class: type[FineTuneModule] = FineTuneModule) -> FineTuneModule:
         """The Lightning module that trains this plan (``RangeTestModule`` for ``lrfind``)."""
@@ -164,7 +166,10 @@ def plan_run(cfg: DictConfig, advice: dict[str, Any] | None = None) -> RunPlan:
             "Remove the mixup.* overrides for a text model (mixup=default leaves it off).",
         )
     label = source.label if pretrained else "random init (strategy ignores weights)"
-    return RunPlan(cfg, options, net, schedule, surgery, datamodule, spec, label, source_meta, advice)
+    trained = pretrained and source.kind != "none"
+    return RunPlan(
+        cfg, options, net, schedule, surgery, datamodule, spec, label, source_meta, advice, trained
+    )
 
 
 def _check_modality(model_name: str, text_model: bool, data_cfg: Any) -> None:

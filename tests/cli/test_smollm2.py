@@ -33,3 +33,5 @@ def test_inspect_smollm2_shows_its_blocks_what_is_frozen_and_that_the_weights_co
         assert f"{block} " in out
     assert out.count("trainable") >= 3  # stage9, stage10 and the head train; the rest is frozen
     assert "frozen" in out and "last real token" in out
+    # ftcli's default rate on pretrained transformer layers: inspect says so before anything trains
+    assert "pretrained transformer layers train at up to 1.0e-03 here (2 blocks, stage9 to stage10)" in out
