@@ -43,7 +43,7 @@ test-fast: install  ## the tests without the slower end-to-end CLI runs
 bench: install  ## speed: raw PyTorch loop vs ftcli per strategy, feature cache, --help, first step -> bench-results.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-study: install  ## the four-regime study (not run by CI, ~60-90 min on 2 cores, auto validated too) -> outputs/study/study.md
+study: install  ## the four-regime study and its text column (not run by CI, ~3 h on 2 cores, auto validated too) -> outputs/study/study.md
 	$(BIN)/python -m bench.regime_study $(STUDY_ARGS)
 
 lint: install  ## ruff check, format check, and the import rules of docs/ARCHITECTURE.md (lint-imports)

@@ -16,15 +16,15 @@ network that fits the time: all-MiniLM-L6-v2 as shipped (a sentence encoder pret
 English) fine-tuned for movie-review sentiment (``data=movie_reviews``), 16 labelled sentences per class
 (seeds 0, 1, 2) or 1,000 per class (seed 0), every strategy at the transformer rate 1e-4 but the probe.
 
-Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW
-1e-3 (the text cells 1e-4), one for feature_extraction at lr 1e-2, the demo's probe rate, one of ``strategy=auto
-auto.mode=rule``, the advisor's rule, and one of ``strategy=auto auto.mode=race``, the race of its
-shortlist on the validation split, with the same seeds), then the script
+Every cell runs every strategy through the real CLI (one Hydra sweep per cell at AdamW 1e-3
+(the text cells 1e-4), one for feature_extraction at lr 1e-2, the demo's probe rate, one of
+``strategy=auto auto.mode=rule``, the advisor's rule, and one of ``strategy=auto auto.mode=race``, the
+race of its shortlist on the validation split, with the same seeds), then the script
 prints and writes (``study.md``, ``study.json``) mean test accuracy and spread (min-max over seeds)
 per cell and strategy, which strategy the four-regime rule recommends there, and what auto picked
 (rule and race), its accuracy, its gap to the best strategy of the cell and, for the race, its cost
-in runs (wall time of advice + race + final run over the final run's). Not run by CI; about 2-2.5
-hours on 2 CPU cores for every cell (the race adds up to one run per auto run; the text cells ~1 hour).
+in runs (wall time of advice + race + final run over the final run's). Not run by CI; about 3 hours
+on 2 CPU cores for every cell (the race adds up to one run per auto run; the text cells alone took 72 min).
 
 Usage: python -m bench.regime_study [--out outputs/study] [--seeds 0,1,2] [--much-epochs 3]
        [--cells imagenet_little,text_little,...] [--no-bnrecal]
