@@ -23,10 +23,11 @@ from ftcli.runs import trained_model
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok, kill_9_after_checkpoint, output, run_cli
+from helpers.installed import require_package
 from helpers.nets import make_net
 from helpers.shared_runs import TrainedSweep, shared_folder
 
-pytest.importorskip("peft")
+require_package("peft")
 # end-to-end: each test trains through the command line (make test-fast leaves them out)
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ import pytest
 
 from helpers.cli_inprocess import run_cli_inprocess
 from helpers.cli_runner import assert_ok
+from helpers.installed import require_package
 
-pytest.importorskip("transformers")
+require_package("transformers")
 
 
 @pytest.mark.slow

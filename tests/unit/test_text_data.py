@@ -15,8 +15,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-
 from ftcli.data.datamodule import EpochShuffle
 from ftcli.data.images.store import in_order
 from ftcli.data.sources import build_datamodule
@@ -28,7 +26,10 @@ from ftcli.data.text.tokenized import TokenizedTexts
 from ftcli.data.text.tokenizer import load_tokenizer, pad_id
 from ftcli.errors import ConfigError, DataError
 
+from helpers.installed import require_package
 from helpers.text_models import minilm_folder
+
+require_package("transformers")
 
 MINILM = str(minilm_folder())
 CLS, SEP = 101, 102  # MiniLM's (BERT's) special tokens

@@ -14,9 +14,10 @@ from ftcli.model import hf_models, text_blocks
 from ftcli.model.backbones import build_model, family_of, to_blocknet
 from ftcli.model.surgery import apply_recipe
 
+from helpers.installed import require_package
 from helpers.text_models import minilm_folder
 
-pytest.importorskip("transformers")
+require_package("transformers")
 
 MINILM = "hf/sentence-transformers/all-MiniLM-L6-v2"
 

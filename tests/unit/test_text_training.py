@@ -19,9 +19,10 @@ from ftcli.errors import ConfigError
 from ftcli.pipeline import plan_run
 
 from helpers.fitting import fit_config
+from helpers.installed import require_package
 from helpers.text_models import compose_text_train
 
-pytest.importorskip("transformers")
+require_package("transformers")
 
 POSITIVE = ["a wonderful film", "great acting", "i loved it", "brilliant and funny", "a joy", "superb"]
 NEGATIVE = ["a boring mess", "terrible acting", "i hated it", "dull and too long", "a waste", "awful"]
