@@ -320,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-bnrecal", action="store_true", help="skip the BN recalibration sweeps")
     args = parser.parse_args(argv)
     cells = None if args.cells is None else set(args.cells.split(","))
+    valid = [f"{similarity}_{size}" for similarity in SOURCES for size in ("little", "much")]
+    unknown = sorted((cells or set()) - set(valid))
+    if unknown:
+        parser.error(f"unknown cell(s) {', '.join(unknown)}; valid cells: {', '.join(valid)}")
     out = Path(args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()

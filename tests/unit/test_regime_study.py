@@ -64,3 +64,11 @@ def test_the_text_cells_train_at_the_transformer_rate_and_the_probe_at_its_own()
         lr = [o for o in job if o.startswith("optimizer.lr=")][-1]  # the last override wins
         probe = "strategy=feature_extraction" in job
         assert lr == f"optimizer.lr={regime_study.PROBE_LR if probe else regime_study.TEXT_LR}"
+
+
+def test_an_unknown_cell_is_refused_naming_the_valid_ones(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        regime_study.main(["--cells", "text_litle", "--out", str(tmp_path / "study")])
+    assert stopped.value.code == 2
+    assert "unknown cell(s) text_litle; valid cells: similar_little" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()  # refused before anything ran or was written
